@@ -1,0 +1,203 @@
+"""The abstract component interfaces that plugins implement.
+
+Every component class is built the same way: ``Component(config, context)``, where ``config`` is
+an instance of the component's attrs config class (validated from the recipe) and ``context`` is a
+:class:`BuildContext` describing the data and the code shape. The core knows nothing about any
+particular method; it only composes these interfaces.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import attrs
+import torch
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+
+@attrs.frozen(kw_only=True)
+class DataSpec:
+    """What the model needs to know about a dataset, without touching its files.
+
+    ``shape`` is one example's shape: ``(C, H, W)`` for images, ``(2,)`` for 2-D points.
+    ``value_range`` is the range examples are scaled to (the decoder's output should match it).
+    ``num_classes`` is set for integer class labels, ``attribute_names`` for binary attribute
+    vectors, ``factor_names``/``factor_sizes`` for datasets with known generative factors.
+    """
+
+    shape: tuple[int, ...]
+    value_range: tuple[float, float] = (-1.0, 1.0)
+    num_classes: int | None = None
+    attribute_names: tuple[str, ...] = ()
+    factor_names: tuple[str, ...] = ()
+    factor_sizes: tuple[int, ...] = ()
+
+    @property
+    def is_image(self) -> bool:
+        return len(self.shape) == 3
+
+
+@attrs.frozen(kw_only=True)
+class DataBundle:
+    """A dataset plugin's product: fixed splits plus their description.
+
+    Each split yields ``(x, y)``: ``x`` a float tensor of ``spec.shape`` scaled to
+    ``spec.value_range``; ``y`` an int64 class label, a float attribute vector, or an int64
+    factor vector, as ``spec`` says (``label_kind``).
+    A dataset whose examples come from known factors (dSprites) may also offer
+    ``render(factors) -> x`` on its bundle's ``generator`` object, for disentanglement metrics.
+    """
+
+    spec: DataSpec
+    train: Dataset
+    val: Dataset
+    test: Dataset
+    label_kind: str = "class"  # "class", "attributes", "factors" or "none"
+    generator: Any = None
+
+
+@attrs.frozen(kw_only=True)
+class BuildContext:
+    """What a component may need when it is built, besides its own config."""
+
+    data: DataSpec
+    code_shape: tuple[int, ...] = ()
+    build_discriminator: Callable[[int, bool], "Discriminator"] | None = None
+
+
+class Encoder(nn.Module, abc.ABC):
+    """f: maps a batch ``(B, *data.shape)`` to codes ``(B, *code_shape)``.
+
+    Subclasses set ``self.code_shape`` in ``__init__`` (for example ``(16, 4, 4)``): mixers
+    treat axis 1 of the codes as channels (feature maps) and the rest as positions.
+    """
+
+    code_shape: tuple[int, ...]
+
+    @abc.abstractmethod
+    def forward(self, x: Tensor) -> Tensor: ...
+
+
+class Decoder(nn.Module, abc.ABC):
+    """g: maps codes ``(B, *context.code_shape)`` back to data ``(B, *data.shape)``.
+
+    The output is in the data's value range (or logits when ``outputs_logits`` is True, for a
+    BCE reconstruction loss); ``to_data`` turns the raw output into data space.
+    """
+
+    outputs_logits: bool = False
+
+    @abc.abstractmethod
+    def forward(self, h: Tensor) -> Tensor: ...
+
+    def to_data(self, out: Tensor) -> Tensor:
+        return torch.sigmoid(out) if self.outputs_logits else out
+
+
+class Discriminator(nn.Module, abc.ABC):
+    """A critic's body: maps data ``(B, *data.shape)`` to features ``(B, out_features)``.
+
+    Regularizers put their own heads on top; ``spectral_norm`` is applied by the network.
+    """
+
+    out_features: int
+
+    @abc.abstractmethod
+    def forward(self, x: Tensor) -> Tensor: ...
+
+
+@attrs.frozen(kw_only=True)
+class MixResult:
+    """A mixer's output: the mixed codes and everything it drew to make them.
+
+    ``codes``: ``h_mix``, the shape of one source batch.
+    ``weights``: ``(B, k, C)``, the weight of each of the k sources for each feature map
+    (``C = codes.shape[1]``); it sums to 1 over k. Mixup's alpha, a Bernoulli mask and a one-hot
+    choice of source are all this tensor.
+    ``labels``: mixed labels (``y_mix``) when the mixer mixes labels too, else None.
+    ``extras``: anything else worth logging or drawing (for example ``p``, Bernoulli parameters).
+    ``loss``: a term the mixer adds to the autoencoder's loss (for example a mask prior), or None.
+    """
+
+    codes: Tensor
+    weights: Tensor
+    labels: Tensor | None = None
+    extras: Mapping[str, Tensor] = attrs.field(factory=dict)
+    loss: Tensor | None = None
+
+
+class Mixer(nn.Module, abc.ABC):
+    """Combines k batches of codes into one batch of mixes.
+
+    ``sources[0]`` is the batch itself and ``sources[1:]`` are its partners (the engine pairs
+    examples within the batch by random permutations). ``labels`` are given in the same order when
+    the mixer sets ``uses_labels``. A mixer may have trainable parameters: they are trained with
+    the autoencoder.
+    """
+
+    num_sources: int = 2
+    uses_labels: bool = False
+
+    @abc.abstractmethod
+    def forward(self, sources: Sequence[Tensor], labels: Sequence[Tensor] | None = None) -> MixResult: ...
+
+
+class Step:
+    """One minibatch as the regularizers see it; tensors are computed once and shared.
+
+    ``x``, ``y``: the batch and its labels. ``h``: codes. ``x_rec``: decoded reconstructions in
+    data space. ``mix``: the mixer's :class:`MixResult` or None. ``x_mix``: decoded mixes.
+    ``encoder``/``decoder``: the modules (for terms such as consistency that re-encode).
+    On a critic-only step every tensor is computed without gradients.
+    """
+
+    def __init__(
+        self,
+        *,
+        x: Tensor,
+        y: Tensor | None,
+        h: Tensor,
+        x_rec: Tensor,
+        mix: MixResult | None,
+        x_mix: Tensor | None,
+        encoder: Encoder,
+        decoder: Decoder,
+    ) -> None:
+        self.x, self.y, self.h, self.x_rec = x, y, h, x_rec
+        self.mix, self.x_mix = mix, x_mix
+        self.encoder, self.decoder = encoder, decoder
+
+
+class Regularizer(nn.Module, abc.ABC):
+    """Adds weighted terms to the autoencoder's loss, and may own a trainable critic.
+
+    ``autoencoder_loss`` returns named, already weighted terms that the engine adds to the
+    autoencoder's loss. A regularizer with a critic also implements ``critic_loss`` (named terms
+    whose sum the engine minimises with the critic's own optimizer, on detached inputs) and
+    ``critic_chance`` (the value each critic term takes for a critic that learns nothing, such as
+    ln 2 for a BCE term), so that logs can show whether the critic learns.
+    """
+
+    needs_mix: bool = False
+
+    @abc.abstractmethod
+    def autoencoder_loss(self, step: Step) -> dict[str, Tensor]: ...
+
+    def critic_loss(self, step: Step) -> dict[str, Tensor]:
+        return {}
+
+    def critic_chance(self) -> dict[str, float]:
+        return {}
+
+    def critic_parameters(self) -> Iterable[nn.Parameter]:
+        return ()
+
+
+class Metric(abc.ABC):
+    """Turns a trained run into numbers: ``evaluate`` returns a flat mapping of name to value."""
+
+    @abc.abstractmethod
+    def evaluate(self, run: Any) -> dict[str, float]: ...

@@ -1,0 +1,309 @@
+"""Recipes: YAML files that assemble an experiment from registered components.
+
+A recipe is read with ``yaml.safe_load`` only. Components are named by ``kind:`` and looked up in
+the registry (never by import path); each component's parameters are checked by its attrs config
+class. Every problem is collected and reported at once, each with its key path, the valid choices
+and a close-match suggestion.
+
+Inheritance: ``extends: base.yaml`` (a path relative to the recipe, or a list of them, applied in
+order) merges the recipe over its base with these rules:
+
+* mappings merge key by key, recursively;
+* lists and scalars replace the base's value whole (``regularizers`` is a list: restate it whole);
+* a component section whose ``kind`` differs from the base's replaces the base's section whole
+  (the other kind's parameters would not apply);
+* ``null`` removes a section (``mixer: null`` turns mixing off).
+
+Overrides ``--set a.b=value`` are applied after the merge; values are parsed as YAML; list items
+are addressed by index (``regularizers.0.weight=2``); a key that does not exist is an error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import attrs
+import yaml
+
+from mixframe.config import Problems, in_range, param, positive, structure, unstructure
+from mixframe.errors import MixframeError
+from mixframe.registry import Registry, get_registry, suggest
+
+SCHEMA_VERSION = 1
+
+
+class RecipeError(MixframeError):
+    """A recipe with problems; the message lists every one of them."""
+
+    def __init__(self, source: str, problems: Sequence[tuple[str, str]]) -> None:
+        self.source, self.problems = source, list(problems)
+        lines = [f"{path}: {msg}" for path, msg in self.problems]
+        count = f"{len(lines)} problem{'s' if len(lines) != 1 else ''}"
+        super().__init__(f"recipe {source} has {count}:\n  " + "\n  ".join(lines))
+
+
+@attrs.frozen(kw_only=True)
+class ReconstructionConfig:
+    loss: Literal["l1", "l2", "bce"] = param("l1", help="reconstruction loss: l1, l2 (mean squared error) or bce (decoder outputs logits)")
+    weight: float = param(1.0, help="lambda, the weight of the reconstruction loss", validator=in_range(0))
+
+
+@attrs.frozen(kw_only=True)
+class TrainConfig:
+    epochs: int = param(20, help="passes over the training split", validator=positive)
+    max_steps: int | None = param(None, help="stop after this many minibatches in all (for smoke tests)", validator=positive)
+    batch_size: int = param(64, help="examples per minibatch (per process under torchrun)", validator=positive)
+    lr: float = param(1e-4, help="Adam learning rate of the autoencoder (and mixer)", validator=positive)
+    critic_lr: float | None = param(None, help="Adam learning rate of critics; null means lr", validator=positive)
+    betas: tuple[float, float] = param((0.5, 0.99), help="Adam betas")
+    weight_decay: float = param(1e-5, help="Adam weight decay", validator=in_range(0))
+    update_g_every: int = param(1, help="update the autoencoder on one minibatch in this many; critics update on every one", validator=positive)
+    device: Literal["auto", "cpu", "cuda"] = param("auto", help="auto picks cuda when present")
+    amp: bool = param(False, help="mixed precision (bfloat16 autocast) on CUDA")
+    checkpoint_every: int = param(1, help="save a checkpoint every this many epochs (and at the end)", validator=positive)
+    grid_every: int = param(1, help="save an interpolation grid every this many epochs (and at the end)", validator=positive)
+    log_every: int = param(10, help="log scalars every this many minibatches", validator=positive)
+    num_workers: int = param(0, help="DataLoader worker processes", validator=in_range(0))
+    stall_epochs: int = param(3, help="warn when a critic's loss stays at its blind-guess value this many epochs", validator=positive)
+
+
+@attrs.frozen(kw_only=True)
+class ComponentSpec:
+    """A component section of a recipe: the registry kind, the chosen name and its checked config."""
+
+    kind: str
+    name: str
+    config: Any
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.name, **unstructure(self.config)}
+
+
+@attrs.frozen(kw_only=True)
+class Recipe:
+    schema: int
+    description: str
+    seed: int
+    data: ComponentSpec
+    encoder: ComponentSpec
+    decoder: ComponentSpec
+    discriminator: ComponentSpec | None
+    mixer: ComponentSpec | None
+    regularizers: tuple[ComponentSpec, ...]
+    metrics: tuple[ComponentSpec, ...]
+    reconstruction: ReconstructionConfig
+    train: TrainConfig
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved recipe: every default filled in; loading it gives this same recipe."""
+        out: dict[str, Any] = {"schema": self.schema, "description": self.description, "seed": self.seed}
+        for section in ("data", "encoder", "decoder", "discriminator", "mixer"):
+            spec = getattr(self, section)
+            out[section] = spec.to_dict() if spec is not None else None
+        out["regularizers"] = [r.to_dict() for r in self.regularizers]
+        out["metrics"] = [m.to_dict() for m in self.metrics]
+        out["reconstruction"] = unstructure(self.reconstruction)
+        out["train"] = unstructure(self.train)
+        return out
+
+    def to_yaml(self) -> str:
+        return dump_yaml(self.to_dict())
+
+
+# section name -> (registry kind, required)
+COMPONENT_SECTIONS = {
+    "data": ("dataset", True),
+    "encoder": ("encoder", True),
+    "decoder": ("decoder", True),
+    "discriminator": ("discriminator", False),
+    "mixer": ("mixer", False),
+}
+LIST_SECTIONS = {"regularizers": "regularizer", "metrics": "metric"}
+PLAIN_SECTIONS = {"reconstruction": ReconstructionConfig, "train": TrainConfig}
+SCALARS = {"schema", "description", "seed", "extends"}
+TOP_LEVEL = [*SCALARS, *COMPONENT_SECTIONS, *LIST_SECTIONS, *PLAIN_SECTIONS]
+
+
+def dump_yaml(data: Any) -> str:
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=100)
+
+
+def read_yaml(path: Path) -> Any:
+    """Parse one YAML file safely; a python tag or bad syntax becomes a RecipeError, nothing runs."""
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise RecipeError(str(path), [("(file)", f"cannot read: {err.strerror or err}")]) from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
+        problem = getattr(err, "problem", None) or str(err)
+        hint = " (recipes are plain data: python tags are refused)" if "python/" in str(err) else ""
+        raise RecipeError(str(path), [(where, f"{problem}{hint}")]) from None
+
+
+def merge(base: Any, over: Any) -> Any:
+    """Merge ``over`` onto ``base`` by the rules in the module docstring."""
+    if isinstance(base, dict) and isinstance(over, dict):
+        if over.get("kind", base.get("kind")) != base.get("kind"):
+            return dict(over)
+        out = dict(base)
+        for key, value in over.items():
+            out[key] = merge(base.get(key), value)
+        return out
+    return over
+
+
+def resolve_file(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The recipe at ``path`` merged over its ``extends`` chain (not yet checked)."""
+    path = Path(path)
+    if path.resolve() in _seen:
+        raise RecipeError(str(path), [("extends", "recipes extend each other in a cycle: " + " -> ".join(map(str, (*_seen, path))))])
+    raw = read_yaml(path)
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise RecipeError(str(path), [("(top level)", f"a recipe must be a mapping of sections ({', '.join(TOP_LEVEL)}), got {type(raw).__name__}")])
+    bases = raw.pop("extends", None)
+    if bases is None:
+        return raw
+    merged: dict[str, Any] = {}
+    for base in [bases] if isinstance(bases, str) else list(bases):
+        base_path = (path.parent / str(base)) if not Path(str(base)).is_absolute() else Path(str(base))
+        if not base_path.is_file():
+            raise RecipeError(str(path), [("extends", f"base recipe {base_path} does not exist")])
+        merged = merge(merged, resolve_file(base_path, (*_seen, path.resolve())))
+    return merge(merged, raw)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    if "=" not in text:
+        raise RecipeError("--set", [(text, "an override is written KEY.PATH=VALUE, for example mixer.alpha=0.4")])
+    key, value = text.split("=", 1)
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else None
+    except yaml.YAMLError as err:
+        raise RecipeError("--set", [(key, f"value {value!r} is not valid YAML: {err}")]) from None
+    return key.strip().split("."), parsed
+
+
+def apply_overrides(raw: dict[str, Any], overrides: Iterable[str], registry: Registry) -> dict[str, Any]:
+    """Apply ``--set`` overrides; a path that does not exist (or cannot exist) is an error."""
+    problems = Problems()
+    for text in overrides:
+        keys, value = parse_override(text)
+        node: Any = raw
+        for depth, key in enumerate(keys):
+            here = ".".join(keys[: depth + 1])
+            last = depth == len(keys) - 1
+            if isinstance(node, list):
+                if not key.lstrip("-").isdigit() or not -len(node) <= int(key) < len(node):
+                    problems.add(here, f"--set: {key!r} is not an index of this list of {len(node)} items")
+                    break
+                if last:
+                    node[int(key)] = value
+                else:
+                    node = node[int(key)]
+                continue
+            if not isinstance(node, dict):
+                problems.add(here, f"--set: {'.'.join(keys[:depth])} is not a section")
+                break
+            valid = _valid_keys(keys[:depth], node, registry)
+            if key not in node and key not in valid:
+                problems.add(here, f"--set: no such key; valid keys here: {', '.join(sorted(valid)) or '(none)'}{suggest(key, valid)}")
+                break
+            if last:
+                node[key] = value
+            else:
+                if node.get(key) is None:
+                    node[key] = {}
+                node = node[key]
+    if problems:
+        raise RecipeError("--set", problems.items)
+    return raw
+
+
+def _valid_keys(parents: list[str], node: dict[str, Any], registry: Registry) -> set[str]:
+    """The keys a mapping at this position may hold, for checking override paths."""
+    if not parents:
+        return set(TOP_LEVEL)
+    section = parents[0]
+    if len(parents) == 1 and section in PLAIN_SECTIONS:
+        return {f.name for f in attrs.fields(PLAIN_SECTIONS[section])}
+    kind = COMPONENT_SECTIONS.get(section, (LIST_SECTIONS.get(section),))[0]
+    if kind and "kind" in node:
+        try:
+            return {"kind", *(f.name for f in attrs.fields(registry.get(kind, node["kind"]).config))}
+        except MixframeError:
+            return {"kind"}
+    return {"kind"} if kind else set()
+
+
+def check(raw: Any, source: str = "recipe", registry: Registry | None = None) -> Recipe:
+    """A checked :class:`Recipe` from resolved data, or a RecipeError listing every problem."""
+    registry = registry or get_registry()
+    problems = Problems()
+    if not isinstance(raw, dict):
+        raise RecipeError(source, [("(top level)", "a recipe must be a mapping")])
+    for key in raw:
+        if key not in TOP_LEVEL:
+            problems.add(str(key), f"unknown section; valid sections: {', '.join(TOP_LEVEL)}{suggest(key, TOP_LEVEL)}")
+    schema = raw.get("schema")
+    if schema != SCHEMA_VERSION:
+        problems.add("schema", f"must be {SCHEMA_VERSION} (the recipe format this mixframe reads), got {schema!r}; add 'schema: {SCHEMA_VERSION}'")
+    seed = raw.get("seed", 0)
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        problems.add("seed", f"must be an integer, got {seed!r}")
+    description = raw.get("description", "")
+    if not isinstance(description, str):
+        problems.add("description", f"must be text, got {description!r}")
+
+    sections: dict[str, Any] = {}
+    for section, (kind, required) in COMPONENT_SECTIONS.items():
+        value = raw.get(section)
+        if value is None:
+            if required:
+                problems.add(section, f"is required: a mapping with 'kind: NAME'; choices: {', '.join(registry.names(kind))}")
+            sections[section] = None
+            continue
+        sections[section] = _component(kind, value, section, problems, registry)
+    for section, kind in LIST_SECTIONS.items():
+        value = raw.get(section) or []
+        if not isinstance(value, list):
+            problems.add(section, f"must be a list of mappings with 'kind: NAME', got {value!r}")
+            value = []
+        sections[section] = tuple(_component(kind, item, f"{section}[{i}]", problems, registry) for i, item in enumerate(value))
+    for section, cls in PLAIN_SECTIONS.items():
+        sections[section] = structure(cls, raw.get(section), section, problems)
+    if problems:
+        raise RecipeError(source, problems.items)
+    return Recipe(schema=SCHEMA_VERSION, description=description, seed=seed, **sections)
+
+
+def _component(kind: str, value: Any, path: str, problems: Problems, registry: Registry) -> ComponentSpec | None:
+    if not isinstance(value, dict):
+        problems.add(path, f"must be a mapping with 'kind: NAME' (choices: {', '.join(registry.names(kind))}), got {value!r}")
+        return None
+    name = value.get("kind")
+    if name is None:
+        problems.add(f"{path}.kind", f"is required; choices: {', '.join(registry.names(kind))}")
+        return None
+    try:
+        comp = registry.get(kind, name)
+    except MixframeError as err:
+        problems.add(f"{path}.kind", str(err))
+        return None
+    config = structure(comp.config, {k: v for k, v in value.items() if k != "kind"}, path, problems)
+    return None if config is None else ComponentSpec(kind=kind, name=name, config=config)
+
+
+def load_recipe(path: str | Path, overrides: Sequence[str] = (), registry: Registry | None = None) -> Recipe:
+    """Read, merge, override and check the recipe at ``path``."""
+    registry = registry or get_registry()
+    raw = resolve_file(Path(path))
+    raw = apply_overrides(raw, overrides, registry)
+    return check(raw, str(path), registry)
