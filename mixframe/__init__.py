@@ -19,6 +19,7 @@ from mixframe.interfaces import (
     MixResult,
     Regularizer,
     Step,
+    TrainedRun,
 )
 from mixframe.registry_types import Component
 
@@ -26,5 +27,5 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BuildContext", "Component", "DataBundle", "DataSpec", "Decoder", "Discriminator", "Encoder", "Metric",
-    "Mixer", "MixResult", "MixframeError", "Regularizer", "Step", "hookimpl", "in_range", "param", "positive",
+    "Mixer", "MixResult", "MixframeError", "Regularizer", "Step", "TrainedRun", "hookimpl", "in_range", "param", "positive",
 ]

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
 
 import attrs
 import torch
@@ -65,7 +68,9 @@ class BuildContext:
 
     data: DataSpec
     code_shape: tuple[int, ...] = ()
-    build_discriminator: Callable[[int, bool], "Discriminator"] | None = None
+    build_discriminator: Callable[[], "Discriminator"] | None = None
+    """Builds a fresh critic body from the recipe's ``discriminator`` section (raises a
+    MixframeError naming the missing section when the recipe has none)."""
 
 
 class Encoder(nn.Module, abc.ABC):
@@ -196,8 +201,33 @@ class Regularizer(nn.Module, abc.ABC):
         return ()
 
 
+class TrainedRun(Protocol):
+    """What a metric sees of a trained run (``mixframe.runs.TrainedRun`` implements it).
+
+    ``encode``/``decode`` work in eval mode without gradients, batch by batch, on ``device``;
+    ``decode`` returns data space. ``codes(split)`` gives the flattened codes ``(N, D)`` and
+    labels ``(N, ...)`` of a whole split as numpy arrays. ``seed`` is the recipe's seed.
+    """
+
+    recipe: Any
+    data: DataBundle
+    encoder: Encoder
+    decoder: Decoder
+    mixer: Mixer | None
+    device: torch.device
+    dir: Path
+    seed: int
+
+    def encode(self, x: Tensor) -> Tensor: ...
+
+    def decode(self, h: Tensor) -> Tensor: ...
+
+    def codes(self, split: str) -> tuple[np.ndarray, np.ndarray]: ...
+
+
 class Metric(abc.ABC):
-    """Turns a trained run into numbers: ``evaluate`` returns a flat mapping of name to value."""
+    """Turns a trained run into numbers. Built as ``Metric(config, context)``; ``evaluate``
+    returns a flat mapping of name to value (higher or lower is better as its name says)."""
 
     @abc.abstractmethod
-    def evaluate(self, run: Any) -> dict[str, float]: ...
+    def evaluate(self, run: TrainedRun) -> dict[str, float]: ...
