@@ -1,0 +1,103 @@
+"""Assemble the components a recipe names into one module, and compute one minibatch's tensors."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from mixframe.errors import MixframeError
+from mixframe.interfaces import BuildContext, DataBundle, Discriminator, Mixer, Regularizer, Step
+from mixframe.recipe import Recipe
+from mixframe.registry import Registry, get_registry
+
+
+def build_data(recipe: Recipe, registry: Registry | None = None) -> DataBundle:
+    """The dataset the recipe names (its files are read here, so errors name the folder)."""
+    registry = registry or get_registry()
+    return registry.get("dataset", recipe.data.name).implementation(recipe.data.config)
+
+
+class Model(nn.Module):
+    """Encoder, decoder, optional mixer and regularizers, built from a recipe with its seed."""
+
+    def __init__(self, recipe: Recipe, data: DataBundle, registry: Registry | None = None) -> None:
+        super().__init__()
+        registry = registry or get_registry()
+        self.recipe, self.spec = recipe, data.spec
+        torch.manual_seed(recipe.seed)
+        base = BuildContext(data=data.spec)
+        self.encoder = registry.get("encoder", recipe.encoder.name).implementation(recipe.encoder.config, base)
+        context = BuildContext(data=data.spec, code_shape=tuple(self.encoder.code_shape), build_discriminator=self._discriminator_builder(registry))
+        self.decoder = registry.get("decoder", recipe.decoder.name).implementation(recipe.decoder.config, context)
+        self.mixer: Mixer | None = None
+        if recipe.mixer is not None:
+            self.mixer = registry.get("mixer", recipe.mixer.name).implementation(recipe.mixer.config, context)
+        self.regularizers = nn.ModuleList(
+            registry.get("regularizer", spec.name).implementation(spec.config, context) for spec in recipe.regularizers
+        )
+        self.regularizer_names = [spec.name for spec in recipe.regularizers]
+        self.needs_mix = any(getattr(r, "needs_mix", False) for r in self.regularizers)
+        if self.needs_mix and (self.mixer is None or self.mixer.num_sources < 2):
+            needing = [n for n, r in zip(self.regularizer_names, self.regularizers) if r.needs_mix]
+            raise MixframeError(f"regularizer(s) {', '.join(needing)} judge decoded mixes, but the recipe has no mixer that mixes; "
+                                "add a 'mixer:' section (for example {kind: mixup}) or remove 'mix' from the regularizer")
+        self._check_reconstruction()
+
+    def _discriminator_builder(self, registry: Registry):  # noqa: ANN202 - a closure
+        recipe = self.recipe
+
+        def build() -> Discriminator:
+            if recipe.discriminator is None:
+                raise MixframeError("a regularizer needs a critic network, but the recipe has no 'discriminator:' section; "
+                                    f"add one, for example {{kind: {recipe.encoder.name}}} (choices: {', '.join(registry.names('discriminator'))})")
+            comp = registry.get("discriminator", recipe.discriminator.name)
+            return comp.implementation(recipe.discriminator.config, BuildContext(data=self.spec, code_shape=tuple(self.encoder.code_shape)))
+
+        return build
+
+    def _check_reconstruction(self) -> None:
+        loss = self.recipe.reconstruction.loss
+        if (loss == "bce") != bool(self.decoder.outputs_logits):
+            want = "logits" if loss == "bce" else "a linear output"
+            raise MixframeError(f"reconstruction.loss is {loss!r} but the decoder {self.recipe.decoder.name!r} "
+                                f"{'does not output logits' if loss == 'bce' else 'outputs logits'}; set the decoder to {want} "
+                                "(decoder.output) or choose another reconstruction.loss")
+        if loss == "bce" and tuple(self.spec.value_range) != (0.0, 1.0):
+            raise MixframeError("reconstruction.loss 'bce' needs data in [0, 1]; set data.scale: unit")
+
+    def critics(self) -> list[tuple[str, Regularizer]]:
+        return [(f"{i}_{n}", r) for i, (n, r) in enumerate(zip(self.regularizer_names, self.regularizers)) if list(r.critic_parameters())]
+
+    def autoencoder_parameters(self) -> list[nn.Parameter]:
+        critic_ids = {id(p) for _, r in self.critics() for p in r.critic_parameters()}
+        params = [*self.encoder.parameters(), *self.decoder.parameters()]
+        if self.mixer is not None:
+            params += list(self.mixer.parameters())
+        params += [p for r in self.regularizers for p in r.parameters() if id(p) not in critic_ids]
+        return params
+
+    def forward_step(self, x: Tensor, y: Tensor | None, *, with_mix: bool) -> tuple[Step, Tensor]:
+        """The shared tensors of one minibatch, and the decoder's raw output (for the loss)."""
+        h = self.encoder(x)
+        out = self.decoder(h)
+        x_rec = self.decoder.to_data(out)
+        mix = x_mix = None
+        if with_mix and self.mixer is not None and self.mixer.num_sources > 1:
+            perms = [torch.randperm(x.shape[0], device=x.device) for _ in range(self.mixer.num_sources - 1)]
+            sources = [h, *(h[p] for p in perms)]
+            labels = [y, *(y[p] for p in perms)] if self.mixer.uses_labels and y is not None else None
+            mix = self.mixer(sources, labels)
+            x_mix = self.decoder.to_data(self.decoder(mix.codes))
+        step = Step(x=x, y=y, h=h, x_rec=x_rec, mix=mix, x_mix=x_mix, encoder=self.encoder, decoder=self.decoder)
+        return step, out
+
+    def reconstruction_loss(self, out: Tensor, x: Tensor) -> Tensor:
+        kind = self.recipe.reconstruction.loss
+        if kind == "l1":
+            loss = F.l1_loss(out, x)
+        elif kind == "l2":
+            loss = F.mse_loss(out, x)
+        else:
+            loss = F.binary_cross_entropy_with_logits(out, x)
+        return self.recipe.reconstruction.weight * loss

@@ -1,0 +1,125 @@
+"""Pictures: interpolation grids, 2-D mix scatter plots, loss curves."""
+
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from mixframe.interfaces import DataBundle, DataSpec
+
+
+def to_unit(x: Tensor, spec: DataSpec) -> Tensor:
+    """Data scaled from ``spec.value_range`` to [0, 1], for saving as an image."""
+    low, high = spec.value_range
+    return ((x - low) / (high - low)).clamp(0, 1)
+
+
+def first_pairs(data: DataBundle, pairs: int, split: str = "val") -> tuple[Tensor, Tensor]:
+    """``pairs`` fixed pairs from a split: examples 0..n-1 against n..2n-1 (the same every call)."""
+    dataset = getattr(data, split)
+    n = min(pairs, len(dataset) // 2)
+    xs = torch.stack([dataset[i][0] for i in range(2 * n)])
+    return xs[:n], xs[n:]
+
+
+@torch.no_grad()
+def latent_interpolations(encoder, decoder, x1: Tensor, x2: Tensor, steps: int) -> Tensor:  # noqa: ANN001
+    """``(pairs, steps, *shape)``: decoded linear interpolations from f(x1) (first) to f(x2) (last)."""
+    h1, h2 = encoder(x1), encoder(x2)
+    alphas = torch.linspace(0, 1, steps, device=h1.device)
+    rows = [decoder.to_data(decoder((1 - a) * h1 + a * h2)) for a in alphas]
+    return torch.stack(rows, dim=1)
+
+
+def save_rows(rows: list[Tensor], spec: DataSpec, path: Path) -> None:
+    """Save rows of images (each ``(n, C, H, W)``) as one grid picture."""
+    from torchvision.utils import save_image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ncol = rows[0].shape[0]
+    save_image(to_unit(torch.cat(rows).cpu().float(), spec), path, nrow=ncol, padding=1, pad_value=1.0)
+
+
+@torch.no_grad()
+def save_training_grid(model, data: DataBundle, path: Path, device: torch.device, pairs: int = 8, steps: int = 8) -> None:  # noqa: ANN001
+    """The picture saved during training: image interpolations, or mixes over real points for 2-D data."""
+    model.eval()
+    x1, x2 = (t.to(device) for t in first_pairs(data, pairs))
+    if data.spec.is_image:
+        inner = latent_interpolations(model.encoder, model.decoder, x1, x2, steps)
+        rows = [torch.cat([a[None], row, b[None]]) for a, row, b in zip(x1, inner, x2)]
+        save_rows(rows, data.spec, path)
+    else:
+        save_mix_scatter(model.encoder, model.decoder, data, path, device)
+
+
+@torch.no_grad()
+def save_mix_scatter(encoder, decoder, data: DataBundle, path: Path, device: torch.device, n: int = 1000, title: str = "") -> None:  # noqa: ANN001
+    """Decoded random mixes (orange) over real samples (blue), as in the paper's Figure 12."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = torch.stack([data.test[i][0] for i in range(min(n, len(data.test)))]).to(device)
+    gen = torch.Generator().manual_seed(0)
+    perm = torch.randperm(len(x), generator=gen).to(device)
+    alpha = torch.rand(len(x), 1, generator=gen).to(device)
+    h = encoder(x)
+    mixes = decoder.to_data(decoder(alpha * h + (1 - alpha) * h[perm])).cpu()
+    fig, ax = plt.subplots(figsize=(4, 4))
+    ax.scatter(*x.cpu().T[:2], s=3, c="tab:blue", label="real")
+    ax.scatter(*mixes.T[:2], s=3, c="tab:orange", label="decoded mixes")
+    ax.set_aspect("equal")
+    ax.legend(loc="upper right", fontsize=7, markerscale=3)
+    if title:
+        ax.set_title(title, fontsize=9)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def read_epoch_curves(csv_path: Path) -> dict[str, list[tuple[int, float]]]:
+    """Per-epoch means from a run's metrics.csv: name -> [(epoch, value)]."""
+    curves: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    with csv_path.open(newline="") as f:
+        for row in csv.DictReader(f):
+            if row["name"].startswith("epoch/"):
+                curves[row["name"].removeprefix("epoch/")].append((int(row["epoch"]), float(row["value"])))
+    return dict(curves)
+
+
+def plot_loss_curves(csv_path: Path, out: Path) -> None:
+    """Reconstruction, the other autoencoder terms, and each critic's terms beside their blind-guess level."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves = read_epoch_curves(csv_path)
+    critic = {k: v for k, v in curves.items() if k.startswith("critic/") and not k.endswith("_chance")}
+    panels = [("reconstruction", {k: v for k, v in curves.items() if k == "ae/reconstruction"}),
+              ("autoencoder terms", {k: v for k, v in curves.items() if k.startswith("ae/") and k not in ("ae/reconstruction", "ae/total")}),
+              ("critic terms (dashed: blind guess)", critic)]
+    panels = [p for p in panels if p[1]]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.4), squeeze=False)
+    for ax, (title, series) in zip(axes[0], panels):
+        for i, (name, points) in enumerate(sorted(series.items())):
+            epochs, values = zip(*points)
+            color = f"C{i % 10}"
+            ax.plot(epochs, values, label=name.split("/", 1)[1], color=color)
+            chance = curves.get(f"{name}_chance")
+            if chance:
+                ax.axhline(chance[-1][1], color=color, linestyle="--", linewidth=0.8)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("epoch")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
