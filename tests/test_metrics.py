@@ -1,0 +1,185 @@
+"""Known-answer tests of the built-in metrics, on tiny arrays and a fake trained run."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import Tensor
+from torch.utils.data import TensorDataset
+
+from mixframe import DataBundle, DataSpec, MixframeError
+from mixframe_plugins.metrics import clustering, probe, reconstruction
+from mixframe_plugins.metrics._nets import load
+
+
+class FakeRun:
+    """A TrainedRun over tiny in-memory splits, with given encode/decode functions (identity by default)."""
+
+    def __init__(self, data: DataBundle, encode: Callable[[Tensor], Tensor] | None = None,
+                 decode: Callable[[Tensor], Tensor] | None = None, seed: int = 0) -> None:
+        self.recipe = None
+        self.data = data
+        self.encoder = None
+        self.decoder = None
+        self.mixer = None
+        self.device = torch.device("cpu")
+        self.dir = Path(".")
+        self.seed = seed
+        self._encode = encode or (lambda x: x.clone())
+        self._decode = decode or (lambda h: h.clone())
+
+    @torch.no_grad()
+    def encode(self, x: Tensor) -> Tensor:
+        return self._encode(x)
+
+    @torch.no_grad()
+    def decode(self, h: Tensor) -> Tensor:
+        return self._decode(h)
+
+    def codes(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        x, y = load(getattr(self.data, split))
+        h = self.encode(x)
+        return h.reshape(len(h), -1).numpy(), y.numpy()
+
+
+def bundle(splits: dict[str, tuple[Tensor, Tensor]], spec: DataSpec, label_kind: str = "class", generator: object = None) -> DataBundle:
+    return DataBundle(spec=spec, train=TensorDataset(*splits["train"]), val=TensorDataset(*splits["val"]),
+                      test=TensorDataset(*splits["test"]), label_kind=label_kind, generator=generator)
+
+
+def onehot_codes(labels: np.ndarray, k: int, rng: np.random.Generator, noise: float = 0.3, dims: int = 10) -> np.ndarray:
+    codes = rng.normal(0, noise, size=(len(labels), dims))
+    codes[np.arange(len(labels)), labels] += 3.0
+    return codes
+
+
+def class_bundle(n: int = 60, k: int = 3, dims: int = 6, seed: int = 0, separated: bool = True, label_kind: str = "class") -> DataBundle:
+    """Flat class data: one-hot-plus-noise (separated) or pure noise, 2n/n/n examples."""
+    rng = np.random.default_rng(seed)
+    splits = {}
+    for name, size in (("train", 2 * n), ("val", n), ("test", n)):
+        y = rng.integers(0, k, size=size)
+        x = onehot_codes(y, k, rng, dims=dims) if separated else rng.normal(size=(size, dims))
+        splits[name] = (torch.tensor(x, dtype=torch.float32), torch.tensor(y))
+    return bundle(splits, DataSpec(shape=(dims,), num_classes=k), label_kind=label_kind)
+
+
+# ---------------------------------------------------------------- probe
+
+
+def test_probe_reads_onehot_codes_perfectly() -> None:
+    rng = np.random.default_rng(0)
+    splits = []
+    for size in (200, 100, 100):
+        y = rng.integers(0, 5, size=size)
+        splits.append((onehot_codes(y, 5, rng), y))
+    acc, c = probe.fit_probe(*splits, c_grid=(0.01, 1.0))
+    assert acc >= 0.98
+    assert c in (0.01, 1.0)
+
+
+def test_probe_on_codes_independent_of_labels_is_near_chance() -> None:
+    rng = np.random.default_rng(1)
+    splits = [(rng.normal(size=(size, 20)), rng.integers(0, 5, size=size)) for size in (300, 200, 600)]
+    acc, _ = probe.fit_probe(*splits, c_grid=(0.01, 1.0))
+    assert abs(acc - 0.2) < 0.08
+
+
+def test_draw_per_class_takes_n_of_each_class_or_all_of_a_small_one() -> None:
+    labels = np.array([0] * 10 + [1] * 10 + [2] * 2)
+    idx = probe.draw_per_class(labels, 3, np.random.default_rng(0))
+    assert np.bincount(labels[idx]).tolist() == [3, 3, 2]
+    assert len(set(idx.tolist())) == len(idx)
+
+
+def test_probe_metric_reports_every_key_and_is_reproducible() -> None:
+    config = probe.ProbeConfig(c_grid=(0.1, 1.0), few_labels=(2, 5), repeats=2)
+    run = FakeRun(class_bundle())
+    first = probe.ProbeMetric(config, None).evaluate(run)  # type: ignore[arg-type]
+    assert set(first) == {"probe_acc", "probe_c", "probe_acc_2", "probe_acc_2_std", "probe_acc_5", "probe_acc_5_std"}
+    assert first["probe_acc"] >= 0.95
+    assert first == probe.ProbeMetric(config, None).evaluate(run)  # type: ignore[arg-type]
+
+
+def test_probe_refuses_data_without_class_labels() -> None:
+    run = FakeRun(class_bundle(label_kind="factors"))
+    with pytest.raises(MixframeError, match="probe.*class labels"):
+        probe.ProbeMetric(probe.ProbeConfig(), None).evaluate(run)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- clustering
+
+
+def test_cluster_accuracy_ignores_cluster_names() -> None:
+    labels = np.array([0, 0, 1, 1, 2, 2, 2])
+    permuted = np.array([2, 0, 1])[labels]
+    assert clustering.cluster_accuracy(permuted, labels) == 1.0
+    assert clustering.cluster_accuracy(np.array([0, 0, 1, 1]), np.array([1, 1, 1, 0])) == 0.75
+
+
+def test_whitening_gives_identity_covariance_and_drops_null_directions() -> None:
+    rng = np.random.default_rng(0)
+    codes = rng.normal(size=(500, 3)) @ np.array([[3.0, 1.0, 0.0, 0.0], [0.0, 0.5, 2.0, 0.0], [0.0, 0.0, 1.0, 0.0]])
+    mean, proj = clustering.fit_whitening(codes)
+    white = (codes - mean) @ proj
+    assert white.shape == (500, 3)  # the fourth (constant) direction is dropped
+    np.testing.assert_allclose(np.cov(white, rowvar=False), np.eye(3), atol=1e-8)
+
+
+def test_clustering_separated_blobs_scores_one_and_noise_near_chance() -> None:
+    rng = np.random.default_rng(0)
+    centres = rng.normal(0, 10, size=(4, 5))
+    train_y, test_y = rng.integers(0, 4, 200), rng.integers(0, 4, 200)
+    train, test = centres[train_y] + rng.normal(size=(200, 5)), centres[test_y] + rng.normal(size=(200, 5))
+    assert clustering.clustering_accuracy(train, test, test_y, 4, n_init=4) == 1.0
+    noise = clustering.clustering_accuracy(rng.normal(size=(200, 5)), rng.normal(size=(400, 5)), rng.integers(0, 4, 400), 4, n_init=4)
+    assert noise < 0.4
+
+
+def test_clustering_metric_on_a_fake_run() -> None:
+    config = clustering.ClusteringConfig(n_init=3, max_train=100)
+    run = FakeRun(class_bundle())
+    result = clustering.ClusteringMetric(config, None).evaluate(run)  # type: ignore[arg-type]
+    assert set(result) == {"cluster_acc"}
+    assert result["cluster_acc"] >= 0.95
+    assert result == clustering.ClusteringMetric(config, None).evaluate(run)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- reconstruction
+
+
+def test_perfect_reconstruction_has_zero_error_and_unit_ssim() -> None:
+    x = torch.rand(4, 1, 8, 8) * 2 - 1
+    scores = reconstruction.reconstruction_scores([(x, x.clone())], (-1.0, 1.0))
+    assert scores["rec_mse"] == 0.0
+    assert scores["rec_psnr"] == reconstruction.PSNR_CAP_DB
+    assert scores["rec_ssim"] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_offset_reconstruction_has_known_mse_and_psnr() -> None:
+    x = torch.rand(6, 3, 10, 10) * 1.6 - 0.8
+    batches = [(x[:4], x[:4] + 0.1), (x[4:], x[4:] - 0.1)]  # two batches, summed correctly
+    scores = reconstruction.reconstruction_scores(batches, (-1.0, 1.0))
+    assert scores["rec_mse"] == pytest.approx(0.01, rel=1e-4)
+    assert scores["rec_psnr"] == pytest.approx(10 * math.log10(4 / 0.01), rel=1e-4)
+    assert 0.0 < scores["rec_ssim"] < 1.0
+
+
+def test_reconstruction_of_points_has_no_ssim() -> None:
+    x = torch.randn(5, 2)
+    scores = reconstruction.reconstruction_scores([(x, x + 0.5)], (-1.0, 1.0))
+    assert set(scores) == {"rec_mse", "rec_psnr"}
+    assert scores["rec_mse"] == pytest.approx(0.25)
+
+
+def test_reconstruction_metric_decodes_the_test_split() -> None:
+    data = class_bundle(n=10)
+    run = FakeRun(data, decode=lambda h: h * 0.0)
+    result = reconstruction.ReconstructionMetric(reconstruction.ReconstructionConfig(batch_size=4), None).evaluate(run)  # type: ignore[arg-type]
+    x, _ = load(data.test)
+    assert result["rec_mse"] == pytest.approx(float((x ** 2).mean()), rel=1e-5)
