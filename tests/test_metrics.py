@@ -13,7 +13,7 @@ from torch import Tensor
 from torch.utils.data import TensorDataset
 
 from mixframe import DataBundle, DataSpec, MixframeError
-from mixframe_plugins.metrics import clustering, probe, reconstruction
+from mixframe_plugins.metrics import clustering, disentanglement, probe, reconstruction
 from mixframe_plugins.metrics._nets import load
 
 
@@ -183,3 +183,82 @@ def test_reconstruction_metric_decodes_the_test_split() -> None:
     result = reconstruction.ReconstructionMetric(reconstruction.ReconstructionConfig(batch_size=4), None).evaluate(run)  # type: ignore[arg-type]
     x, _ = load(data.test)
     assert result["rec_mse"] == pytest.approx(float((x ** 2).mean()), rel=1e-5)
+
+
+# ---------------------------------------------------------------- disentanglement
+
+DSPRITES_SIZES = (3, 6, 40, 32, 32)
+
+
+def sample_factors(n: int, generator: torch.Generator) -> Tensor:
+    return torch.stack([torch.randint(0, size, (n,), generator=generator) for size in DSPRITES_SIZES], dim=1)
+
+
+def disentangled(factors: Tensor) -> np.ndarray:
+    """A perfect code: one dimension per factor, plus a little noise, plus a dead (constant) dimension."""
+    noise = np.random.default_rng(int(factors.sum())).normal(0, 1e-3, size=factors.shape)
+    return np.concatenate([factors.numpy() + noise, np.zeros((len(factors), 1))], axis=1)
+
+
+def random_code(factors: Tensor) -> np.ndarray:
+    return np.random.default_rng(int(factors.sum())).normal(size=(len(factors), 6))
+
+
+def test_factorvae_and_betavae_score_one_on_a_disentangled_code() -> None:
+    rng = np.random.default_rng(0)
+    fv = disentanglement.factorvae_score(disentangled, sample_factors, DSPRITES_SIZES, n_global=500, L=20, train_votes=100,
+                                         test_votes=100, rng=rng)
+    assert fv == {"factorvae": 1.0, "factorvae_active_dims": 5.0}  # all five factors, the dead dimension ignored
+    bv = disentanglement.betavae_score(disentangled, sample_factors, DSPRITES_SIZES, L=16, train_points=100, test_points=100, rng=rng)
+    assert bv == 1.0
+
+
+def test_disentanglement_of_a_code_independent_of_the_factors_is_near_chance() -> None:
+    rng = np.random.default_rng(0)
+    fv = disentanglement.factorvae_score(random_code, sample_factors, DSPRITES_SIZES, n_global=500, L=20, train_votes=300,
+                                         test_votes=300, rng=rng)
+    assert abs(fv["factorvae"] - 0.2) < 0.1
+    bv = disentanglement.betavae_score(random_code, sample_factors, DSPRITES_SIZES, L=8, train_points=200, test_points=300, rng=rng)
+    assert abs(bv - 0.2) < 0.1
+
+
+def test_a_code_missing_one_factor_cannot_reach_one() -> None:
+    def four_of_five(factors: Tensor) -> np.ndarray:
+        code = disentangled(factors)
+        code[:, 4] = np.random.default_rng(int(factors.sum()) + 1).normal(size=len(factors))  # posY not encoded
+        return code
+
+    fv = disentanglement.factorvae_score(four_of_five, sample_factors, DSPRITES_SIZES, n_global=500, L=20, train_votes=200,
+                                         test_votes=200, rng=np.random.default_rng(0))
+    assert 0.6 < fv["factorvae"] < 0.95
+
+
+class FactorGenerator:
+    """A fake dSprites generator: a 'rendering' is the factor vector as a float image row."""
+
+    def sample_factors(self, n: int, generator: torch.Generator) -> Tensor:
+        return sample_factors(n, generator)
+
+    def render(self, factors: Tensor) -> Tensor:
+        return factors.float().view(len(factors), 1, 1, -1)
+
+
+def factor_bundle(generator: object) -> DataBundle:
+    f = sample_factors(8, torch.Generator().manual_seed(0))
+    split = (f.float().view(8, 1, 1, 5), f)
+    spec = DataSpec(shape=(1, 1, 5), value_range=(0.0, 40.0), factor_names=("shape", "scale", "orientation", "posX", "posY"),
+                    factor_sizes=DSPRITES_SIZES)
+    return bundle({"train": split, "val": split, "test": split}, spec, label_kind="factors", generator=generator)
+
+
+def test_disentanglement_metric_renders_and_encodes_through_the_run() -> None:
+    config = disentanglement.DisentanglementConfig(n_global=300, factorvae_L=16, factorvae_train_votes=60, factorvae_test_votes=60,
+                                                   betavae_L=8, betavae_train_points=60, betavae_test_points=60)
+    run = FakeRun(factor_bundle(FactorGenerator()), encode=lambda x: x + 1e-3 * torch.randn(x.shape))
+    result = disentanglement.DisentanglementMetric(config, None).evaluate(run)  # type: ignore[arg-type]
+    assert result["factorvae"] == 1.0 and result["betavae"] == 1.0
+
+
+def test_disentanglement_metric_refuses_data_without_factors() -> None:
+    with pytest.raises(MixframeError, match="known generative factors"):
+        disentanglement.DisentanglementMetric(disentanglement.DisentanglementConfig(), None).evaluate(FakeRun(class_bundle()))  # type: ignore[arg-type]
