@@ -13,7 +13,7 @@ from torch import Tensor
 from torch.utils.data import TensorDataset
 
 from mixframe import DataBundle, DataSpec, MixframeError
-from mixframe_plugins.metrics import clustering, disentanglement, probe, reconstruction
+from mixframe_plugins.metrics import clustering, disentanglement, lines_benchmark, probe, reconstruction
 from mixframe_plugins.metrics._nets import load
 
 
@@ -262,3 +262,77 @@ def test_disentanglement_metric_renders_and_encodes_through_the_run() -> None:
 def test_disentanglement_metric_refuses_data_without_factors() -> None:
     with pytest.raises(MixframeError, match="known generative factors"):
         disentanglement.DisentanglementMetric(disentanglement.DisentanglementConfig(), None).evaluate(FakeRun(class_bundle()))  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- lines
+
+
+def test_smoothness_of_known_paths() -> None:
+    even = np.linspace(0.3, 1.8, 16)
+    jump = np.r_[np.full(8, 0.3), np.full(8, 1.8)]
+    around = np.deg2rad(np.linspace(350, 380, 16)) % (2 * np.pi)  # crosses 0: unwrapped, still even
+    back = np.r_[np.linspace(0.3, 2.0, 10), np.linspace(2.0, 1.8, 6)]
+    scores = lines_benchmark.smoothness(np.stack([even, jump, around, np.full(16, 1.0)]))
+    np.testing.assert_allclose(scores[:3], [0.0, 1 - 1 / 15, 0.0], atol=1e-9)
+    assert np.isnan(scores[3])
+    assert lines_benchmark.smoothness(back[None])[0] > 0.0
+
+
+def test_interpolate_includes_both_ends() -> None:
+    h1, h2 = torch.zeros(2, 3, 1, 1), torch.ones(2, 3, 1, 1)
+    path = lines_benchmark.interpolate(h1, h2, 5).view(2, 5, 3)
+    np.testing.assert_allclose(path[1, :, 0].numpy(), [0, 0.25, 0.5, 0.75, 1.0])
+
+
+class LineGenerator:
+    """A fake lines dataset: 16x16 images in [-1, 1] of a soft segment from the centre at an angle."""
+
+    size = 16
+
+    def __init__(self) -> None:
+        self.grid = torch.linspace(0, 2 * math.pi, 720 + 1)[:-1]
+        self.reference = self.render(self.grid).flatten(1)
+
+    def render(self, angles: Tensor) -> Tensor:
+        c = (self.size - 1) / 2
+        ys, xs = torch.meshgrid(torch.arange(self.size) - c, torch.arange(self.size) - c, indexing="ij")
+        px, py = xs.flatten()[None], ys.flatten()[None]
+        dx, dy = torch.cos(angles)[:, None], torch.sin(angles)[:, None]
+        along = (px * dx + py * dy).clamp(0, c)  # projection onto the segment
+        dist2 = (px - along * dx) ** 2 + (py - along * dy) ** 2
+        return (2 * torch.exp(-dist2 / 0.5) - 1).view(-1, 1, self.size, self.size)
+
+    def angle_of(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        flat = ((images.flatten(1) + 1) / 2)
+        ref = (self.reference + 1) / 2
+        cosine = 1 - (flat @ ref.T) / (flat.norm(dim=1, keepdim=True) * ref.norm(dim=1)[None] + 1e-12)
+        distance, index = cosine.min(dim=1)
+        return self.grid[index], distance
+
+
+def lines_run(perfect: bool) -> FakeRun:
+    gen = LineGenerator()
+    angles = torch.rand(12, generator=torch.Generator().manual_seed(0)) * 2 * math.pi
+    split = (gen.render(angles), torch.zeros(12, dtype=torch.long))
+    data = bundle({"train": split, "val": split, "test": split}, DataSpec(shape=(1, 16, 16)), label_kind="none", generator=gen)
+    if not perfect:  # pixel-space fading
+        return FakeRun(data)
+    return FakeRun(data, encode=lambda x: gen.angle_of(x)[0][:, None], decode=lambda h: gen.render(h[:, 0]))
+
+
+def test_lines_perfect_interpolation_is_on_the_data_and_smooth() -> None:
+    result = lines_benchmark.LinesMetric(lines_benchmark.LinesConfig(n_pairs=8, steps=16), None).evaluate(lines_run(True))  # type: ignore[arg-type]
+    assert result["lines_distance"] < 0.01
+    assert result["lines_smoothness"] < 0.05
+    assert result["lines_smoothness_undefined"] == 0.0
+
+
+def test_lines_pixel_fading_is_off_the_data_and_jumps() -> None:
+    result = lines_benchmark.LinesMetric(lines_benchmark.LinesConfig(n_pairs=8, steps=16), None).evaluate(lines_run(False))  # type: ignore[arg-type]
+    assert result["lines_distance"] > 0.03  # the perfect run scores ~1e-4; a half-and-half fade alone is 0.29
+    assert result["lines_smoothness"] > 0.5
+
+
+def test_lines_metric_refuses_other_datasets() -> None:
+    with pytest.raises(MixframeError, match="lines"):
+        lines_benchmark.LinesMetric(lines_benchmark.LinesConfig(), None).evaluate(FakeRun(class_bundle()))  # type: ignore[arg-type]

@@ -1,0 +1,98 @@
+"""ACAI's synthetic lines benchmark (Berthelot et al., 2019): are latent interpolations realistic and smooth?
+
+Each example of the ``lines`` dataset is an image of a line from the centre at some angle. For
+``n_pairs`` random pairs of test images, the codes are interpolated linearly in ``steps`` steps
+(both ends included: t = 0, 1/(steps-1), ..., 1), and the interpolants are decoded. The dataset's
+generator answers ``angle_of(images) -> (angles, distances)``: the angle (radians) of the nearest
+true line and the distance to it (ACAI: cosine distance to the nearest of a fine grid of rendered
+lines).
+
+- ``lines_distance``: the mean distance of every interpolant to its nearest true line (0 is ideal).
+- ``lines_smoothness``, ACAI's definition: along one path, with the recovered angles unwrapped
+  (so that no step jumps by more than half a period), the largest absolute change of angle between
+  consecutive interpolants divided by the total change between the ends, minus its ideal value
+  ``1 / (steps - 1)``. 0 is ideal (evenly spaced angles, monotone path); a path that stays on one
+  line and jumps to the other at once scores ``1 - 1 / (steps - 1)``; a path that overshoots and
+  comes back scores more than that. It is undefined for a path whose ends have (nearly) the same
+  angle; such paths are left out of the mean (ACAI counted them as 0, rewarding a decoder that
+  ignores its code), and their fraction is reported as ``lines_smoothness_undefined``.
+
+The angle period is the generator's ``angle_period`` if it has one, else 2 pi (a line from the
+centre, as in ACAI).
+"""
+
+from __future__ import annotations
+
+import attrs
+import numpy as np
+import torch
+
+from mixframe import BuildContext, Component, Metric, MixframeError, TrainedRun, hookimpl, in_range, param, positive
+from mixframe_plugins.metrics._nets import load, metric_rng, random_pairs, to_numpy
+
+MIN_TOTAL_CHANGE = 1e-4
+
+
+def smoothness(angles: np.ndarray, period: float = 2 * np.pi) -> np.ndarray:
+    """ACAI's smoothness of each path of recovered angles ``(paths, steps)``: 0 is ideal, NaN when undefined."""
+    angles = np.atleast_2d(np.asarray(angles, dtype=np.float64))
+    unwrapped = np.unwrap(angles, axis=1, period=period)
+    largest = np.abs(np.diff(unwrapped, axis=1)).max(axis=1)
+    total = np.abs(unwrapped[:, -1] - unwrapped[:, 0])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        score = largest / total - 1.0 / (angles.shape[1] - 1)
+    return np.where(total < MIN_TOTAL_CHANGE, np.nan, score)
+
+
+def interpolate(h1: torch.Tensor, h2: torch.Tensor, steps: int) -> torch.Tensor:
+    """Codes ``(pairs * steps, *code_shape)``: for each pair, ``(1 - t) h1 + t h2`` at ``steps`` evenly spaced t in [0, 1]."""
+    t = torch.linspace(0.0, 1.0, steps, dtype=h1.dtype).view(1, steps, *([1] * (h1.dim() - 1)))
+    path = (1 - t) * h1.unsqueeze(1) + t * h2.unsqueeze(1)
+    return path.reshape(-1, *h1.shape[1:])
+
+
+def lines_scores(angles: np.ndarray, distances: np.ndarray, period: float = 2 * np.pi) -> dict[str, float]:
+    """The benchmark's numbers from the recovered angles and distances of every interpolant, ``(paths, steps)`` each."""
+    scores = smoothness(angles, period)
+    defined = ~np.isnan(scores)
+    return {
+        "lines_distance": float(np.mean(distances)),
+        "lines_smoothness": float(scores[defined].mean()) if defined.any() else float("nan"),
+        "lines_smoothness_undefined": float(1.0 - defined.mean()),
+    }
+
+
+@attrs.frozen(kw_only=True)
+class LinesConfig:
+    n_pairs: int = param(64, validator=positive, help="random pairs of test images interpolated")
+    steps: int = param(16, validator=in_range(3, None), help="interpolants per path, both ends included (ACAI: 16)")
+    seed: int = param(0, help="combined with the run's seed to draw the pairs")
+
+
+class LinesMetric(Metric):
+    """Distance to the data and smoothness of latent interpolations on the lines dataset."""
+
+    def __init__(self, config: LinesConfig, context: BuildContext) -> None:
+        self.config = config
+
+    def evaluate(self, run: TrainedRun) -> dict[str, float]:
+        generator = run.data.generator
+        if not callable(getattr(generator, "angle_of", None)):
+            raise MixframeError("metric 'lines' needs the 'lines' dataset (its generator's angle_of finds the nearest true line); "
+                                "remove 'lines' from the recipe's metrics for other datasets")
+        cfg = self.config
+        rng = metric_rng(run.seed, cfg.seed)
+        first, second = random_pairs(len(run.data.test), cfg.n_pairs, rng)  # type: ignore[arg-type]
+        x1, _ = load(run.data.test, first)
+        x2, _ = load(run.data.test, second)
+        path = interpolate(run.encode(x1).cpu(), run.encode(x2).cpu(), cfg.steps)
+        angles, distances = generator.angle_of(run.decode(path).cpu())
+        shape = (cfg.n_pairs, cfg.steps)
+        period = float(getattr(generator, "angle_period", 2 * np.pi))
+        return lines_scores(to_numpy(angles).reshape(shape), to_numpy(distances).reshape(shape), period)
+
+
+@hookimpl
+def mixframe_metrics() -> list[Component]:
+    return [Component(kind="metric", name="lines", implementation=LinesMetric, config=LinesConfig,
+                      summary="ACAI lines benchmark: distance of decoded interpolants to the nearest true line, and angle smoothness")]
