@@ -1,0 +1,269 @@
+"""A folder of images on the user's disk (Zappos-like), optionally with binary attributes from a CSV.
+
+Images (jpg, jpeg, png, bmp, webp; searched recursively) are read lazily with PIL, resized to a
+square ``size`` and scaled to [-1, 1] (or [0, 1]). With ``attributes`` set, a CSV with one row per
+image (a filename column plus one 0/1 or -1/1 column per attribute) gives each image a float {0, 1}
+vector; without it the label is a 0 tensor. The split into train/val/test is drawn with ``seed``.
+
+The small helpers here (finding the data folder, the pixel transform, the seeded split, the lazy
+image-file dataset) are shared by the other folder-based dataset plugins (celeba, torchvision_sets).
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Literal
+
+import attrs
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+from torch.utils.data import Dataset
+from torchvision import transforms
+
+from mixframe import Component, DataBundle, DataSpec, MixframeError, hookimpl, in_range, param, positive
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+DATA_ENV = "MIXFRAME_DATA"
+
+
+# ---------------------------------------------------------------- helpers shared by folder datasets
+
+
+def resolve_root(root: str | None, name: str) -> Path:
+    """The dataset's folder: ``root`` if given, else ``$MIXFRAME_DATA/<name>``."""
+    if root is not None:
+        return Path(root).expanduser()
+    base = os.environ.get(DATA_ENV)
+    if not base:
+        raise MixframeError(
+            f"{name}: data.root is not set and the environment variable {DATA_ENV} is not set; "
+            f"set data.root to the folder holding the {name} files, or set {DATA_ENV} to a folder that contains '{name}/'"
+        )
+    return Path(base).expanduser() / name
+
+
+def value_range(scale: str) -> tuple[float, float]:
+    """The range pixels are scaled to: 'signed' = [-1, 1] (tanh-like decoders), 'unit' = [0, 1]."""
+    return (-1.0, 1.0) if scale == "signed" else (0.0, 1.0)
+
+
+class ToSigned:
+    """Maps [0, 1] tensors to [-1, 1]; a class rather than a lambda so DataLoader workers can pickle it."""
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return x * 2.0 - 1.0
+
+
+def pixel_transform(size: int, scale: str, *, crop: int | None = None, keep_aspect: bool = False) -> Callable[[Image.Image], Tensor]:
+    """PIL image -> float (C, size, size) tensor in the scale's range.
+
+    ``crop`` center-crops first (CelebA's customary 140 px face crop). ``keep_aspect`` resizes the
+    shorter side then center-crops the longer one; otherwise the image is stretched to a square.
+    """
+    steps: list[Callable] = []
+    if crop is not None:
+        steps.append(transforms.CenterCrop(crop))
+    if keep_aspect:
+        steps += [transforms.Resize(size), transforms.CenterCrop(size)]
+    else:
+        steps.append(transforms.Resize((size, size)))
+    steps.append(transforms.ToTensor())
+    if scale == "signed":
+        steps.append(ToSigned())
+    return transforms.Compose(steps)
+
+
+def seeded_split(n: int, seed: int, val: int, test: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Disjoint sorted index arrays (train, val, test) of ``range(n)``, drawn with ``seed``."""
+    order = np.random.default_rng(seed).permutation(n)
+    val_idx, test_idx, train_idx = order[:val], order[val:val + test], order[val + test:]
+    return np.sort(train_idx), np.sort(val_idx), np.sort(test_idx)
+
+
+def split_sizes(n: int, val_fraction: float, test_fraction: float, what: str) -> tuple[int, int]:
+    """How many of ``n`` examples go to val and test (at least one each when the fraction is > 0)."""
+    val = max(1, round(n * val_fraction)) if val_fraction > 0 else 0
+    test = max(1, round(n * test_fraction)) if test_fraction > 0 else 0
+    if n - val - test < 1:
+        raise MixframeError(
+            f"{what} has only {n} images: too few for val_fraction={val_fraction} and test_fraction={test_fraction} "
+            "to leave any for training; add images or lower the fractions"
+        )
+    return val, test
+
+
+def suggestion(name: str, choices: Sequence[str]) -> str:
+    """A 'did you mean' phrase for a misspelt name, or an empty string."""
+    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)
+    if not close:
+        lower = {c.lower(): c for c in choices}
+        close = [lower[name.lower()]] if name.lower() in lower else []
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def check_attribute_names(wanted: Sequence[str], available: Sequence[str], source: str) -> list[int]:
+    """Column positions of ``wanted`` among ``available``; an unknown name is a MixframeError listing the choices."""
+    unknown = [a for a in wanted if a not in available]
+    if unknown:
+        hints = "; ".join(f"{a!r}{suggestion(a, available)}" for a in unknown)
+        raise MixframeError(f"unknown attribute name(s) {hints} in {source}; available: {', '.join(available)}")
+    return [list(available).index(a) for a in wanted]
+
+
+class ImageFiles(Dataset):
+    """Images read lazily from disk, with one label row each (or a 0 label when there are none)."""
+
+    def __init__(self, paths: Sequence[Path], labels: Tensor | None, transform: Callable[[Image.Image], Tensor], mode: str) -> None:
+        self.paths = list(paths)
+        self.labels = labels
+        self.transform = transform
+        self.mode = mode
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+        path = self.paths[index]
+        try:
+            with Image.open(path) as img:
+                x = self.transform(img.convert(self.mode))
+        except OSError as err:
+            raise MixframeError(f"cannot read image {path}: {err}; replace or remove the file") from None
+        y = self.labels[index].float() if self.labels is not None else torch.zeros(())
+        return x, y
+
+
+# ---------------------------------------------------------------- the image_folder plugin
+
+
+@attrs.frozen(kw_only=True)
+class ImageFolderConfig:
+    root: str | None = param(None, help="the image folder (searched recursively); None = $MIXFRAME_DATA/image_folder")
+    size: int = param(64, help="side of the square images fed to the model (pixels)", validator=positive)
+    channels: Literal[1, 3] = param(3, help="3 = RGB, 1 = grayscale")
+    keep_aspect: bool = param(False, help="resize the shorter side and center-crop the longer one instead of stretching to a square")
+    scale: Literal["signed", "unit"] = param("signed", help="pixel range: 'signed' = [-1, 1], 'unit' = [0, 1]")
+    attributes: str | None = param(
+        None, help="CSV of binary attributes (a filename column, then one 0/1 or -1/1 column per attribute); "
+        "a relative path is read from the image folder; None = unlabelled (y = 0)")
+    filename_column: str = param("filename", help="the CSV column holding each image's path relative to the image folder")
+    attribute_names: tuple[str, ...] = param((), help="the CSV attribute columns to use, in this order; empty = all of them")
+    val_fraction: float = param(0.05, help="fraction of the images held out for validation", validator=in_range(0, 0.9))
+    test_fraction: float = param(0.05, help="fraction of the images held out for testing", validator=in_range(0, 0.9))
+    seed: int = param(0, help="seed of the train/val/test split")
+
+
+def find_images(folder: Path) -> list[Path]:
+    """Every image file under ``folder``, sorted so the split does not depend on the file system."""
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def _read_attribute_csv(path: Path, config: ImageFolderConfig) -> tuple[list[str], list[str], np.ndarray]:
+    """(filenames, attribute names, {0,1} uint8 matrix) from the attribute CSV."""
+    if not path.is_file():
+        raise MixframeError(f"attribute CSV {path} not found; set data.attributes to the CSV's path (or null for no labels)")
+    with path.open(newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        raise MixframeError(f"attribute CSV {path} is empty; its first line must name the columns ({config.filename_column}, then attributes)")
+    header = [h.strip() for h in rows[0]]
+    if config.filename_column not in header:
+        raise MixframeError(
+            f"attribute CSV {path} has no filename column {config.filename_column!r}{suggestion(config.filename_column, header)}; "
+            f"its columns are: {', '.join(header)}; set data.filename_column to the column holding the image paths"
+        )
+    name_col = header.index(config.filename_column)
+    available = [h for i, h in enumerate(header) if i != name_col]
+    wanted = list(config.attribute_names) or available
+    if not wanted:
+        raise MixframeError(f"attribute CSV {path} has no attribute columns besides {config.filename_column!r}")
+    positions = check_attribute_names(wanted, available, f"data.attribute_names (columns of {path.name})")
+    attribute_cols = [i for i in range(len(header)) if i != name_col]
+    cols = [attribute_cols[k] for k in positions]
+    names, values = [], np.zeros((len(rows) - 1, len(wanted)), dtype=np.uint8)
+    for line, row in enumerate(rows[1:], start=2):
+        if len(row) != len(header):
+            raise MixframeError(f"{path} line {line}: {len(row)} fields, the header has {len(header)}; fix the row")
+        names.append(row[name_col].strip())
+        for j, col in enumerate(cols):
+            cell = row[col].strip()
+            if cell in ("1", "1.0"):
+                values[line - 2, j] = 1
+            elif cell not in ("0", "-1", "0.0", "-1.0"):
+                raise MixframeError(f"{path} line {line}, column {header[col]!r}: {cell!r} is not a binary value; use 0/1 or -1/1")
+    return names, wanted, values
+
+
+def _match_rows(folder: Path, images: list[Path], names: list[str], csv_path: Path) -> list[Path]:
+    """The image path of each CSV row (by path relative to the folder, else by unique file name)."""
+    by_rel = {p.relative_to(folder).as_posix(): p for p in images}
+    by_base: dict[str, Path | None] = {}
+    for p in images:
+        by_base[p.name] = None if p.name in by_base else p  # None marks an ambiguous name
+    matched, missing = [], []
+    for name in names:
+        key = name.replace("\\", "/")
+        key = key[2:] if key.startswith("./") else key
+        p = by_rel.get(key) or by_base.get(Path(key).name)
+        if p is None:
+            missing.append(name)
+        matched.append(p)
+    if missing:
+        raise MixframeError(
+            f"{len(missing)} file(s) named in {csv_path} are not images under {folder} (first: {', '.join(missing[:5])}); "
+            "put the images there, fix the names (paths relative to the image folder), or remove those rows"
+        )
+    unlisted = sorted(set(images) - set(matched))
+    if unlisted:
+        shown = ", ".join(p.relative_to(folder).as_posix() for p in unlisted[:5])
+        raise MixframeError(
+            f"{len(unlisted)} image(s) under {folder} have no row in {csv_path} (first: {shown}); "
+            "add their rows to the CSV or move the images out of the folder"
+        )
+    return matched  # type: ignore[return-value]
+
+
+def build(config: ImageFolderConfig) -> DataBundle:
+    """Images from a local folder, optionally labelled with binary attributes from a CSV."""
+    folder = resolve_root(config.root, "image_folder")
+    if not folder.is_dir():
+        raise MixframeError(f"image folder {folder} not found; put your images (jpg/png, subfolders allowed) there or set data.root")
+    images = find_images(folder)
+    if not images:
+        raise MixframeError(
+            f"image folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)}, searched recursively); "
+            "put the images there or point data.root at the folder that holds them"
+        )
+    labels: Tensor | None = None
+    attribute_names: tuple[str, ...] = ()
+    if config.attributes is not None:
+        csv_path = Path(config.attributes).expanduser()
+        csv_path = csv_path if csv_path.is_absolute() else folder / csv_path
+        names, wanted, values = _read_attribute_csv(csv_path, config)
+        images = _match_rows(folder, images, names, csv_path)
+        labels = torch.from_numpy(values)
+        attribute_names = tuple(wanted)
+    val, test = split_sizes(len(images), config.val_fraction, config.test_fraction, f"image folder {folder}")
+    transform = pixel_transform(config.size, config.scale, keep_aspect=config.keep_aspect)
+    mode = "RGB" if config.channels == 3 else "L"
+
+    def part(idx: np.ndarray) -> ImageFiles:
+        return ImageFiles([images[i] for i in idx], labels[torch.from_numpy(idx)] if labels is not None else None, transform, mode)
+
+    train_idx, val_idx, test_idx = seeded_split(len(images), config.seed, val, test)
+    spec = DataSpec(shape=(config.channels, config.size, config.size), value_range=value_range(config.scale),
+                    attribute_names=attribute_names)
+    return DataBundle(spec=spec, train=part(train_idx), val=part(val_idx), test=part(test_idx),
+                      label_kind="attributes" if labels is not None else "none")
+
+
+@hookimpl
+def mixframe_datasets() -> list[Component]:
+    return [Component(kind="dataset", name="image_folder", implementation=build, config=ImageFolderConfig,
+                      summary="a local folder of images (e.g. Zappos), optional 0/1 attribute CSV; seeded train/val/test split")]
