@@ -13,7 +13,7 @@ from torch import Tensor
 from torch.utils.data import TensorDataset
 
 from mixframe import DataBundle, DataSpec, MixframeError
-from mixframe_plugins.metrics import clustering, disentanglement, lines_benchmark, probe, reconstruction
+from mixframe_plugins.metrics import clustering, disentanglement, lines_benchmark, manifold, probe, reconstruction
 from mixframe_plugins.metrics._nets import load
 
 
@@ -336,3 +336,49 @@ def test_lines_pixel_fading_is_off_the_data_and_jumps() -> None:
 def test_lines_metric_refuses_other_datasets() -> None:
     with pytest.raises(MixframeError, match="lines"):
         lines_benchmark.LinesMetric(lines_benchmark.LinesConfig(), None).evaluate(FakeRun(class_bundle()))  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- manifold
+
+
+class CircleGenerator:
+    """A fake 2-D dataset whose manifold is the unit circle."""
+
+    on_manifold_threshold = 0.05
+
+    def distance_to_manifold(self, points: Tensor) -> Tensor:
+        return (points.norm(dim=1) - 1).abs()
+
+
+def circle_bundle() -> DataBundle:
+    angles = torch.rand(50, generator=torch.Generator().manual_seed(0)) * 2 * math.pi
+    split = (torch.stack([angles.cos(), angles.sin()], dim=1), torch.zeros(50, dtype=torch.long))
+    return bundle({"train": split, "val": split, "test": split}, DataSpec(shape=(2,)), label_kind="none", generator=CircleGenerator())
+
+
+def test_mixup_codes_weights_each_example() -> None:
+    h1, h2 = torch.ones(2, 3, 2), torch.zeros(2, 3, 2)
+    mixed = manifold.mixup_codes(h1, h2, torch.tensor([0.25, 1.0]))
+    assert torch.equal(mixed[:, 0, 0], torch.tensor([0.25, 1.0]))
+    assert torch.equal(mixed[0], torch.full((3, 2), 0.25))
+
+
+def test_a_decoder_that_projects_onto_the_circle_keeps_every_mix_on_it() -> None:
+    run = FakeRun(circle_bundle(), decode=lambda h: h / h.norm(dim=1, keepdim=True))
+    result = manifold.ManifoldMetric(manifold.ManifoldConfig(n_mixes=300), None).evaluate(run)  # type: ignore[arg-type]
+    assert result["on_manifold_fraction"] == 1.0
+    assert result["mix_distance_mean"] < 1e-6
+    assert result["on_manifold_threshold"] == 0.05
+
+
+def test_chords_of_the_circle_leave_it() -> None:
+    run = FakeRun(circle_bundle())
+    result = manifold.ManifoldMetric(manifold.ManifoldConfig(n_mixes=300), None).evaluate(run)  # type: ignore[arg-type]
+    assert 0.1 < result["on_manifold_fraction"] < 0.8  # mixes near either end stay close to the circle
+    assert result["mix_distance_mean"] > 0.1
+    assert result["rec_on_manifold_fraction"] == 1.0 and result["rec_distance_mean"] < 1e-6
+
+
+def test_manifold_metric_refuses_data_without_a_known_manifold() -> None:
+    with pytest.raises(MixframeError, match="known manifold"):
+        manifold.ManifoldMetric(manifold.ManifoldConfig(), None).evaluate(FakeRun(class_bundle()))  # type: ignore[arg-type]

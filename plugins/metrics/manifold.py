@@ -1,0 +1,76 @@
+"""Do decoded mixes stay on the data manifold? For low-dimensional data with a known manifold (the spiral).
+
+The dataset's generator answers ``distance_to_manifold(points) -> distances`` (a tensor of points
+``(N, *spec.shape)`` in data space) and gives ``on_manifold_threshold``, the distance under which a
+point counts as on the manifold. ``n_mixes`` random pairs of distinct test examples are encoded,
+mixed by plain mixup ``alpha h1 + (1 - alpha) h2`` with ``alpha ~ U(0, 1)`` per pair, and decoded.
+Plain mixup is used whatever the run's own mixer is, so that every run is judged on the same kind
+of mix (the spiral study's Figure 12 plots exactly these decoded random mixes).
+
+Keys: ``on_manifold_fraction`` (mixes within the threshold), ``on_manifold_threshold`` (the
+threshold used), ``mix_distance_mean``; and as a reference, reconstructions of the same test
+examples: ``rec_on_manifold_fraction``, ``rec_distance_mean``.
+"""
+
+from __future__ import annotations
+
+import attrs
+import numpy as np
+import torch
+from torch import Tensor
+
+from mixframe import BuildContext, Component, Metric, MixframeError, TrainedRun, hookimpl, param, positive
+from mixframe_plugins.metrics._nets import load, metric_rng, random_pairs, to_numpy
+
+
+def mixup_codes(h1: Tensor, h2: Tensor, alpha: Tensor) -> Tensor:
+    """``alpha h1 + (1 - alpha) h2`` with one weight per example, broadcast over the code's other axes."""
+    weight = alpha.to(h1.dtype).view(-1, *([1] * (h1.dim() - 1)))
+    return weight * h1 + (1 - weight) * h2
+
+
+def manifold_scores(mix_distances: np.ndarray, rec_distances: np.ndarray, threshold: float) -> dict[str, float]:
+    """The metric's numbers from distances to the manifold of decoded mixes and of reconstructions."""
+    mix, rec = np.asarray(mix_distances, dtype=np.float64), np.asarray(rec_distances, dtype=np.float64)
+    return {
+        "on_manifold_fraction": float(np.mean(mix < threshold)),
+        "on_manifold_threshold": float(threshold),
+        "mix_distance_mean": float(mix.mean()),
+        "rec_on_manifold_fraction": float(np.mean(rec < threshold)),
+        "rec_distance_mean": float(rec.mean()),
+    }
+
+
+@attrs.frozen(kw_only=True)
+class ManifoldConfig:
+    n_mixes: int = param(2000, validator=positive, help="random pairs of test examples mixed and decoded")
+    seed: int = param(0, help="combined with the run's seed to draw the pairs and the mixing weights")
+
+
+class ManifoldMetric(Metric):
+    """Fraction of decoded random mixes that land on the known data manifold."""
+
+    def __init__(self, config: ManifoldConfig, context: BuildContext) -> None:
+        self.config = config
+
+    def evaluate(self, run: TrainedRun) -> dict[str, float]:
+        generator = run.data.generator
+        if not callable(getattr(generator, "distance_to_manifold", None)) or getattr(generator, "on_manifold_threshold", None) is None:
+            raise MixframeError("metric 'manifold' needs a dataset with a known manifold (its generator offers distance_to_manifold "
+                                "and on_manifold_threshold), such as spiral; remove 'manifold' from the recipe's metrics for this dataset")
+        rng = metric_rng(run.seed, self.config.seed)
+        first, second = random_pairs(len(run.data.test), self.config.n_mixes, rng)  # type: ignore[arg-type]
+        x1, _ = load(run.data.test, first)
+        x2, _ = load(run.data.test, second)
+        h1, h2 = run.encode(x1).cpu(), run.encode(x2).cpu()
+        alpha = torch.as_tensor(rng.uniform(0.0, 1.0, size=len(first)))
+        mixes = run.decode(mixup_codes(h1, h2, alpha)).cpu()
+        recs = run.decode(h1).cpu()
+        return manifold_scores(to_numpy(generator.distance_to_manifold(mixes)), to_numpy(generator.distance_to_manifold(recs)),
+                               float(generator.on_manifold_threshold))
+
+
+@hookimpl
+def mixframe_metrics() -> list[Component]:
+    return [Component(kind="metric", name="manifold", implementation=ManifoldMetric, config=ManifoldConfig,
+                      summary="fraction of decoded random mixup mixes on the known data manifold (spiral), and their mean distance")]
