@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from mixframe import MixframeError
 from mixframe.config import Problems, structure
@@ -175,6 +176,19 @@ def test_image_folder_without_csv_is_unlabelled_and_can_be_grayscale(tmp_path: P
     assert bundle.label_kind == "none" and bundle.spec.attribute_names == () and bundle.spec.shape == (1, 6, 6)
     x, y = bundle.val[0]
     assert x.shape == (1, 6, 6) and y.shape == () and float(y) == 0.0
+    (tmp_path / "._shoe_0.png").write_bytes(b"macOS metadata, not an image")
+    assert len(image_folder.build(ImageFolderConfig(root=str(tmp_path), val_fraction=0.2, test_fraction=0.2)).train) == 3
+
+
+def test_image_folder_stretches_or_keeps_the_aspect_ratio(tmp_path: Path) -> None:
+    img = Image.new("RGB", (30, 10), (0, 0, 0))
+    img.paste((255, 255, 255), (0, 0, 10, 10))  # the left third is white
+    img.save(tmp_path / "wide.png")
+    stretched = image_folder.build(ImageFolderConfig(root=str(tmp_path), size=9, val_fraction=0, test_fraction=0)).train[0][0]
+    cropped = image_folder.build(ImageFolderConfig(root=str(tmp_path), size=9, keep_aspect=True, val_fraction=0, test_fraction=0)).train[0][0]
+    assert stretched.shape == cropped.shape == (3, 9, 9)
+    assert float(stretched[:, :, :2].min()) > 0.9 and float(stretched[:, :, -3:].max()) < -0.9
+    assert float(cropped[:, :, 1:].max()) < -0.9, "the center crop keeps the black middle third"
 
 
 def test_image_folder_errors_name_the_problem(tmp_path: Path) -> None:
@@ -197,6 +211,10 @@ def test_image_folder_errors_name_the_problem(tmp_path: Path) -> None:
     with pytest.raises(MixframeError, match=r"1 image\(s\) under .* have no row in .*attrs.csv \(first: extra.png\)"):
         image_folder.build(ImageFolderConfig(root=root, attributes="attrs.csv"))
     (tmp_path / "shoes" / "extra.png").unlink()
+    rows = (tmp_path / "shoes" / "attrs.csv").read_text().splitlines()
+    (tmp_path / "shoes" / "bad.csv").write_text("\n".join([rows[0], rows[1].replace(",1,", ",2,", 1), *rows[2:]]))
+    with pytest.raises(MixframeError, match=r"bad.csv line 2, column 'hat': '2' is not a binary value; use 0/1 or -1/1"):
+        image_folder.build(ImageFolderConfig(root=root, attributes="bad.csv"))
     (tmp_path / "shoes" / "boots" / "shoe_1.png").unlink()
     with pytest.raises(MixframeError, match=r"1 file\(s\) named in .*attrs.csv are not images under .* \(first: boots/shoe_1.png\)"):
         image_folder.build(ImageFolderConfig(root=root, attributes="attrs.csv"))

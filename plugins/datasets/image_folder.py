@@ -160,8 +160,12 @@ class ImageFolderConfig:
 
 
 def find_images(folder: Path) -> list[Path]:
-    """Every image file under ``folder``, sorted so the split does not depend on the file system."""
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    """Every image file under ``folder``, sorted so the split does not depend on the file system.
+
+    Hidden files and folders (such as macOS's ``._name.jpg`` companions) are skipped: they are not images.
+    """
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+                  and not any(part.startswith(".") for part in p.relative_to(folder).parts))
 
 
 def _read_attribute_csv(path: Path, config: ImageFolderConfig) -> tuple[list[str], list[str], np.ndarray]:
