@@ -158,7 +158,9 @@ def structure(cls: type, raw: Any, path: str, problems: Problems, *, ignore: tup
     fields = {f.name: f for f in attrs.fields(cls)}
     before = len(problems.items)
     for key in raw:
-        if key not in fields and key not in ignore:
+        if isinstance(key, bool):
+            problems.add(_join(path, key), "a key read as a boolean: YAML 1.1 reads on/off/yes/no as true/false; quote the key, e.g. 'on':")
+        elif key not in fields and key not in ignore:
             close = difflib.get_close_matches(str(key), list(fields), n=1, cutoff=0.6)
             problems.add(_join(path, key), f"unknown key; valid keys: {', '.join(fields) or '(none)'}" + (f"; did you mean {close[0]!r}?" if close else ""))
     values: dict[str, Any] = {}

@@ -71,7 +71,7 @@ def mixframe_discriminators() -> Iterable[Component]:
 
 @hookspec
 def mixframe_datasets() -> Iterable[Component]:
-    """Datasets: a callable ``build(config, data_root) -> DataBundle``.
+    """Datasets: a callable ``build(config) -> DataBundle`` (the folder, if any, is a config field).
 
     :return: components of kind ``"dataset"``.
     """

@@ -88,7 +88,10 @@ class Registry:
         try:
             self.manager.check_pending()
         except pluggy.PluginValidationError as err:
-            raise PluginError(f"plugin {err.plugin_name!r} is invalid: {err}") from None
+            name = self.manager.get_name(err.plugin) or repr(err.plugin)
+            dist = self._origin.get(name, ("(unknown)",))[0]
+            raise PluginError(f"plugin {name!r} from {dist} is invalid: {err}; hooks are named "
+                              f"{', '.join('mixframe_' + k + 's' for k in hookspecs.KINDS)}") from None
         self._components: dict[str, dict[str, Component]] = {kind: {} for kind in hookspecs.KINDS}
         self._providers: dict[tuple[str, str], str] = {}
         self._gather()

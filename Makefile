@@ -1,0 +1,32 @@
+# Plain entry points. `make test` and `make demo` create the virtual environment when it is missing.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# torch and torchvision are pinned here to builds known to work together (see pyproject.toml for the ranges).
+TORCH_PINS := torch==2.14.1 torchvision==0.29.1
+
+.PHONY: venv test demo benchmark clean
+
+$(BIN)/mixframe: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q $(TORCH_PINS)
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $(BIN)/mixframe
+
+venv: $(BIN)/mixframe
+
+## Run the test suite (two processes).
+test: venv
+	$(BIN)/python -m pytest -n 2 -q
+
+## Train the default recipe (AMR mixup on digits) on the CPU and write a report.
+demo: venv
+	$(BIN)/mixframe train recipes/digits_amr_mixup.yaml --out runs
+	$(BIN)/mixframe report $$(ls -td runs/digits_amr_mixup-* | head -1) --out runs/report.html
+
+benchmark: venv
+	$(BIN)/python benchmarks/engine_step.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info
