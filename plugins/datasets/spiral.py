@@ -32,7 +32,8 @@ class SpiralConfig:
     n_train: int = param(5000, help="number of training points", validator=positive)
     n_val: int = param(1000, help="number of validation points", validator=positive)
     n_test: int = param(1000, help="number of test points", validator=positive)
-    noise: float = param(0.02, help="std of the Gaussian noise added to each point (the arms are 0.5 apart at 1.75 turns)", validator=in_range(0.0, 0.2))
+    noise: float = param(0.02, help="std of the Gaussian noise added to each point (the arms are 0.5 apart at 1.75 turns)",
+                         validator=in_range(0.0, 0.2))
     turns: float = param(1.75, help="number of turns of the spiral", validator=in_range(0.5, 4.0))
     seed: int = param(0, help="fixes the points and the split")
 

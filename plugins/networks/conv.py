@@ -56,7 +56,8 @@ def image_size(context: BuildContext, who: str) -> tuple[int, int]:
     """(channels, size) of the context's data, which must be a square power-of-two image of 16..128 px."""
     shape = context.data.shape
     if len(shape) != 3:
-        raise MixframeError(f"{who} needs images (C, H, W) but the dataset's examples have shape {shape}; use the 'mlp' network for vectors")
+        raise MixframeError(f"{who} needs images (C, H, W) but the dataset's examples have shape {shape}; "
+                            "use the 'mlp' network for vectors")
     channels, height, width = shape
     if height != width or height not in (16, 32, 64, 128):
         raise MixframeError(f"{who} needs square images of 16, 32, 64 or 128 px, got {height}x{width}; "
@@ -70,7 +71,8 @@ def resolve_scales(scales: int | None, size: int, who: str) -> int:
     if scales is None:
         return most - 1
     if scales > most:
-        raise MixframeError(f"{who}: scales={scales} is too many for {size} px images (at most {most}, which leaves a 2x2 map); lower 'scales'")
+        raise MixframeError(f"{who}: scales={scales} is too many for {size} px images "
+                            f"(at most {most}, which leaves a 2x2 map); lower 'scales'")
     return scales
 
 

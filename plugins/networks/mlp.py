@@ -50,7 +50,8 @@ def vector_size(context: BuildContext, who: str) -> int:
     """D of the context's data, which must be vectors (D,)."""
     shape = context.data.shape
     if len(shape) != 1:
-        raise MixframeError(f"{who} needs vector data (D,) but the dataset's examples have shape {shape}; use the 'conv' network for images")
+        raise MixframeError(f"{who} needs vector data (D,) but the dataset's examples have shape {shape}; "
+                            "use the 'conv' network for images")
     return shape[0]
 
 
@@ -82,7 +83,8 @@ class MlpDecoder(Decoder):
         super().__init__()
         size = vector_size(context, "decoder 'mlp'")
         if len(context.code_shape) != 1:
-            raise MixframeError(f"decoder 'mlp' needs a vector code (latent,), got code shape {tuple(context.code_shape)}; use the 'mlp' encoder")
+            raise MixframeError(f"decoder 'mlp' needs a vector code (latent,), got code shape {tuple(context.code_shape)}; "
+                                "use the 'mlp' encoder")
         sizes = [context.code_shape[0], *reversed(config.hidden)]
         self.net = nn.Sequential(*stack(sizes, config.activation), nn.Linear(sizes[-1], size))
 
