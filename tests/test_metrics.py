@@ -13,7 +13,7 @@ from torch import Tensor
 from torch.utils.data import TensorDataset
 
 from mixframe import DataBundle, DataSpec, MixframeError
-from mixframe_plugins.metrics import clustering, disentanglement, lines_benchmark, manifold, probe, reconstruction
+from mixframe_plugins.metrics import clustering, disentanglement, lines_benchmark, manifold, probe, realism, reconstruction
 from mixframe_plugins.metrics._nets import load
 
 
@@ -382,3 +382,66 @@ def test_chords_of_the_circle_leave_it() -> None:
 def test_manifold_metric_refuses_data_without_a_known_manifold() -> None:
     with pytest.raises(MixframeError, match="known manifold"):
         manifold.ManifoldMetric(manifold.ManifoldConfig(), None).evaluate(FakeRun(class_bundle()))  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- realism
+
+
+def test_frechet_distance_known_answers() -> None:
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(4, 4))
+    cov = a @ a.T + np.eye(4)
+    mu = rng.normal(size=4)
+    shift = np.array([1.0, -2.0, 0.5, 0.0])
+    assert realism.frechet_distance(mu, cov, mu, cov) == pytest.approx(0.0, abs=1e-8)
+    assert realism.frechet_distance(mu, cov, mu + shift, cov) == pytest.approx(float(shift @ shift), rel=1e-6)
+    var1, var2 = np.array([1.0, 4.0]), np.array([9.0, 1.0])
+    expected = float(np.sum((np.sqrt(var1) - np.sqrt(var2)) ** 2))  # diagonal covariances
+    assert realism.frechet_distance(np.zeros(2), np.diag(var1), np.zeros(2), np.diag(var2)) == pytest.approx(expected, rel=1e-6)
+
+
+def test_feature_fid_of_samples_of_one_gaussian_is_small_and_of_shifted_ones_is_the_shift() -> None:
+    rng = np.random.default_rng(0)
+    same = realism.feature_fid(rng.normal(size=(2000, 3)), rng.normal(size=(2000, 3)))
+    shifted = realism.feature_fid(rng.normal(size=(2000, 3)), rng.normal(size=(2000, 3)) + 2.0)
+    assert same < 0.05
+    assert shifted == pytest.approx(12.0, abs=0.3)
+
+
+def halves_bundle(n: int = 64, label_kind: str = "class") -> DataBundle:
+    """8x8 images in [-1, 1]: class 0 lights the top half, class 1 the bottom half, with noise."""
+    g = torch.Generator().manual_seed(0)
+    splits = {}
+    for name in ("train", "val", "test"):
+        y = torch.randint(0, 2, (n,), generator=g)
+        x = torch.full((n, 1, 8, 8), -1.0)
+        x[y == 0, :, :4] = 1.0
+        x[y == 1, :, 4:] = 1.0
+        splits[name] = ((x + 0.1 * torch.randn(x.shape, generator=g)).clamp(-1, 1), y)
+    return bundle(splits, DataSpec(shape=(1, 8, 8), num_classes=2), label_kind=label_kind)
+
+
+@pytest.fixture(scope="module")
+def optimizer_imported() -> None:
+    """torch imports its compiler stack (seconds) on an optimizer's first step: pay it outside the timed test."""
+    layer = torch.nn.Linear(1, 1)
+    optimizer = torch.optim.Adam(layer.parameters())
+    layer(torch.ones(1, 1)).sum().backward()
+    optimizer.step()
+
+
+def test_realism_judges_pixel_midpoints_less_real_than_data(optimizer_imported: None) -> None:
+    config = realism.RealismConfig(epochs=10, n_eval=64, width=8, batch_size=32)
+    run = FakeRun(halves_bundle(128))  # identity codes: midpoints are pixel averages of two examples
+    result = realism.RealismMetric(config, None).evaluate(run)  # type: ignore[arg-type]
+    assert set(result) == {"realism_classifier_acc", "real_confidence", "midpoint_confidence", "rec_confidence", "mix_fid", "rec_fid"}
+    assert result["realism_classifier_acc"] >= 0.95
+    assert result["real_confidence"] > result["midpoint_confidence"] + 0.05  # half the pairs mix the two classes
+    assert result["rec_fid"] == pytest.approx(0.0, abs=1e-3)  # perfect reconstructions
+    assert result["mix_fid"] > 0.3
+    assert result == realism.RealismMetric(config, None).evaluate(run)  # type: ignore[arg-type]
+
+
+def test_realism_refuses_data_without_class_labels() -> None:
+    with pytest.raises(MixframeError, match="realism"):
+        realism.RealismMetric(realism.RealismConfig(), None).evaluate(FakeRun(halves_bundle(label_kind="none")))  # type: ignore[arg-type]

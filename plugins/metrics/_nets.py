@@ -91,9 +91,9 @@ class Judge(nn.Module):
         if len(shape) == 3:
             channels = shape[0]
             self.features = nn.Sequential(
-                nn.Conv2d(channels, width, 3, padding=1), nn.ReLU(),
-                nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.ReLU(),
-                nn.Conv2d(2 * width, 2 * width, 3, stride=2, padding=1), nn.ReLU(),
+                nn.Conv2d(channels, width, 3, stride=2, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
+                nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.BatchNorm2d(2 * width), nn.ReLU(),
+                nn.Conv2d(2 * width, 2 * width, 3, stride=2, padding=1), nn.BatchNorm2d(2 * width), nn.ReLU(),
                 nn.AdaptiveAvgPool2d(1), nn.Flatten(),
             )
         else:

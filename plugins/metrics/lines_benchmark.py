@@ -4,8 +4,8 @@ Each example of the ``lines`` dataset is an image of a line from the centre at s
 ``n_pairs`` random pairs of test images, the codes are interpolated linearly in ``steps`` steps
 (both ends included: t = 0, 1/(steps-1), ..., 1), and the interpolants are decoded. The dataset's
 generator answers ``angle_of(images) -> (angles, distances)``: the angle (radians) of the nearest
-true line and the distance to it (ACAI: cosine distance to the nearest of a fine grid of rendered
-lines).
+true line and the distance to it, as the dataset defines it (mixframe's ``lines``: root-mean-square
+pixel difference to the nearest of a fine grid of rendered lines; ACAI used the cosine distance).
 
 - ``lines_distance``: the mean distance of every interpolant to its nearest true line (0 is ideal).
 - ``lines_smoothness``, ACAI's definition: along one path, with the recovered angles unwrapped

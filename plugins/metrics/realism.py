@@ -1,0 +1,116 @@
+"""How real do decoded mixes look, to a judge trained only on real data?
+
+No pretrained network can be downloaded, so each evaluation trains its own judge: a small
+classifier (:class:`~mixframe_plugins.metrics._nets.Judge`: a CNN for images, an MLP for flat
+data) fitted on the training split's class labels with the metric's seed, nothing cached between
+runs. Its accuracy on the evaluated test examples is ``realism_classifier_acc``: if it is low, the
+other numbers say little.
+
+- ``midpoint_confidence``: the judge's mean max-softmax on decoded midpoints ``g((h1 + h2) / 2)``
+  of random pairs of test examples, beside ``real_confidence`` on real test examples and
+  ``rec_confidence`` on their reconstructions. A mix that looks like a real example of some class
+  gets a confident answer; a blurry superposition of two examples does not.
+- ``mix_fid``: the Frechet distance between Gaussians fitted to the judge's penultimate features of
+  real test examples and of decoded midpoints (FID's formula with the judge in place of
+  Inception); ``rec_fid``: the same for reconstructions, as a reference (lower is better).
+  Numbers are comparable only between runs evaluated with the same judge settings and seed.
+
+Decoded outputs are clamped to the dataset's value range before judging, as real data are.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import attrs
+import numpy as np
+import scipy.linalg
+from torch import Tensor
+
+from mixframe import BuildContext, Component, Metric, TrainedRun, hookimpl, param, positive
+from mixframe_plugins.metrics._nets import judge, load, metric_rng, pick, random_pairs, require_class_labels, train_judge
+
+
+def feature_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance (rows are examples) of a feature matrix."""
+    features = np.asarray(features, dtype=np.float64)
+    return features.mean(axis=0), np.atleast_2d(np.cov(features, rowvar=False))
+
+
+def frechet_distance(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray, cov2: np.ndarray, eps: float = 1e-6) -> float:
+    """Frechet distance of two Gaussians: ``|mu1 - mu2|^2 + tr(cov1 + cov2 - 2 (cov1 cov2)^(1/2))``.
+
+    A singular product (fewer examples than features) gets ``eps`` added to both diagonals; tiny
+    imaginary parts from rounding are dropped, and rounding below zero is clipped.
+    """
+    diff = np.asarray(mu1, dtype=np.float64) - np.asarray(mu2, dtype=np.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
+        covmean = scipy.linalg.sqrtm(cov1 @ cov2)
+        if not np.isfinite(covmean).all():
+            offset = eps * np.eye(len(cov1))
+            covmean = scipy.linalg.sqrtm((cov1 + offset) @ (cov2 + offset))
+    value = diff @ diff + np.trace(cov1) + np.trace(cov2) - 2.0 * np.trace(np.real(covmean))
+    return float(max(value, 0.0))
+
+
+def feature_fid(real: np.ndarray, fake: np.ndarray) -> float:
+    """Frechet distance between Gaussians fitted to two feature matrices."""
+    return frechet_distance(*feature_stats(real), *feature_stats(fake))
+
+
+@attrs.frozen(kw_only=True)
+class RealismConfig:
+    epochs: int = param(10, validator=positive, help="training epochs of the judge classifier")
+    max_train: int | None = param(10000, validator=positive, help="train the judge on at most this many training examples (null: all)")
+    n_eval: int = param(1000, validator=positive, help="test examples judged (real, reconstructed), and random pairs whose midpoints are judged")
+    width: int = param(32, validator=positive, help="judge width (the CNN's first layer; its features have twice as many)")
+    lr: float = param(3e-3, validator=positive, help="judge Adam learning rate")
+    batch_size: int = param(128, validator=positive, help="judge training batch size")
+    seed: int = param(0, help="combined with the run's seed for the judge's training and the pairs")
+
+
+class RealismMetric(Metric):
+    """Judge-network confidence and Frechet distance of decoded midpoints (needs class labels)."""
+
+    def __init__(self, config: RealismConfig, context: BuildContext) -> None:
+        self.config = config
+
+    def evaluate(self, run: TrainedRun) -> dict[str, float]:
+        cfg = self.config
+        k = require_class_labels(run.data, "realism")
+        rng = metric_rng(run.seed, cfg.seed)
+        low, high = run.data.spec.value_range
+        x_train, y_train = load(run.data.train, pick(len(run.data.train), cfg.max_train, rng))  # type: ignore[arg-type]
+        net = train_judge(x_train, y_train.long(), k, epochs=cfg.epochs, seed=int(rng.integers(0, 2**62)), device=run.device,
+                          batch_size=cfg.batch_size, lr=cfg.lr, width=cfg.width)
+
+        n_test = len(run.data.test)  # type: ignore[arg-type]
+        x_real, y_real = load(run.data.test, pick(n_test, cfg.n_eval, rng))
+        first, second = random_pairs(n_test, cfg.n_eval, rng)
+        x1, _ = load(run.data.test, first)
+        x2, _ = load(run.data.test, second)
+
+        def decoded(h: Tensor) -> Tensor:
+            return run.decode(h).cpu().float().clamp(low, high)
+
+        midpoints = decoded((run.encode(x1).cpu() + run.encode(x2).cpu()) / 2)
+        recs = decoded(run.encode(x_real).cpu())
+        p_real, f_real = judge(net, x_real, run.device)
+        p_mid, f_mid = judge(net, midpoints, run.device)
+        p_rec, f_rec = judge(net, recs, run.device)
+        return {
+            "realism_classifier_acc": float((p_real.argmax(dim=1) == y_real.long()).float().mean()),
+            "real_confidence": float(p_real.max(dim=1).values.mean()),
+            "midpoint_confidence": float(p_mid.max(dim=1).values.mean()),
+            "rec_confidence": float(p_rec.max(dim=1).values.mean()),
+            "mix_fid": feature_fid(f_real.numpy(), f_mid.numpy()),
+            "rec_fid": feature_fid(f_real.numpy(), f_rec.numpy()),
+        }
+
+
+@hookimpl
+def mixframe_metrics() -> list[Component]:
+    return [Component(kind="metric", name="realism", implementation=RealismMetric, config=RealismConfig,
+                      summary="a judge classifier trained on real data: confidence on decoded midpoints, Frechet distance of its features")]
+
