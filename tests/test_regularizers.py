@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -77,7 +78,7 @@ def blobs(batch: int = 64) -> tuple[Tensor, Tensor, Tensor]:
     return noise() + torch.tensor([2.0, 2.0]), noise() + torch.tensor([-2.0, -2.0]), noise() + torch.tensor([-2.0, 2.0])
 
 
-def train_critic(reg: nn.Module, make: callable, steps: int = 60, lr: float = 1e-2) -> tuple[dict[str, float], dict[str, float]]:
+def train_critic(reg: nn.Module, make: Callable[[], Step], steps: int = 60, lr: float = 1e-2) -> tuple[dict[str, float], dict[str, float]]:
     """Loss terms before and after ``steps`` Adam steps on the critic."""
     opt = torch.optim.Adam(reg.critic_parameters(), lr=lr)
     first: dict[str, float] = {}

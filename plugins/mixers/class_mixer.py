@@ -85,22 +85,23 @@ class ClassMixer(Mixer):
         m_y = torch.bernoulli(q.expand(batch, self.num_attributes).contiguous())
         y_mix = m_y * y + (1 - m_y) * y2
 
-        logits = self.net(y_mix)
+        logits = self.net(y_mix).float()  # the estimators in float32, also under autocast
         p = torch.sigmoid(logits)
         if self.config.estimator == "straight_through":
             m = torch.bernoulli(p.detach()) + (p - p.detach())  # exactly 0/1 forward, dm/dp = 1 backward
         elif self.config.estimator == "relaxed":
-            temperature = torch.tensor(self.config.temperature, device=h.device, dtype=h.dtype)
+            temperature = torch.tensor(self.config.temperature, device=h.device)
             m = torch.distributions.RelaxedBernoulli(temperature, logits=logits).rsample()
         else:
             m = p
 
-        view = m.reshape(batch, channels, *([1] * (h.dim() - 2)))
+        mask = m.to(h.dtype)
+        view = mask.reshape(batch, channels, *([1] * (h.dim() - 2)))
         mixed = view * h + (1 - view) * h2
         loss = None
         if self.config.eps > 0:
             loss = self.config.eps * ((m.sum(dim=1) - channels / 2) ** 2).mean()
-        return MixResult(codes=mixed, weights=torch.stack([m, 1 - m], dim=1), labels=y_mix,
+        return MixResult(codes=mixed, weights=torch.stack([mask, 1 - mask], dim=1), labels=y_mix,
                          extras={"p": p, "m": m}, loss=loss)
 
 

@@ -42,8 +42,9 @@ class KWayMixer(Mixer):
         stacked = torch.stack(list(sources), dim=1)  # (B, k, C, ...)
         batch, channels = stacked.shape[0], stacked.shape[2]
         if self.config.mode == "mixup":
-            concentration = torch.ones(k, device=stacked.device, dtype=stacked.dtype)
-            w = torch.distributions.Dirichlet(concentration).sample((batch,))  # (B, k)
+            # Sampled in float32: half-precision codes (autocast) have no Dirichlet sampler.
+            concentration = torch.ones(k, device=stacked.device, dtype=torch.float32)
+            w = torch.distributions.Dirichlet(concentration).sample((batch,)).to(stacked.dtype)  # (B, k)
             weights = w.unsqueeze(-1).expand(batch, k, channels)
         else:
             choice = torch.randint(k, (batch, channels), device=stacked.device)
