@@ -1,8 +1,8 @@
 """The adversarial regularizer of AMR and AE+GAN: a critic D judges reconstructions and/or mixes.
 
-Critic: L_D = GAN_D(D(x), real) + sum over ``on`` of GAN_D(D(fake), fake), fakes detached.
-Autoencoder: ``weight`` * sum over ``on`` of GAN_G(D(fake)), non-saturating (generator targets 1).
-``on: [reconstruction]`` with the ``none`` mixer is the AE+GAN baseline; both is AMR.
+Critic: L_D = GAN_D(D(x), real) + sum over ``judge`` of GAN_D(D(fake), fake), fakes detached.
+Autoencoder: ``weight`` * sum over ``judge`` of GAN_G(D(fake)), non-saturating (generator targets 1).
+``judge: [reconstruction]`` with the ``none`` mixer is the AE+GAN baseline; both is AMR.
 
 Supervised AMR (``conditional``):
 
@@ -37,7 +37,7 @@ from mixframe_plugins.regularizers._critic import LN2, apply_spectral_norm, buil
 TARGETS = ("reconstruction", "mix")
 
 
-def _check_on(_inst: Any, _attr: Any, value: tuple[str, ...]) -> None:
+def _check_judge(_inst: Any, _attr: Any, value: tuple[str, ...]) -> None:
     unknown = [v for v in value if v not in TARGETS]
     if not value or unknown or len(set(value)) != len(value):
         raise ValueError(f"must be a non-empty list of distinct items from {list(TARGETS)}, got {list(value)!r}")
@@ -45,8 +45,8 @@ def _check_on(_inst: Any, _attr: Any, value: tuple[str, ...]) -> None:
 
 @attrs.frozen(kw_only=True)
 class AdversarialConfig:
-    on: tuple[str, ...] = param(TARGETS, help="what the critic judges as fake: reconstruction, mix, or both (AMR)",
-                                validator=_check_on)
+    judge: tuple[str, ...] = param(TARGETS, help="what the critic judges as fake: reconstruction, mix, or both (AMR)",
+                                validator=_check_judge)
     loss: Literal["bce", "least_squares"] = param("bce", help="GAN loss: bce (non-saturating) or least_squares (LSGAN, targets 0/1)")
     weight: float = param(1.0, help="weight of the generator's GAN terms in the autoencoder loss", validator=in_range(0, None))
     spectral_norm: bool | None = param(None, help="spectral norm on every critic layer (null: on for images, off otherwise)")
@@ -62,7 +62,7 @@ class AdversarialRegularizer(Regularizer):
     def __init__(self, config: AdversarialConfig, context: BuildContext) -> None:
         super().__init__()
         self.config = config
-        self.needs_mix = "mix" in config.on
+        self.needs_mix = "mix" in config.judge
         self.num_attributes = len(context.data.attribute_names)
         if config.conditional != "none" and not self.num_attributes:
             raise MixframeError(f"adversarial conditional: {config.conditional} needs a dataset with binary attributes "
@@ -95,12 +95,12 @@ class AdversarialRegularizer(Regularizer):
 
     def _mix(self, step: Step) -> tuple[Tensor, Tensor | None]:
         if step.x_mix is None or step.mix is None:
-            raise MixframeError("adversarial with on: [..., mix] needs decoded mixes; use a mixer other than none, "
-                                "or set on: [reconstruction]")
+            raise MixframeError("adversarial with judge: [..., mix] needs decoded mixes; use a mixer other than none, "
+                                "or set judge: [reconstruction]")
         y_mix = None if step.mix.labels is None else step.mix.labels.to(step.x_mix.dtype)
         if self.config.conditional == "projection" and y_mix is None:
             raise MixframeError("a projection discriminator judges (x_mix, y_mix) pairs: use a mixer that mixes labels "
-                                "(class_mixer), or set on: [reconstruction]")
+                                "(class_mixer), or set judge: [reconstruction]")
         return step.x_mix, y_mix
 
     def critic_loss(self, step: Step) -> dict[str, Tensor]:
@@ -108,9 +108,9 @@ class AdversarialRegularizer(Regularizer):
         y = self._labels(step)
         out_real, phi_real = self._score(step.x, y)
         terms = {"d_real": d_loss(out_real, True, kind)}
-        if "reconstruction" in self.config.on:
+        if "reconstruction" in self.config.judge:
             terms["d_fake_rec"] = d_loss(self._score(step.x_rec.detach(), y)[0], False, kind)
-        if "mix" in self.config.on:
+        if "mix" in self.config.judge:
             x_mix, y_mix = self._mix(step)
             terms["d_fake_mix"] = d_loss(self._score(x_mix.detach(), y_mix)[0], False, kind)
         if self.cls_head is not None:
@@ -122,12 +122,12 @@ class AdversarialRegularizer(Regularizer):
         y = self._labels(step)
         terms: dict[str, Tensor] = {}
         cls_pair: tuple[Tensor, Tensor] | None = None
-        if "reconstruction" in self.config.on:
+        if "reconstruction" in self.config.judge:
             out, phi = self._score(step.x_rec, y)
             terms["g_rec"] = weight * g_loss(out, kind)
             if y is not None:
                 cls_pair = (phi, y)
-        if "mix" in self.config.on:
+        if "mix" in self.config.judge:
             x_mix, y_mix = self._mix(step)
             out, phi = self._score(x_mix, y_mix)
             terms["g_mix"] = weight * g_loss(out, kind)
@@ -139,11 +139,11 @@ class AdversarialRegularizer(Regularizer):
         return terms
 
     def critic_chance(self) -> dict[str, float]:
-        real, fake = chance(self.config.loss, len(self.config.on))
+        real, fake = chance(self.config.loss, len(self.config.judge))
         out = {"d_real": real}
-        if "reconstruction" in self.config.on:
+        if "reconstruction" in self.config.judge:
             out["d_fake_rec"] = fake
-        if "mix" in self.config.on:
+        if "mix" in self.config.judge:
             out["d_fake_mix"] = fake
         if self.cls_head is not None:
             out["d_cls"] = LN2

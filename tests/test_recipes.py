@@ -1,0 +1,106 @@
+"""Recipes: every shipped recipe checks, bad recipes get the expected messages, merge and overrides."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mixframe.cli import main
+from mixframe.recipe import RecipeError, apply_overrides, check, load_recipe, merge, resolve_file
+from mixframe.registry import get_registry
+
+ROOT = Path(__file__).resolve().parent.parent
+BAD = sorted((ROOT / "tests" / "bad_recipes").glob("*.yaml"))
+SHIPPED = sorted(p for p in (ROOT / "recipes").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_shipped_recipes_check_and_round_trip(path: Path) -> None:
+    recipe = load_recipe(path)
+    again = check(yaml.safe_load(recipe.to_yaml()), "resolved")
+    assert again == recipe
+
+
+@pytest.mark.parametrize("path", BAD, ids=lambda p: p.name)
+def test_bad_recipe_messages(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    expected = [line.split("# expect:", 1)[1].strip() for line in path.read_text().splitlines() if line.startswith("# expect:")]
+    assert expected, f"{path.name} states no expected message"
+    code = main(["recipe", "check", str(path)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "Traceback" not in err
+    for fragment in expected:
+        assert fragment in err, f"{fragment!r} not in:\n{err}"
+
+
+def test_python_tag_runs_nothing(tmp_path: Path) -> None:
+    marker = Path("/tmp/mixframe-pwned")
+    marker.unlink(missing_ok=True)
+    with pytest.raises(RecipeError):
+        load_recipe(ROOT / "tests" / "bad_recipes" / "python_tag.yaml")
+    assert not marker.exists()
+
+
+def test_three_mistakes_from_the_command_line_exit_2_without_traceback() -> None:
+    result = subprocess.run([sys.executable, "-m", "mixframe.cli", "recipe", "check", str(ROOT / "tests/bad_recipes/three_mistakes.yaml")],
+                            capture_output=True, text=True, timeout=120, env=os.environ)
+    assert result.returncode == 2
+    assert "has 3 problems" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_merge_rules() -> None:
+    base = {"train": {"epochs": 5, "lr": 1e-4}, "regularizers": [{"kind": "a"}, {"kind": "b"}], "mixer": {"kind": "mixup", "fold": True}}
+    over = {"train": {"epochs": 7}, "regularizers": [{"kind": "c"}], "mixer": {"kind": "bernoulli"}}
+    merged = merge(base, over)
+    assert merged["train"] == {"epochs": 7, "lr": 1e-4}  # mappings merge
+    assert merged["regularizers"] == [{"kind": "c"}]  # lists replace
+    assert merged["mixer"] == {"kind": "bernoulli"}  # another kind replaces the section
+    assert merge(base, {"mixer": {"fold": False}})["mixer"] == {"kind": "mixup", "fold": False}
+    assert merge(base, {"mixer": None})["mixer"] is None  # null removes
+
+
+def test_extends_chain_and_null_removes_a_section() -> None:
+    raw = resolve_file(ROOT / "recipes" / "digits_ae.yaml")
+    assert raw["discriminator"] is None and raw["data"]["kind"] == "digits"
+    recipe = check(raw)
+    assert recipe.discriminator is None and recipe.mixer is None and recipe.regularizers == ()
+
+
+def test_overrides() -> None:
+    reg = get_registry()
+    raw = resolve_file(ROOT / "recipes" / "digits_amr_mixup.yaml")
+    raw = apply_overrides(raw, ["mixer.per_channel=true", "train.betas=[0.9, 0.999]", "regularizers.0.weight=2"], reg)
+    recipe = check(raw)
+    assert recipe.mixer.config.per_channel is True
+    assert recipe.train.betas == (0.9, 0.999)
+    assert recipe.regularizers[0].config.weight == 2.0
+    with pytest.raises(RecipeError, match=r"mixer.alhpa: --set: no such key; valid keys here: fold, kind, per_channel"):
+        apply_overrides(resolve_file(ROOT / "recipes" / "digits_amr_mixup.yaml"), ["mixer.alhpa=0.4"], reg)
+    with pytest.raises(RecipeError, match="is not an index"):
+        apply_overrides(resolve_file(ROOT / "recipes" / "digits_amr_mixup.yaml"), ["regularizers.3.weight=1"], reg)
+    with pytest.raises(RecipeError, match="KEY.PATH=VALUE"):
+        apply_overrides({}, ["mixer"], reg)
+
+
+def test_resolved_recipe_printed_by_the_cli_loads_to_the_same_recipe(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = ROOT / "recipes" / "digits_amr_mixup.yaml"
+    assert main(["recipe", "show", str(path), "--resolved", "--set", "train.epochs=3"]) == 0
+    printed = capsys.readouterr().out
+    (tmp_path / "resolved.yaml").write_text(printed)
+    assert load_recipe(tmp_path / "resolved.yaml") == load_recipe(path, ["train.epochs=3"])
+    assert "extends" not in printed and "batch_size: 64" in printed
+
+
+def test_explain_and_components(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["explain", "mixer", "bernoulli"]) == 0
+    out = capsys.readouterr().out
+    assert "sampler" in out and "per_batch" in out
+    assert main(["explain", "mixer", "mixpu"]) == 2
+    assert "did you mean 'mixup'" in capsys.readouterr().err
+    assert main(["components", "mixers"]) == 2
+    assert "did you mean 'mixer'" in capsys.readouterr().err
