@@ -181,5 +181,7 @@ def _load_extensions() -> None:
                 raise
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # run through the package so that sub-commands register in one module
+    from mixframe.cli import main as package_main
+
+    sys.exit(package_main())

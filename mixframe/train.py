@@ -153,8 +153,8 @@ class Trainer:
 
     def _check_finite(self, who: str, loss: Tensor, terms: dict[str, Tensor]) -> None:
         if not torch.isfinite(loss):
-            bad = ", ".join(f"{k}={float(v):.4g}" for k, v in terms.items())
-            raise TrainingDiverged(f"the {who} loss became {float(loss)} at epoch {self.epoch + 1}, minibatch {self.step + 1} ({bad}); "
+            bad = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in terms.items())
+            raise TrainingDiverged(f"the {who} loss became {float(loss.detach())} at epoch {self.epoch + 1}, minibatch {self.step + 1} ({bad}); "
                                    "training stopped and the last good checkpoint was kept. Lower train.lr or a loss weight, then resume or retrain")
 
     def _sync(self, params: Any) -> None:

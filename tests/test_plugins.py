@@ -58,7 +58,7 @@ def mixframe(*args: str, site: Path | None = None, env: dict[str, str] | None = 
     full_env = {**os.environ, **(env or {})}
     if site is not None:
         full_env["PYTHONPATH"] = str(site)
-    return subprocess.run([sys.executable, "-m", "mixframe.cli", *args], capture_output=True, text=True, env=full_env, timeout=120)
+    return subprocess.run([sys.executable, "-m", "mixframe", *args], capture_output=True, text=True, env=full_env, timeout=120)
 
 
 def test_builtins_register_through_the_entry_point_group() -> None:

@@ -47,7 +47,7 @@ def test_python_tag_runs_nothing(tmp_path: Path) -> None:
 
 
 def test_three_mistakes_from_the_command_line_exit_2_without_traceback() -> None:
-    result = subprocess.run([sys.executable, "-m", "mixframe.cli", "recipe", "check", str(ROOT / "tests/bad_recipes/three_mistakes.yaml")],
+    result = subprocess.run([sys.executable, "-m", "mixframe", "recipe", "check", str(ROOT / "tests/bad_recipes/three_mistakes.yaml")],
                             capture_output=True, text=True, timeout=120, env=os.environ)
     assert result.returncode == 2
     assert "has 3 problems" in result.stderr and "Traceback" not in result.stderr

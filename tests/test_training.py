@@ -1,0 +1,203 @@
+"""The engine: losses fall, schedules hold, runs record and resume exactly, failures keep work safe."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from mixframe.cli import main
+from mixframe.errors import MixframeError
+from mixframe.recipe import load_recipe
+from mixframe.runs import CHECKPOINT, load_checkpoint, new_run_dir, save_checkpoint
+from mixframe.train import Trainer, TrainingDiverged
+
+ROOT = Path(__file__).resolve().parent.parent
+SPIRAL = ROOT / "recipes" / "spiral_amr.yaml"
+SMALL = ["data.n_train=512", "data.n_val=128", "data.n_test=128", "train.batch_size=64", "train.epochs=3",
+         "encoder.hidden=[32, 32]", "decoder.hidden=[32, 32]", "discriminator.hidden=[32, 32]", "train.grid_every=1",
+         "train.log_every=1"]
+
+
+def small_spiral(*extra: str):  # noqa: ANN201
+    return load_recipe(SPIRAL, [*SMALL, *extra])
+
+
+def weights(state: dict) -> dict[str, torch.Tensor]:
+    return state["model"]
+
+
+def test_losses_fall_and_critic_and_autoencoder_follow_the_schedule() -> None:
+    trainer = Trainer(small_spiral("train.update_g_every=4", "train.lr=1e-3"))
+    x, y = next(iter(trainer.loader))
+    ae_before = [p.detach().clone() for p in trainer.model.encoder.parameters()]
+    critic = trainer.model.regularizers[0]
+    critic_before = [p.detach().clone() for p in critic.critic_parameters()]
+    for i in range(3):  # critic-only steps: the autoencoder must not move, the critic must
+        logs = trainer.train_step(x, y)
+        assert not any(k.startswith("ae/") for k in logs)
+        assert all(torch.equal(a, p) for a, p in zip(ae_before, trainer.model.encoder.parameters()))
+    assert not all(torch.equal(a, p) for a, p in zip(critic_before, critic.critic_parameters()))
+    logs = trainer.train_step(x, y)  # the 4th minibatch updates the autoencoder
+    assert "ae/reconstruction" in logs and "ae/1_consistency/consistency" in logs
+    assert not all(torch.equal(a, p) for a, p in zip(ae_before, trainer.model.encoder.parameters()))
+    first = logs["ae/reconstruction"]
+    for _ in range(200):
+        logs = trainer.train_step(x, y)
+    assert logs["ae/reconstruction"] < 0.5 * first
+
+
+def test_critic_only_steps_build_no_autoencoder_graph(monkeypatch: pytest.MonkeyPatch) -> None:
+    trainer = Trainer(small_spiral("train.update_g_every=2"))
+    seen: list[bool] = []
+    original = trainer.model.forward_step
+
+    def spy(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        step, out = original(*args, **kwargs)
+        seen.append(out.requires_grad)
+        return step, out
+
+    monkeypatch.setattr(trainer.model, "forward_step", spy)
+    x, y = next(iter(trainer.loader))
+    for _ in range(4):
+        trainer.train_step(x, y)
+    assert seen == [False, True, False, True]
+
+
+def test_train_writes_a_complete_run_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["train", str(SPIRAL), "--out", str(tmp_path), "--no-progress"]
+    for s in SMALL:
+        args += ["--set", s]
+    assert main(args) == 0
+    assert main(args) == 0  # a second run never reuses the first one's folder
+    runs = sorted(tmp_path.iterdir())
+    assert len(runs) == 2
+    run = runs[0]
+    for name in ("recipe.yaml", "run.json", "environment.json", "plugins.json", CHECKPOINT, "metrics.csv", "loss_curves.png", "grid.png"):
+        assert (run / name).exists(), name
+    assert list((run / "tb").glob("events.out.tfevents.*"))
+    info = json.loads((run / "run.json").read_text())
+    assert info["status"] == "complete" and info["epoch"] == 3 and info["overrides"] == SMALL
+    assert load_recipe(run / "recipe.yaml") == small_spiral()
+    assert "torch" in json.loads((run / "environment.json").read_text())["packages"]
+    rows = (run / "metrics.csv").read_text().splitlines()
+    assert rows[0] == "step,epoch,name,value" and any("d_real_chance" in r for r in rows)
+    assert main(["resume", str(run)]) == 0
+    assert "already complete" in capsys.readouterr().out
+
+
+def test_new_run_dirs_never_collide(tmp_path: Path) -> None:
+    dirs = {new_run_dir(tmp_path, "x") for _ in range(5)}
+    assert len(dirs) == 5
+
+
+def _train_cmd(out: Path, *extra: str) -> list[str]:
+    cmd = [sys.executable, "-m", "mixframe", "train", str(SPIRAL), "--out", str(out), "--no-progress"]
+    for s in [*SMALL, "train.epochs=4", "train.checkpoint_every=1", *extra]:
+        cmd += ["--set", s]
+    return cmd
+
+
+def test_sigkill_then_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path: Path) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    full = subprocess.run(_train_cmd(tmp_path / "full"), env=env, capture_output=True, text=True, timeout=300)
+    assert full.returncode == 0, full.stderr
+    # Slow the killed run down a little so it can be caught between checkpoints.
+    proc = subprocess.Popen(_train_cmd(tmp_path / "killed", "train.log_every=1"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    checkpoint = None
+    while time.time() < deadline and proc.poll() is None:
+        found = list((tmp_path / "killed").glob(f"*/{CHECKPOINT}"))
+        if found:
+            checkpoint = found[0]
+            break
+        time.sleep(0.05)
+    assert checkpoint is not None, "the run never wrote a checkpoint"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = load_checkpoint(checkpoint)["epoch"]
+    if killed_at >= 4:
+        pytest.skip("the run finished before it could be killed")
+    resumed = subprocess.run([sys.executable, "-m", "mixframe", "resume", str(checkpoint.parent), "--no-progress"], env=env,
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    a = weights(load_checkpoint(next((tmp_path / "full").glob(f"*/{CHECKPOINT}"))))
+    b = weights(load_checkpoint(checkpoint))
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    steps = [int(r.split(",")[0]) for r in (checkpoint.parent / "metrics.csv").read_text().splitlines()[1:]]
+    assert steps == sorted(steps)  # rows logged after the last checkpoint were dropped on resume
+
+
+def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_path: Path) -> None:
+    trainer = Trainer(small_spiral("train.epochs=2"))
+    trainer.fit(tmp_path, progress=False)
+    good = load_checkpoint(tmp_path / CHECKPOINT)
+    trainer = Trainer(small_spiral("train.epochs=4"))
+    trainer.load_state(good)
+    trainer.model.reconstruction_loss = lambda out, x: torch.tensor(float("nan"))  # type: ignore[method-assign]
+    with pytest.raises(TrainingDiverged, match="became nan at epoch 3.*last good checkpoint was kept"):
+        trainer.fit(tmp_path, progress=False)
+    kept = load_checkpoint(tmp_path / CHECKPOINT)
+    assert kept["epoch"] == 2 and all(torch.equal(kept["model"][k], good["model"][k]) for k in good["model"])
+
+
+class Payload:
+    def __reduce__(self):  # noqa: ANN204
+        return (os.system, ("touch /tmp/mixframe-checkpoint-pwned",))
+
+
+def test_checkpoint_that_would_run_code_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / CHECKPOINT
+    torch.save({"model": {}, "evil": Payload()}, path)
+    marker = Path("/tmp/mixframe-checkpoint-pwned")
+    marker.unlink(missing_ok=True)
+    with pytest.raises(MixframeError, match="would run code when loaded; refused"):
+        load_checkpoint(path)
+    assert not marker.exists()
+
+
+def test_checkpoint_writes_are_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / CHECKPOINT
+    save_checkpoint(path, {"epoch": 1})
+
+    def broken_save(obj, f):  # noqa: ANN001, ANN202
+        f.write(b"half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError):
+        save_checkpoint(path, {"epoch": 2})
+    monkeypatch.undo()
+    assert load_checkpoint(path) == {"epoch": 1}
+    assert [p.name for p in tmp_path.iterdir()] == [CHECKPOINT]
+
+
+def test_recipe_mistakes_in_model_assembly_are_messages() -> None:
+    with pytest.raises(MixframeError, match="no mixer that mixes"):
+        Trainer(small_spiral("mixer=null"))
+    with pytest.raises(MixframeError, match="batch_size 4096 is larger than the training split"):
+        Trainer(small_spiral("train.batch_size=4096"))
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_keep_identical_weights(tmp_path: Path) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29531", "-m", "mixframe", "train",
+           str(SPIRAL), "--out", str(tmp_path), "--no-progress", "--set", "train.device=cpu"]
+    for s in [*SMALL, "train.epochs=2"]:
+        cmd += ["--set", s]
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    [run] = list(tmp_path.iterdir())
+    info = json.loads((run / "run.json").read_text())
+    assert info["world_size"] == 2 and info["ranks_identical"] is True
+    # each rank saw half the data per epoch: 512 / 2 / 64 = 4 minibatches per epoch
+    assert info["step"] == 8
