@@ -173,7 +173,7 @@ def _load_extensions() -> None:
     """Import the modules that add sub-commands; each registers itself with ``extension``."""
     import importlib
 
-    for module in ("mixframe.commands",):
+    for module in ("mixframe.commands", "mixframe.evaluation", "mixframe.interpolate", "mixframe.report", "mixframe.supervised"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as err:

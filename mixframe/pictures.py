@@ -41,7 +41,10 @@ def save_rows(rows: list[Tensor], spec: DataSpec, path: Path) -> None:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     ncol = rows[0].shape[0]
-    save_image(to_unit(torch.cat(rows).cpu().float(), spec), path, nrow=ncol, padding=1, pad_value=1.0)
+    images = to_unit(torch.cat(rows).cpu().float(), spec)
+    if images.shape[-1] < 48:  # small images are enlarged (nearest neighbour) so that the grid is readable
+        images = torch.nn.functional.interpolate(images, scale_factor=48 // images.shape[-1], mode="nearest")
+    save_image(images, path, nrow=ncol, padding=2, pad_value=1.0)
 
 
 @torch.no_grad()
