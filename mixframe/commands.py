@@ -95,16 +95,15 @@ def _fit(trainer: Trainer, run_dir: Path, log: ScalarLog | None, progress: bool)
         raise MixframeError("the processes ended with different weights; the gradient synchronisation failed")
 
 
-@command("train")
-def cmd_train(args: argparse.Namespace) -> int:
-    recipe = load_recipe(args.recipe, args.overrides)
+def train_new_run(recipe: Recipe, recipe_file: Path, overrides: list[str], out: Path, progress: bool = True) -> Path:
+    """Train ``recipe`` into a new run folder under ``out`` (under torchrun: rank 0 makes it); return the folder."""
     rank, world = init_distributed(recipe)
     run_dir = None
     if rank == 0:
-        run_dir = new_run_dir(args.out, args.recipe.stem)
+        run_dir = new_run_dir(out, recipe_file.stem)
         (run_dir / RECIPE).write_text(recipe.to_yaml())
         device = pick_device(recipe.train.device)
-        write_json(run_dir / "run.json", {"status": "running", "recipe_file": str(args.recipe), "overrides": args.overrides,
+        write_json(run_dir / "run.json", {"status": "running", "recipe_file": str(recipe_file), "overrides": overrides,
                                            "started": _dt.datetime.now().isoformat(timespec="seconds"), "world_size": world})
         write_json(run_dir / "environment.json", environment(device))
         write_json(run_dir / "plugins.json", plugin_record())
@@ -113,7 +112,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     trainer = Trainer(recipe, rank=rank, world=world)
     log = ScalarLog(run_dir) if rank == 0 else None
     trainer.logger = log
-    _fit(trainer, run_dir, log, progress=not args.no_progress)
+    _fit(trainer, run_dir, log, progress=progress)
+    return run_dir
+
+
+@command("train")
+def cmd_train(args: argparse.Namespace) -> int:
+    recipe = load_recipe(args.recipe, args.overrides)
+    train_new_run(recipe, args.recipe, args.overrides, args.out, progress=not args.no_progress)
     return 0
 
 
