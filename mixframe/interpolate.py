@@ -284,7 +284,7 @@ def render_paths(runs: Sequence[TrainedRun], x1: Tensor, x2: Tensor, steps: int,
     axes[0][0].plot([], [], color="black", marker="o", markersize=3, label=f"decoded {mode} path")
     axes[0][0].plot([], [], color="black", linestyle=":", label="pixel (straight) path")
     axes[0][0].scatter([], [], marker="x", color="black", label="x1, x2")
-    axes[0][0].legend(loc="upper right", fontsize=7)
+    axes[0][0].legend(loc="best", fontsize=7)
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)

@@ -40,7 +40,7 @@ section.run { border-top: 2px solid #888; margin-top: 2em; }
 .status-complete { color: #070; } .status-other { color: #b00; font-weight: bold; }
 figure { display: inline-block; margin: 0 1em 1em 0; vertical-align: top; }
 figcaption { font-size: 0.85em; color: #555; }
-img { max-width: 100%; image-rendering: pixelated; }
+img { max-width: 100%; }
 """
 
 
