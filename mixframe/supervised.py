@@ -1,0 +1,411 @@
+"""Supervised AMR: the class mixer's masks (the paper's Figure 6), supervised mix grids, and the
+attribute-accuracy measurement.
+
+Sub-commands (registered with the CLI when this module is imported):
+
+``mixframe masks RUN``
+    p = masks_for(y_mix) and sampled masks m for every attribute combination y_mix, as a picture
+    (masks.png), a table on stdout and masks.json.
+``mixframe supervised-grid RUN``
+    for test pairs (x1, x2), the decoded mix g(m h1 + (1 - m) h2) aimed at every y_mix.
+``mixframe attribute-accuracy RUN...``
+    an attribute classifier trained on the run's real training images judges decoded mixes: how
+    often does x_mix show y_mix? The protocol is in docs/supervised.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from mixframe.cli import command, extension
+from mixframe.errors import MixframeError
+from mixframe.interfaces import DataBundle
+
+MAX_ATTRIBUTES = 6
+Predict = Callable[[Tensor], Tensor]
+
+
+# -- attribute combinations and masks -----------------------------------------------------------------
+def combinations(num_attributes: int) -> Tensor:
+    """All 2^k attribute vectors (2^k, k) as floats, in binary order: row r has bit i = attribute i,
+    attribute 0 the most significant (row 1 of k = 3 is 001: only the last attribute set)."""
+    if num_attributes < 1:
+        raise MixframeError("the data has no binary attributes; use a dataset with label_kind attributes (e.g. dsprites labels: attributes)")
+    if num_attributes > MAX_ATTRIBUTES:
+        raise MixframeError(f"the data has {num_attributes} attributes, i.e. {2 ** num_attributes} combinations: too many to draw "
+                            f"(at most {MAX_ATTRIBUTES}); train with fewer attributes (e.g. celeba attributes: [Male, Smiling, Eyeglasses])")
+    rows = torch.arange(2 ** num_attributes)
+    shifts = torch.arange(num_attributes - 1, -1, -1)
+    return ((rows[:, None] >> shifts) & 1).float()
+
+
+def bits(y: Tensor) -> str:
+    """'101' for an attribute vector (1, 0, 1)."""
+    return "".join(str(int(v)) for v in y.round().tolist())
+
+
+def class_mixer_of(run: Any) -> nn.Module:
+    """The run's mixer when it predicts masks from attributes (has ``masks_for``), else a MixframeError."""
+    mixer = run.mixer
+    if mixer is None or not callable(getattr(mixer, "masks_for", None)):
+        kind = run.recipe.mixer.name if run.recipe.mixer is not None else "none"
+        raise MixframeError(f"run {run.dir} uses mixer {kind!r}, which predicts no masks from attributes; "
+                            "masks and supervised grids need a supervised run (mixer: {kind: class_mixer})")
+    return mixer
+
+
+def sample_masks(p: Tensor, generator: torch.Generator) -> Tensor:
+    """m ~ Bernoulli(p), drawn on the CPU from ``generator`` so that pictures are reproducible."""
+    return torch.bernoulli(p.detach().float().cpu(), generator=generator).to(p.device)
+
+
+@torch.no_grad()
+def mask_table(run: Any, samples: int = 1, seed: int = 0) -> dict[str, Any]:
+    """p (2^k, C) and ``samples`` sampled masks (samples, 2^k, C) for every attribute combination."""
+    mixer = class_mixer_of(run)
+    names = tuple(run.data.spec.attribute_names)
+    combos = combinations(len(names))
+    p = mixer.masks_for(combos.to(run.device)).float().cpu()
+    gen = torch.Generator().manual_seed(seed)
+    m = torch.stack([sample_masks(p, gen) for _ in range(samples)])
+    return {"attributes": names, "combinations": combos, "p": p, "m": m}
+
+
+def mask_summary(table: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per combination: mean p and the fraction of maps the sampled masks take from the first parent."""
+    rows = []
+    for i, y in enumerate(table["combinations"]):
+        p, m = table["p"][i], table["m"][:, i]
+        rows.append({"bits": bits(y), "y_mix": {a: int(v) for a, v in zip(table["attributes"], y.tolist())},
+                     "mean_p": float(p.mean()), "first_parent_fraction": float(m.mean()),
+                     "maps_p_over_half": int((p > 0.5).sum()), "p": [round(float(v), 5) for v in p],
+                     "m": [[int(v) for v in draw] for draw in m.tolist()]})
+    return rows
+
+
+def format_summary(table: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    names = ", ".join(table["attributes"])
+    lines = [f"y_mix = ({names})   mean p   first parent (sampled m)   maps with p > 0.5 (of {table['p'].shape[1]})"]
+    for row in rows:
+        lines.append(f"{row['bits']:>{max(5, len(row['bits']))}}         {row['mean_p']:6.3f}   {row['first_parent_fraction']:10.3f}"
+                     f"                 {row['maps_p_over_half']:4d}")
+    return "\n".join(lines)
+
+
+def save_masks_picture(table: dict[str, Any], path: Path, title: str = "") -> None:
+    """Figure 6: rows = combinations, columns = feature maps; p as a viridis heat map, then each sampled m."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    p, m, combos = table["p"].numpy(), table["m"].numpy(), table["combinations"]
+    labels = [bits(y) for y in combos]
+    panels = [("p = masks_for(y_mix)", p, "viridis")] + [
+        (f"sampled m{'' if len(m) == 1 else f' #{j + 1}'} (1 = first parent)", m[j], "gray") for j in range(len(m))]
+    rows, cols = p.shape
+    width = max(2.5, 0.22 * cols + 1.2)
+    fig, axes = plt.subplots(1, len(panels), figsize=(width * len(panels) + 0.8, 0.3 * rows + 1.6), squeeze=False)
+    for ax, (name, values, cmap) in zip(axes[0], panels):
+        image = ax.imshow(values, cmap=cmap, vmin=0, vmax=1, aspect="auto", interpolation="nearest")
+        ax.set_title(name, fontsize=9)
+        ax.set_yticks(range(rows), labels, fontsize=7, family="monospace")
+        ax.set_xticks(range(0, cols, max(1, cols // 16)))
+        ax.tick_params(axis="x", labelsize=7)
+        ax.set_xlabel("feature map index", fontsize=8)
+        ax.set_ylabel(f"y_mix = ({', '.join(table['attributes'])})", fontsize=8)
+        if cmap == "viridis":
+            fig.colorbar(image, ax=ax, fraction=0.05, pad=0.02)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+# -- supervised grids ---------------------------------------------------------------------------------
+@torch.no_grad()
+def supervised_mixes(run: Any, x1: Tensor, x2: Tensor, mask: str = "sample", seed: int = 0) -> tuple[Tensor, Tensor]:
+    """(pairs, 2^k, *shape) decoded mixes g(m h1 + (1 - m) h2) aimed at each combination, and the combinations.
+
+    ``mask``: "soft" uses m = p, "sample" a Bernoulli draw seeded by ``seed`` (one per pair and target).
+    """
+    if mask not in ("soft", "sample"):
+        raise MixframeError(f"mask must be 'soft' or 'sample', got {mask!r}")
+    mixer = class_mixer_of(run)
+    combos = combinations(len(run.data.spec.attribute_names))
+    h1, h2 = run.encode(x1), run.encode(x2)
+    p = mixer.masks_for(combos.to(run.device)).float()
+    gen = torch.Generator().manual_seed(seed)
+    out = []
+    for i in range(len(h1)):
+        m = p if mask == "soft" else sample_masks(p, gen)
+        view = m.reshape(*m.shape, *([1] * (h1.dim() - 2))).to(h1.dtype)
+        out.append(run.decode(view * h1[i : i + 1] + (1 - view) * h2[i : i + 1]))
+    return torch.stack(out), combos
+
+
+def save_labelled_grid(rows: list[Tensor], column_labels: list[str], row_labels: list[str], data: DataBundle, path: Path, title: str) -> None:
+    """Rows of images as one picture with column and row labels (matplotlib)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from torchvision.utils import make_grid
+
+    from mixframe.pictures import to_unit
+
+    images = to_unit(torch.cat(rows).cpu().float(), data.spec)
+    if images.shape[-1] < 48:
+        images = F.interpolate(images, scale_factor=48 // images.shape[-1], mode="nearest")
+    pad, side = 2, images.shape[-1]
+    grid = make_grid(images, nrow=len(column_labels), padding=pad, pad_value=1.0).permute(1, 2, 0).numpy()
+    fig, ax = plt.subplots(figsize=(0.75 * len(column_labels) + 1.2, 0.75 * len(rows) + 1.0))
+    ax.imshow(grid, interpolation="nearest")
+    centres = [pad + i * (side + pad) + side / 2 for i in range(max(len(column_labels), len(rows)))]
+    ax.set_xticks(centres[: len(column_labels)], column_labels, fontsize=7, family="monospace", rotation=90)
+    ax.set_yticks(centres[: len(rows)], row_labels, fontsize=7)
+    ax.xaxis.tick_top()
+    ax.tick_params(length=0)
+    ax.set_title(title, fontsize=9, pad=4, y=-0.08 if len(rows) > 1 else -0.2)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+# -- the attribute-accuracy measurement ----------------------------------------------------------------
+class AttributeClassifier(nn.Module):
+    """A small CNN: three stride-2 convs, pooled to a 4x4 map (position attributes need where, not only what)."""
+
+    def __init__(self, channels: int, num_attributes: int, width: int = 16) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(channels, width, 3, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(2 * width, 2 * width, 3, stride=2, padding=1), nn.ReLU(),
+            nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(2 * width * 16, num_attributes),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+
+def split_tensors(data: DataBundle, name: str, limit: int | None = None) -> tuple[Tensor, Tensor]:
+    dataset = getattr(data, name)
+    n = len(dataset) if limit is None else min(limit, len(dataset))
+    xs, ys = zip(*(dataset[i] for i in range(n)))
+    return torch.stack(xs), torch.stack(ys).float()
+
+
+def train_attribute_classifier(data: DataBundle, seed: int = 0, epochs: int = 4, batch_size: int = 128,
+                               lr: float = 2e-3, limit: int | None = None) -> tuple[Predict, dict[str, float]]:
+    """Fit the classifier on the real training split (seeded); returns ``predict`` (0/1) and its test accuracy."""
+    if not data.spec.is_image or not data.spec.attribute_names:
+        raise MixframeError("attribute-accuracy needs image data with binary attributes (label_kind attributes), "
+                            "e.g. dsprites with labels: attributes")
+    x, y = split_tensors(data, "train", limit)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = AttributeClassifier(data.spec.shape[0], y.shape[1])
+        opt = torch.optim.Adam(model.parameters(), lr=lr)
+        gen = torch.Generator().manual_seed(seed)
+        for _ in range(epochs):
+            for idx in torch.randperm(len(x), generator=gen).split(batch_size):
+                loss = F.binary_cross_entropy_with_logits(model(x[idx]), y[idx])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+    model.eval()
+
+    @torch.no_grad()
+    def predict(images: Tensor) -> Tensor:
+        return torch.cat([(model(b.cpu().float()) > 0).float() for b in images.split(512)])
+
+    xt, yt = split_tensors(data, "test")
+    stats = agreement(predict(xt), yt, data.spec.attribute_names)
+    return predict, {f"classifier_test_{k}": v for k, v in stats.items()}
+
+
+def agreement(predicted: Tensor, target: Tensor, names: tuple[str, ...] | list[str] = ()) -> dict[str, float]:
+    """Fraction of attributes, of whole vectors, and per attribute where ``predicted`` equals ``target``."""
+    same = predicted.round() == target.round()
+    out = {"attribute_accuracy": float(same.float().mean()), "vector_accuracy": float(same.all(dim=1).float().mean())}
+    for i, name in enumerate(names):
+        out[f"accuracy_{name}"] = float(same[:, i].float().mean())
+    return out
+
+
+def draw_targets(y1: Tensor, y2: Tensor, generator: torch.Generator) -> Tensor:
+    """y_mix as the class mixer draws it: q ~ U(0, 1) per pair, each attribute from y1 with probability q."""
+    q = torch.rand(len(y1), 1, generator=generator)
+    from_first = torch.bernoulli(q.expand_as(y1).contiguous(), generator=generator)
+    return from_first * y1 + (1 - from_first) * y2
+
+
+@torch.no_grad()
+def decode_mixes(run: Any, x1: Tensor, x2: Tensor, y_mix: Tensor, seed: int) -> Tensor:
+    """Decoded mixes of each pair, made the way the run's own mixer mixes.
+
+    A class mixer aims at ``y_mix``: m ~ Bernoulli(masks_for(y_mix)) (m = p when it was trained with
+    the soft estimator). Any other two-parent mixer cannot aim; its own forward draws the mix and
+    ``y_mix`` is ignored.
+    """
+    mixer = run.mixer
+    if mixer is None or getattr(mixer, "num_sources", 2) != 2:
+        raise MixframeError(f"run {run.dir} has no two-parent mixer; attribute-accuracy compares mixes of pairs "
+                            "(use a run with a mixer such as class_mixer, bernoulli or mixup)")
+    h1, h2 = run.encode(x1), run.encode(x2)
+    if callable(getattr(mixer, "masks_for", None)):
+        p = mixer.masks_for(y_mix.to(run.device)).float()
+        soft = getattr(getattr(mixer, "config", None), "estimator", None) == "soft"
+        m = p if soft else sample_masks(p, torch.Generator().manual_seed(seed))
+        view = m.reshape(*m.shape, *([1] * (h1.dim() - 2))).to(h1.dtype)
+        codes = view * h1 + (1 - view) * h2
+    else:
+        with torch.random.fork_rng(devices=[run.device] if run.device.type == "cuda" else []):
+            torch.manual_seed(seed)
+            codes = torch.cat([mixer([a, b]).codes for a, b in zip(h1.split(256), h2.split(256))])
+    return run.decode(codes)
+
+
+def measure_mixes(run: Any, predict: Predict, pairs: int = 2000, seed: int = 0) -> dict[str, float]:
+    """How often the classifier reads y_mix in the decoded mixes of random test pairs (and two references).
+
+    ``mix_*``: decoded mixes against y_mix. ``first_parent_*``: the real first parent x1 against
+    y_mix, what a mixer that copies one parent would score. ``reconstruction_*``: decoded
+    reconstructions against their own labels, the ceiling the decoder allows.
+    """
+    x, y = split_tensors(run.data, "test")
+    y = y.float()
+    if len(x) < 2:
+        raise MixframeError("the test split needs at least two examples to form pairs")
+    gen = torch.Generator().manual_seed(seed)
+    i1 = torch.randint(len(x), (pairs,), generator=gen)
+    i2 = (i1 + torch.randint(1, len(x), (pairs,), generator=gen)) % len(x)  # a different example
+    y_mix = draw_targets(y[i1], y[i2], gen)
+    x_mix = decode_mixes(run, x[i1], x[i2], y_mix, seed).cpu()
+    names = tuple(run.data.spec.attribute_names)
+    out = {f"mix_{k}": v for k, v in agreement(predict(x_mix), y_mix, names).items()}
+    out.update({f"first_parent_{k}": v for k, v in agreement(predict(x[i1]), y_mix).items()})
+    x_rec = run.decode(run.encode(x)).cpu()
+    out.update({f"reconstruction_{k}": v for k, v in agreement(predict(x_rec), y).items()})
+    out["pairs_with_differing_attributes"] = float((y[i1] != y[i2]).any(dim=1).float().mean())
+    return out
+
+
+# -- commands -----------------------------------------------------------------------------------------
+@extension
+def _parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("masks", help="supervised AMR: the class mixer's masks p and sampled m per attribute combination (Figure 6)")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--out", type=Path, default=None, help="picture file (default: RUN_DIR/masks.png; masks.json beside it)")
+    p.add_argument("--samples", type=int, default=1, help="sampled masks m to draw per combination (default 1)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampled masks")
+    p.add_argument("--device", default="cpu", help="device to load the run on (default cpu)")
+
+    p = sub.add_parser("supervised-grid", help="supervised AMR: decoded mixes of test pairs aimed at every attribute combination")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--pairs", type=int, default=4, help="test pairs, one row each (default 4)")
+    p.add_argument("--out", type=Path, default=None, help="picture file (default: RUN_DIR/supervised_grid.png)")
+    p.add_argument("--mask", choices=["sample", "soft"], default="sample", help="m sampled from p (default, seeded) or m = p")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampled masks")
+    p.add_argument("--device", default="cpu", help="device to load the run on (default cpu)")
+
+    p = sub.add_parser("attribute-accuracy",
+                       help="supervised AMR: how often an attribute classifier reads y_mix in decoded mixes (see docs/supervised.md)")
+    p.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
+    p.add_argument("--pairs", type=int, default=2000, help="random test pairs, one target y_mix each (default 2000)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the classifier, the pairs, the targets and the masks")
+    p.add_argument("--classifier-epochs", type=int, default=4, help="epochs of classifier training on the real training split")
+    p.add_argument("--device", default="cpu", help="device to load the runs on (default cpu)")
+
+
+def _positive(value: int, option: str) -> None:
+    if value < 1:
+        raise MixframeError(f"{option} must be at least 1, got {value}")
+
+
+def _load(run_dir: Path, device: str) -> Any:
+    from mixframe.runs import TrainedRun
+
+    return TrainedRun(run_dir, device=device)
+
+
+@command("masks")
+def cmd_masks(args: argparse.Namespace) -> int:
+    from mixframe.runs import write_json
+
+    _positive(args.samples, "--samples")
+    run = _load(args.run_dir, args.device)
+    table = mask_table(run, samples=args.samples, seed=args.seed)
+    rows = mask_summary(table)
+    out = args.out or run.dir / "masks.png"
+    save_masks_picture(table, out, title=f"{run.name}: class mixer masks ({run.recipe.data.name}, epoch {run.epoch})")
+    write_json(out.with_suffix(".json"), {"run": str(run.dir), "attributes": list(table["attributes"]), "samples": args.samples,
+                                          "seed": args.seed, "maps": int(table["p"].shape[1]), "combinations": rows})
+    print(format_summary(table, rows))
+    print(f"wrote {out} and {out.with_suffix('.json')}")
+    return 0
+
+
+@command("supervised-grid")
+def cmd_supervised_grid(args: argparse.Namespace) -> int:
+    _positive(args.pairs, "--pairs")
+    run = _load(args.run_dir, args.device)
+    class_mixer_of(run)
+    from mixframe.pictures import first_pairs
+
+    x1, x2 = first_pairs(run.data, args.pairs, split="test")
+    if len(x1) == 0:
+        raise MixframeError("the test split has fewer than two examples; no pairs to mix")
+    mixes, combos = supervised_mixes(run, x1.to(run.device), x2.to(run.device), mask=args.mask, seed=args.seed)
+    n = len(x1)
+    ys = [run.data.test[i][1] for i in range(2 * n)]
+    rows = [torch.cat([x1[i : i + 1].to(mixes.device), x2[i : i + 1].to(mixes.device), mixes[i]]) for i in range(n)]
+    columns = ["x1", "x2", *(bits(y) for y in combos)]
+    row_labels = [f"{bits(ys[i])} + {bits(ys[n + i])}" for i in range(n)]
+    names = ", ".join(run.data.spec.attribute_names)
+    out = args.out or run.dir / "supervised_grid.png"
+    save_labelled_grid(rows, columns, row_labels, run.data, out,
+                       f"columns: x1, x2, then the mix aimed at y_mix = ({names}); rows: y(x1) + y(x2); m {args.mask}")
+    print(f"wrote {out}")
+    return 0
+
+
+@command("attribute-accuracy")
+def cmd_attribute_accuracy(args: argparse.Namespace) -> int:
+    from mixframe.runs import write_json
+
+    _positive(args.pairs, "--pairs")
+    _positive(args.classifier_epochs, "--classifier-epochs")
+    classifiers: dict[str, tuple[Predict, dict[str, float]]] = {}
+    results = []
+    for run_dir in args.run_dirs:
+        run = _load(run_dir, args.device)
+        key = json.dumps([run.recipe.data.name, repr(run.recipe.data.config)])
+        if key not in classifiers:  # runs on the same data share one classifier
+            classifiers[key] = train_attribute_classifier(run.data, seed=args.seed, epochs=args.classifier_epochs)
+        predict, stats = classifiers[key]
+        result = {**stats, **measure_mixes(run, predict, pairs=args.pairs, seed=args.seed)}
+        mixer = run.recipe.mixer.name if run.recipe.mixer is not None else "none"
+        write_json(run.dir / "attribute_accuracy.json", {"run": str(run.dir), "mixer": mixer, "pairs": args.pairs,
+                                                          "seed": args.seed, "classifier_epochs": args.classifier_epochs, **result})
+        results.append((run, mixer, result))
+    print(f"{'run':<44} {'mixer':<12} {'classifier':>10} {'mix attr':>9} {'mix vector':>10} {'x1 attr':>8} {'x1 vector':>9} {'recon attr':>10}")
+    for run, mixer, r in results:
+        print(f"{run.name[:44]:<44} {mixer:<12} {r['classifier_test_attribute_accuracy']:10.3f} {r['mix_attribute_accuracy']:9.3f} "
+              f"{r['mix_vector_accuracy']:10.3f} {r['first_parent_attribute_accuracy']:8.3f} {r['first_parent_vector_accuracy']:9.3f} "
+              f"{r['reconstruction_attribute_accuracy']:10.3f}")
+    print("mix: the classifier reads y_mix in the decoded mix; x1: in the real first parent (a copy-one-parent reference); "
+          "recon: reconstructions read as their own labels. Written to RUN_DIR/attribute_accuracy.json")
+    return 0
