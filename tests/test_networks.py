@@ -65,7 +65,7 @@ def test_conv_rejects_too_many_scales_and_mismatched_codes() -> None:
 def test_conv_discriminator_features_and_no_normalisation_by_default() -> None:
     disc = conv.ConvDiscriminator(conv.ConvDiscriminatorConfig(depth=4, features=7), ctx((3, 32, 32)))
     out = disc(torch.randn(5, 3, 32, 32))
-    assert out.shape == (5, 7) and disc.out_features == 7
+    assert out.shape == (5, 7 * 4 * 4) and disc.out_features == 7 * 4 * 4  # the 4x4 map, flattened
     assert not any(isinstance(m, nn.InstanceNorm2d) for m in disc.modules())
     assert not any(hasattr(m, "weight_orig") for m in disc.modules())  # spectral norm is the regularizer's job
 

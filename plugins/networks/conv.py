@@ -11,7 +11,7 @@ build context, so it needs no ``latent`` or ``scales`` of its own. The output is
 the data's range) or logits (for a BCE reconstruction, with data in [0, 1]).
 
 Critic body: the encoder's trunk (no normalisation by default) ending in a 3x3 conv to
-``features`` channels averaged over positions: ``(B, features)``. It holds no spectral norm: the
+``features`` channels, flattened: ``(B, features * s * s)``. It holds no spectral norm: the
 regularizer that owns the critic applies it to every Conv/Linear layer, and adds its own heads.
 """
 
@@ -48,7 +48,7 @@ class ConvDecoderConfig:
 class ConvDiscriminatorConfig:
     depth: int = param(16, help="channels after the first 1x1 conv; scale s uses depth * 2**s", validator=positive)
     scales: int | None = param(None, help="number of 2x downsamplings; null = log2(size) - 2", validator=positive)
-    features: int = param(16, help="channels of the last conv, averaged over positions: the body's output size", validator=positive)
+    features: int = param(16, help="channels of the last conv; the body outputs this map flattened (features * s * s)", validator=positive)
     instance_norm: bool = param(False, help="InstanceNorm before each LeakyReLU (off by default for a critic)")
 
 
@@ -143,7 +143,7 @@ class ConvDecoder(Decoder):
 
 
 class ConvDiscriminator(Discriminator):
-    """Images (B, C, N, N) to features (B, features): the encoder's trunk, averaged over positions."""
+    """Images (B, C, N, N) to features (B, features * s * s): the encoder's trunk, flattened."""
 
     def __init__(self, config: ConvDiscriminatorConfig, context: BuildContext) -> None:
         super().__init__()
@@ -151,10 +151,13 @@ class ConvDiscriminator(Discriminator):
         scales = resolve_scales(config.scales, size, "discriminator 'conv'")
         layers, c = trunk(channels, config.depth, scales, config.instance_norm)
         self.net = nn.Sequential(*layers, nn.Conv2d(c, config.features, 3, padding=1))
-        self.out_features = config.features
+        side = size // 2**scales
+        self.out_features = config.features * side * side
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.net(x).mean(dim=(2, 3))
+        # Flattened, not averaged over positions: with spectral norm, averaging shrinks the critic's
+        # input-dependent output so much that it learns only the base rate (measured on digits).
+        return self.net(x).flatten(1)
 
 
 @hookimpl
@@ -172,4 +175,4 @@ def mixframe_decoders() -> list[Component]:
 @hookimpl
 def mixframe_discriminators() -> list[Component]:
     return [Component(kind="discriminator", name="conv", implementation=ConvDiscriminator, config=ConvDiscriminatorConfig,
-                      summary="ACAI/AMR conv critic body: encoder trunk, last conv averaged to (B, features)")]
+                      summary="ACAI/AMR conv critic body: encoder trunk, last conv map flattened")]
