@@ -87,7 +87,17 @@ def load_runs(run_dirs: Sequence[Path], device: str = "cpu") -> list[TrainedRun]
     for run_dir in run_dirs:
         if not (Path(run_dir) / CHECKPOINT).is_file():
             raise MixframeError(f"{run_dir} has no {CHECKPOINT} (the run never saved one); train or resume it first")
-    return [TrainedRun(d, device=device) for d in run_dirs]
+    return [_load_run(d, device) for d in run_dirs]
+
+
+def _load_run(run_dir: Path, device: str) -> TrainedRun:
+    try:
+        return TrainedRun(run_dir, device=device)
+    except RuntimeError as err:  # load_state_dict: the weights do not fit the model the recipe builds today
+        first = str(err).strip().splitlines()
+        detail = first[1].strip() if len(first) > 1 else (first[0] if first else type(err).__name__)
+        raise MixframeError(f"the checkpoint of {run_dir} does not fit the model its recipe builds now ({detail}); "
+                            "the code changed since it was trained: train it again") from None
 
 
 def pick_pairs(run: TrainedRun, pairs: int, split: str = "test", seed: int = 0) -> tuple[Tensor, Tensor]:

@@ -268,12 +268,15 @@ def interpolation_section(runs: Sequence[RunInfo], pairs: int, steps: int) -> st
         if len(group) < 2:
             parts.append(f"<p>{esc(group[0].name)}: no other run on its dataset to compare with.</p>")
             continue
+        # Bernoulli interpolation (swapping feature maps) is shown too when a run was trained with that mixer
+        modes = ["linear"] + (["bernoulli"] if any(run.mixer == "bernoulli" for run in group) else [])
         try:
-            png = interpolation_png(load_runs([run.dir for run in group]), pairs=pairs, steps=steps)
+            loaded = load_runs([run.dir for run in group])
+            pngs = [(mode, interpolation_png(loaded, pairs=pairs, steps=steps, mode=mode)) for mode in modes]
         except MixframeError as err:
             parts.append(f'<div class="warning severe">interpolation of {esc(names)} could not be drawn: {esc(err)}</div>')
             continue
-        parts.append(figure(png, f"linear interpolation: {names}"))
+        parts += [figure(png, f"{mode} interpolation: {names}") for mode, png in pngs]
     return "\n".join(parts)
 
 

@@ -194,3 +194,19 @@ def test_report_is_one_self_contained_escaped_page(runs: dict[str, Path], tmp_pa
 def test_numbers_are_formatted_sensibly() -> None:
     assert [format_value(v) for v in (None, 3, 123456, 0.0, 0.123456, 12.3456, 2.5e-6, 3.2e7, float("nan"))] == \
         ["", "3", "123,456", "0", "0.1235", "12.35", "2.500e-06", "3.200e+07", "nan"]
+
+
+def test_a_checkpoint_that_no_longer_fits_its_recipe_is_a_message(runs: dict[str, Path], tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    stale = tmp_path / "stale"
+    shutil.copytree(runs["digits"], stale)
+    recipe = stale / "recipe.yaml"
+    text = recipe.read_text()
+    assert re.search(r"^encoder: \{kind: conv, depth: 16", text, flags=re.M)
+    recipe.write_text(re.sub(r"^encoder: \{kind: conv, depth: 16", "encoder: {kind: conv, depth: 8", text, flags=re.M))
+    assert main(["interpolate", str(stale), "--out", str(tmp_path / "x.png")]) == 2
+    assert "does not fit the model its recipe builds now" in capsys.readouterr().err
+    # the report still comes out, with a note where the interpolation picture would be
+    out = tmp_path / "r.html"
+    assert main(["report", str(runs["digits"]), str(stale), "--out", str(out)]) == 0
+    assert "could not be drawn" in out.read_text()
