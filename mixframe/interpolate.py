@@ -111,7 +111,7 @@ def pick_pairs(run: TrainedRun, pairs: int, split: str = "test", seed: int = 0) 
         raise MixframeError(f"the {split} split has {len(dataset)} examples, too few for {pairs} pairs; ask for at most {len(dataset) // 2}")
     order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[: 2 * pairs].tolist()
     xs = torch.stack([dataset[i][0] for i in order])
-    return xs[:pairs], xs[pairs:]
+    return xs[0::2], xs[1::2]  # pair i is examples 2i and 2i+1 of the order: asking for more pairs keeps the first ones
 
 
 # ---------------------------------------------------------------------------------------------

@@ -210,3 +210,12 @@ def test_a_checkpoint_that_no_longer_fits_its_recipe_is_a_message(runs: dict[str
     out = tmp_path / "r.html"
     assert main(["report", str(runs["digits"]), str(stale), "--out", str(out)]) == 0
     assert "could not be drawn" in out.read_text()
+
+
+def test_pairs_are_seeded_and_stable_when_more_are_asked(runs: dict[str, Path]) -> None:
+    (run,) = load_runs([runs["spiral"]])
+    a1, a2 = pick_pairs(run, 3, seed=1)
+    b1, b2 = pick_pairs(run, 5, seed=1)
+    assert torch.equal(a1, b1[:3]) and torch.equal(a2, b2[:3])
+    assert not torch.equal(a1, pick_pairs(run, 3, seed=2)[0])
+    assert not (a1 == a2).all(dim=1).any()
