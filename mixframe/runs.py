@@ -142,7 +142,12 @@ class TrainedRun:
         self.data: DataBundle = build_data(self.recipe)
         self.model = Model(self.recipe, self.data)
         state = load_checkpoint(self.dir / CHECKPOINT)
-        self.model.load_state_dict(state["model"])
+        try:
+            self.model.load_state_dict(state["model"])
+        except RuntimeError as err:
+            first = str(err).splitlines()[1].strip() if len(str(err).splitlines()) > 1 else str(err)
+            raise MixframeError(f"the checkpoint of {self.dir} does not fit the model its recipe builds now ({first}); "
+                                "the networks changed since it was trained: train it again") from None
         self.model.to(self.device).eval()
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
         self.encoder, self.decoder, self.mixer = self.model.encoder, self.model.decoder, self.model.mixer
