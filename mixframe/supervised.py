@@ -274,7 +274,10 @@ def decode_mixes(run: Any, x1: Tensor, x2: Tensor, y_mix: Tensor, seed: int) -> 
     else:
         with torch.random.fork_rng(devices=[run.device] if run.device.type == "cuda" else []):
             torch.manual_seed(seed)
-            codes = torch.cat([mixer([a, b]).codes for a, b in zip(h1.split(256), h2.split(256))])
+            train = getattr(run.recipe, "train", None)
+            size = train.batch_size if train is not None else 256
+            # minibatches of the training batch size, so that a per-batch sampler draws as often as in training
+            codes = torch.cat([mixer([a, b]).codes for a, b in zip(h1.split(size), h2.split(size))])
     return run.decode(codes)
 
 
