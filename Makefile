@@ -23,7 +23,8 @@ test: venv
 ## Train the default recipe (AMR mixup on digits) on the CPU and write a report.
 demo: venv
 	$(BIN)/mixframe train recipes/digits_amr_mixup.yaml --out runs
-	$(BIN)/mixframe report $$(ls -td runs/digits_amr_mixup-* | head -1) --out runs/report.html
+	run=$$(ls -td runs/digits_amr_mixup-* | head -1); \
+	$(BIN)/mixframe evaluate $$run && $(BIN)/mixframe report $$run --out $$run/report.html
 
 benchmark: venv
 	$(BIN)/python benchmarks/engine_step.py

@@ -157,3 +157,33 @@ def test_every_hook_is_documented() -> None:
     for kind in KINDS:
         spec = getattr(hookspecs, f"mixframe_{kind}s")
         assert spec.__doc__ and f'"{kind}"' in spec.__doc__
+
+
+def _blocks(markdown: str, lang: str) -> list[str]:
+    parts = markdown.split(f"```{lang}\n")[1:]
+    return [p.split("```", 1)[0] for p in parts]
+
+
+def test_contributing_walkthrough_builds_a_working_third_party_package(tmp_path: Path) -> None:
+    """Follow CONTRIBUTING.md alone: its pyproject, module and test, installed with pip."""
+    guide = (Path(__file__).resolve().parent.parent / "CONTRIBUTING.md").read_text()
+    [pyproject] = [b for b in _blocks(guide, "toml") if "[project]" in b]
+    [module] = [b for b in _blocks(guide, "python") if "class HalfMixer" in b]
+    [first_test] = [b for b in _blocks(guide, "python") if "MixerContract" in b]
+    pkg = tmp_path / "mixframe-half"
+    (pkg / "src" / "mixframe_half").mkdir(parents=True)
+    (pkg / "tests").mkdir()
+    (pkg / "pyproject.toml").write_text(pyproject.replace('dependencies = ["mixframe"]', "dependencies = []"))
+    (pkg / "src" / "mixframe_half" / "__init__.py").write_text(module)
+    (pkg / "tests" / "test_half.py").write_text(first_test)
+    site = tmp_path / "site"
+    install = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", str(site), str(pkg)],
+                             capture_output=True, text=True, timeout=300)
+    assert install.returncode == 0, install.stderr
+    listed = mixframe("components", "mixer", site=site)
+    assert listed.returncode == 0 and "half" in listed.stdout, listed.stderr
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    contract = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(pkg / "tests")], capture_output=True,
+                              text=True, env=env, cwd=tmp_path, timeout=300)
+    assert contract.returncode == 0, contract.stdout[-2000:]
+    assert "5 passed" in contract.stdout
