@@ -49,7 +49,9 @@ from mixframe.recipe import Recipe, TrainConfig, load_recipe, parse_override  # 
 from mixframe.train import Trainer  # noqa: E402
 
 DEFAULT_RECIPE = ROOT / "recipes" / "digits_amr_mixup.yaml"
-VARIANTS = ("hand", "engine", "authors")
+VARIANTS = ("hand", "hand+det", "engine", "authors")
+Settings = tuple[bool, bool]  # torch.use_deterministic_algorithms(mode, warn_only=...)
+TORCH_DEFAULTS: Settings = (False, False)
 TARGET = 1.05  # the engine may cost at most 5% more than the hand-written loop
 
 Batch = tuple[Tensor, Tensor]
@@ -136,6 +138,24 @@ def check_supported(model: Model) -> None:
                             + "; ".join(problems) + ". Use recipes/digits_amr_mixup.yaml or --set overrides that keep these")
 
 
+def current_settings() -> Settings:
+    return torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+
+
+def apply_settings(settings: Settings) -> None:
+    torch.use_deterministic_algorithms(settings[0], warn_only=settings[1])
+
+
+def variant_settings(engine: Settings) -> dict[str, Settings]:
+    """The process-wide torch settings each variant runs under.
+
+    The Trainer turns on deterministic algorithms on CPU (which also fills every new tensor with
+    NaN); a lean loop would not, so ``hand`` and ``authors`` run with torch's defaults, and
+    ``hand+det`` (the hand loop under the engine's settings) separates that cost from the step's code.
+    """
+    return {"hand": TORCH_DEFAULTS, "hand+det": engine, "engine": engine, "authors": TORCH_DEFAULTS}
+
+
 def make_variant(name: str, trainer: Trainer, base: Model) -> StepFn:
     if name == "engine":
         return trainer.train_step
@@ -188,8 +208,8 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_variants(fns: dict[str, StepFn], batches: Sequence[Batch], device: torch.device, block: int, rounds: int,
-                  warmup: int) -> dict[str, dict[str, list[float]]]:
+def time_variants(fns: dict[str, StepFn], settings: dict[str, Settings], batches: Sequence[Batch], device: torch.device,
+                  block: int, rounds: int, warmup: int) -> dict[str, dict[str, list[float]]]:
     """Seconds per minibatch of each variant on both clocks ("cpu": process CPU time, "wall"), one value per round.
 
     The order of the variants rotates every round, so none always runs first or last.
@@ -198,6 +218,7 @@ def time_variants(fns: dict[str, StepFn], batches: Sequence[Batch], device: torc
 
     def run(name: str, n: int) -> tuple[float, float]:
         fn, k = fns[name], counters[name]
+        apply_settings(settings[name])
         sync(device)
         wall, cpu = time.perf_counter(), time.process_time()
         for i in range(k, k + n):
@@ -219,19 +240,24 @@ def time_variants(fns: dict[str, StepFn], batches: Sequence[Batch], device: torc
     return times
 
 
-def op_differences(fns: dict[str, StepFn], batches: Sequence[Batch], steps: int) -> str:
-    """The aten ops (and autograd nodes) the engine calls more or less often than the hand loop, per minibatch."""
+def op_differences(fns: dict[str, StepFn], settings: dict[str, Settings], batches: Sequence[Batch], steps: int) -> str:
+    """The aten ops (and autograd nodes) the engine calls more or less often than the hand loop, per minibatch.
+
+    Both run under the engine's settings, so only the step's own code differs.
+    """
     from torch.profiler import profile
 
+    hand = "hand+det" if "hand+det" in fns else "hand"
+    apply_settings(settings["engine"])
     counts = {}
-    for name in ("engine", "hand"):
+    for name in ("engine", hand):
         with profile() as prof:
             for i in range(steps):
                 fns[name](*batches[i % len(batches)])
         counts[name] = {e.key: e.count for e in prof.key_averages()}
-    keys = sorted(set(counts["engine"]) | set(counts["hand"]))
-    lines = [f"  {k:<50} engine {counts['engine'].get(k, 0) / steps:6.1f}  hand {counts['hand'].get(k, 0) / steps:6.1f}"
-             for k in keys if counts["engine"].get(k, 0) != counts["hand"].get(k, 0)]
+    keys = sorted(set(counts["engine"]) | set(counts[hand]))
+    lines = [f"  {k:<50} engine {counts['engine'].get(k, 0) / steps:6.1f}  {hand} {counts[hand].get(k, 0) / steps:6.1f}"
+             for k in keys if counts["engine"].get(k, 0) != counts[hand].get(k, 0)]
     return f"ops per minibatch that differ (over {steps} minibatch(es)):\n" + ("\n".join(lines) or "  (none)")
 
 
@@ -247,6 +273,7 @@ def measure_memory(recipe_path: str, overrides: list[str], variant: str, threads
     torch.set_num_threads(threads)
     trainer, batches = setup(load_recipe(recipe_path, overrides), 8)
     fn = make_variant(variant, trainer, trainer.model)
+    apply_settings(variant_settings(current_settings())[variant])
     device = trainer.device
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -315,20 +342,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         recipe = load_recipe(args.recipe, overrides)
         trainer, batches = setup(recipe, args.batches)
         device = trainer.device
-        loops = {name: HandLoop(trainer.model, trainer.cfg, always_graph=name == "authors") for name in ("hand", "authors")}
+        settings = variant_settings(current_settings())
+        names = [n for n in VARIANTS if n != "hand+det" or settings["hand+det"] != settings["hand"]]
+        loops = {name: HandLoop(trainer.model, trainer.cfg, always_graph=name == "authors") for name in names if name != "engine"}
         diff = check_equal_work(trainer, loops, batches, max(every, 2))
-        print(f"update_g_every={every}: engine, hand and authors' loops agree after {max(every, 2)} steps "
+        print(f"update_g_every={every}: the engine and the hand-written loops agree after {max(every, 2)} steps "
               f"(max |param diff| {diff:.2g}); timing on {device}, {torch.get_num_threads()} thread(s)", flush=True)
-        fns: dict[str, StepFn] = {"hand": loops["hand"].train_step, "engine": trainer.train_step, "authors": loops["authors"].train_step}
+        fns: dict[str, StepFn] = {name: trainer.train_step if name == "engine" else loops[name].train_step for name in names}
         block = math.ceil(args.block / every) * every
         warmup = math.ceil(args.warmup / every) * every
         clock = "wall" if args.wall or device.type == "cuda" else "cpu"
-        times = time_variants(fns, batches, device, block, args.rounds, warmup)
+        times = time_variants(fns, settings, batches, device, block, args.rounds, warmup)
         if args.ops:
-            print(op_differences(fns, batches, every), flush=True)
-        for name in VARIANTS:
+            print(op_differences(fns, settings, batches, every), flush=True)
+        for name in names:
             ratios = [t / h for t, h in zip(times[name][clock], times["hand"][clock])]
-            mem = memory_in_child(args.recipe, overrides, name, args.threads, max(args.memory_steps, every)) if args.memory_steps else None
+            measure = args.memory_steps and name != "hand+det"  # its memory is the hand loop's
+            mem = memory_in_child(args.recipe, overrides, name, args.threads, max(args.memory_steps, every)) if measure else None
             rows.append((every, name, statistics.median(times[name]["cpu"]), statistics.median(times[name]["wall"]),
                          statistics.median(ratios), min(ratios), max(ratios), mem))
             if name == "engine":
