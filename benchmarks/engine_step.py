@@ -1,18 +1,21 @@
 """Time the engine's training step against a lean hand-written PyTorch loop doing the same work.
 
-Three variants train side by side in one process on the same fixed list of real minibatches:
+The variants train side by side in one process on the same fixed list of real minibatches:
 
 * ``engine``: :meth:`mixframe.train.Trainer.train_step`, as ``mixframe train`` runs it;
 * ``hand``: the AMR mixup step written out by hand over a deep copy of the engine's modules, with
   fresh Adam optimizers of the same hyperparameters; critic-only minibatches run the forward pass
-  under ``torch.no_grad`` (as the engine does);
+  under ``torch.no_grad`` (as the engine does); torch's default settings;
+* ``hand+det``: the same under the engine's process-wide settings (deterministic algorithms on CPU),
+  to separate their cost from the step's code;
 * ``authors``: the same loop, but building the autoencoder's graph on every minibatch and throwing
   it away on critic-only ones (the authors' pattern), to show what skipping that graph saves.
 
-Before timing, one step of each variant from identical states with the same seeds must give the
+Before timing, a few steps of each variant from identical states with the same seeds must give the
 same parameters (checked with ``allclose``), so the comparison is of equal work. The variants are
 then timed in alternating blocks (the order rotates each round); the table gives the median time
-per minibatch and the median over rounds of the paired ratio to ``hand``.
+per minibatch and the median over rounds of the paired ratio to ``hand``, on process CPU time on
+CPU (a shared machine disturbs it far less than wall time) and wall time on CUDA.
 
 Peak memory: each variant runs again in a fresh child process (``spawn``). On CUDA it is the peak
 of ``torch.cuda.max_memory_allocated`` during the steps minus what was allocated before them
