@@ -85,9 +85,11 @@ def cmd_plugins(args: argparse.Namespace) -> int:
             "failures": [{"name": f.name, "distribution": f.distribution, "version": f.version, "error": f.error} for f in reg.failures],
         }, indent=2))
         return 0
+    name_width = max((len(p.name) for p in plugins), default=0)
+    dist_width = max((len(f"{p.distribution} {p.version}") for p in plugins), default=0)
     for p in plugins:
         comps = ", ".join(f"{k} {n}" for k, n in p.components) or "(no components)"
-        print(f"{p.name:<18} {p.distribution} {p.version:<8} {comps}")
+        print(f"{p.name:<{name_width}}  {p.distribution + ' ' + p.version:<{dist_width}}  {comps}")
     for f in reg.failures:
         print(f"FAILED {f.describe()}")
     if not reg.autoload:
