@@ -98,18 +98,17 @@ def _fit(trainer: Trainer, run_dir: Path, log: ScalarLog | None, progress: bool)
 def train_new_run(recipe: Recipe, recipe_file: Path, overrides: list[str], out: Path, progress: bool = True) -> Path:
     """Train ``recipe`` into a new run folder under ``out`` (under torchrun: rank 0 makes it); return the folder."""
     rank, world = init_distributed(recipe)
+    trainer = Trainer(recipe, rank=rank, world=world)  # data and model first: a mistake leaves no run folder
     run_dir = None
     if rank == 0:
         run_dir = new_run_dir(out, recipe_file.stem)
         (run_dir / RECIPE).write_text(recipe.to_yaml())
-        device = pick_device(recipe.train.device)
         write_json(run_dir / "run.json", {"status": "running", "recipe_file": str(recipe_file), "overrides": overrides,
                                            "started": _dt.datetime.now().isoformat(timespec="seconds"), "world_size": world})
-        write_json(run_dir / "environment.json", environment(device))
+        write_json(run_dir / "environment.json", environment(trainer.device))
         write_json(run_dir / "plugins.json", plugin_record())
         print(f"run folder: {run_dir}")
     run_dir = _share_path(run_dir, world)
-    trainer = Trainer(recipe, rank=rank, world=world)
     log = ScalarLog(run_dir) if rank == 0 else None
     trainer.logger = log
     _fit(trainer, run_dir, log, progress=progress)

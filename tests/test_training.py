@@ -203,3 +203,12 @@ def test_torchrun_two_processes_keep_identical_weights(tmp_path: Path) -> None:
     assert info["world_size"] == 2 and info["ranks_identical"] is True
     # each rank saw half the data per epoch: 512 / 2 / 64 = 4 minibatches per epoch
     assert info["step"] == 8
+
+
+def test_missing_dataset_is_a_message_and_leaves_no_run_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MIXFRAME_DATA", raising=False)
+    code = main(["train", str(ROOT / "recipes" / "full" / "mnist_amr_mixup.yaml"), "--out", str(tmp_path / "runs")])
+    assert code == 2
+    assert "set data.root to the folder holding the mnist files" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
