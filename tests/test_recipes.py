@@ -16,7 +16,7 @@ from mixframe.registry import get_registry
 
 ROOT = Path(__file__).resolve().parent.parent
 BAD = sorted((ROOT / "tests" / "bad_recipes").glob("*.yaml"))
-SHIPPED = sorted(p for p in (ROOT / "recipes").glob("*.yaml"))
+SHIPPED = sorted([*(ROOT / "recipes").glob("*.yaml"), *(ROOT / "recipes" / "full").glob("*_amr_*.yaml")])
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
