@@ -225,7 +225,8 @@ def _sweep_panels(records: list[dict[str, Any]], sweep_dir: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import torch
+
+    from mixframe.pictures import draw_mix_scatter, random_mix_weights
 
     firsts: dict[str, dict[str, Any]] = {}
     for rec in records:
@@ -237,16 +238,11 @@ def _sweep_panels(records: list[dict[str, Any]], sweep_dir: Path) -> None:
     for ax, (label, rec) in zip(axes[0], firsts.items()):
         run = TrainedRun(rec["run"])
         x, _ = run.split("test")
-        gen = torch.Generator().manual_seed(0)
-        perm = torch.randperm(len(x), generator=gen)
-        alpha = torch.rand(len(x), 1, generator=gen)
-        h = run.encode(x)
-        mixes = run.decode(alpha * h + (1 - alpha) * h[perm]).cpu()
-        ax.scatter(*x.T, s=2, c="tab:blue")
-        ax.scatter(*mixes.T, s=2, c="tab:orange")
+        perm, alpha = random_mix_weights(len(x))
+        h = run.encode(x).cpu()
+        mixes = run.decode(alpha * h + (1 - alpha) * h[perm])
         frac = rec["metrics"].get("on_manifold_fraction")
-        ax.set_title(label + (f"\non spiral: {frac:.2f}" if frac is not None else ""), fontsize=8)
-        ax.set_aspect("equal")
+        draw_mix_scatter(ax, x, mixes, label + (f"\non spiral: {frac:.2f}" if frac is not None else ""))
         ax.set_xticks([])
         ax.set_yticks([])
     fig.suptitle("decoded random mixes (orange) over real samples (blue)", fontsize=9)

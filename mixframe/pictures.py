@@ -60,8 +60,23 @@ def save_training_grid(model, data: DataBundle, path: Path, device: torch.device
         save_mix_scatter(model.encoder, model.decoder, data, path, device)
 
 
+def random_mix_weights(n: int) -> tuple[Tensor, Tensor]:
+    """A fixed draw of partners and mixup weights for ``n`` points, the same in every picture."""
+    gen = torch.Generator().manual_seed(0)
+    return torch.randperm(n, generator=gen), torch.rand(n, 1, generator=gen)
+
+
+def draw_mix_scatter(ax, real: Tensor, mixes: Tensor, title: str = "") -> None:  # noqa: ANN001
+    """Decoded mixes (orange) over real samples (blue) on one matplotlib axis."""
+    ax.scatter(*real.cpu().T[:2], s=3, c="tab:blue", label="real")
+    ax.scatter(*mixes.cpu().T[:2], s=3, c="tab:orange", label="decoded mixes")
+    ax.set_aspect("equal")
+    if title:
+        ax.set_title(title, fontsize=9)
+
+
 @torch.no_grad()
-def save_mix_scatter(encoder, decoder, data: DataBundle, path: Path, device: torch.device, n: int = 1000, title: str = "") -> None:  # noqa: ANN001
+def save_mix_scatter(encoder, decoder, data: DataBundle, path: Path, device: torch.device, n: int = 1000) -> None:  # noqa: ANN001
     """Decoded random mixes (orange) over real samples (blue), as in the paper's Figure 12."""
     import matplotlib
 
@@ -69,18 +84,12 @@ def save_mix_scatter(encoder, decoder, data: DataBundle, path: Path, device: tor
     import matplotlib.pyplot as plt
 
     x = torch.stack([data.test[i][0] for i in range(min(n, len(data.test)))]).to(device)
-    gen = torch.Generator().manual_seed(0)
-    perm = torch.randperm(len(x), generator=gen).to(device)
-    alpha = torch.rand(len(x), 1, generator=gen).to(device)
+    perm, alpha = (t.to(device) for t in random_mix_weights(len(x)))
     h = encoder(x)
-    mixes = decoder.to_data(decoder(alpha * h + (1 - alpha) * h[perm])).cpu()
+    mixes = decoder.to_data(decoder(alpha * h + (1 - alpha) * h[perm]))
     fig, ax = plt.subplots(figsize=(4, 4))
-    ax.scatter(*x.cpu().T[:2], s=3, c="tab:blue", label="real")
-    ax.scatter(*mixes.T[:2], s=3, c="tab:orange", label="decoded mixes")
-    ax.set_aspect("equal")
+    draw_mix_scatter(ax, x, mixes)
     ax.legend(loc="upper right", fontsize=7, markerscale=3)
-    if title:
-        ax.set_title(title, fontsize=9)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
