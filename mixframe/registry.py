@@ -203,9 +203,3 @@ def get_registry() -> Registry:
         _default = Registry()
     return _default
 
-
-def reset_registry() -> None:
-    """Forget the process-wide registry (after installing a plugin, in tests)."""
-    global _default
-    _default = None
-    importlib.invalidate_caches()
