@@ -115,7 +115,7 @@ def plot_loss_curves(csv_path: Path, out: Path) -> None:
 
     curves = read_epoch_curves(csv_path)
     critic = {k: v for k, v in curves.items() if k.startswith("critic/") and not k.endswith("_chance")}
-    panels = [("reconstruction", {k: v for k, v in curves.items() if k == "ae/reconstruction"}),
+    panels = [("reconstruction (dashed: mean image)", {k: v for k, v in curves.items() if k == "ae/reconstruction"}),
               ("autoencoder terms", {k: v for k, v in curves.items() if k.startswith("ae/") and k not in ("ae/reconstruction", "ae/total")}),
               ("critic terms (dashed: blind guess)", critic)]
     panels = [p for p in panels if p[1]]

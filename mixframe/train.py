@@ -188,6 +188,16 @@ class Trainer:
             o.load_state_dict(state["critic_opts"][k])
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
 
+    @torch.no_grad()
+    def mean_image_loss(self, limit: int = 4096) -> float:
+        """Reconstruction loss of drawing the mean training image for every input: the plateau to leave."""
+        xs = [x for x, _ in DataLoader(self.data.train, batch_size=512)]
+        x = torch.cat(xs)[:limit].float()
+        mean = x.mean(dim=0, keepdim=True)
+        if self.model.decoder.outputs_logits:
+            mean = torch.logit(mean.clamp(1e-4, 1 - 1e-4))
+        return float(self.model.reconstruction_loss(mean.expand_as(x), x))
+
     # -- the loop ------------------------------------------------------------------------------------
     def fit(self, run_dir: Path | None = None, progress: bool = True) -> dict[str, float]:
         """Train until the recipe's epochs (or max_steps) are done; checkpoint and draw on schedule."""
@@ -199,6 +209,7 @@ class Trainer:
         bar = tqdm(total=self.total_steps, initial=min(self.step, self.total_steps), disable=not progress or self.rank != 0,
                    desc="train", unit="batch", dynamic_ncols=True)
         chance = {f"critic/{name}/{k}": v for name, reg in self.critics for k, v in reg.critic_chance().items()}
+        mean_image = self.mean_image_loss()
         stalled: dict[str, int] = defaultdict(int)
         last: dict[str, float] = {}
         means: dict[str, float] = {}
@@ -241,6 +252,18 @@ class Trainer:
                     bar.write(msg)
                     if writer is not None:
                         writer.warn(msg)
+            means["epoch/ae/reconstruction_chance"] = mean_image
+            # An autoencoder that ignores its input and draws the mean image scores `mean_image`; within 5% of
+            # it, the decoder has not left that plateau (dSprites at large batch sizes sits there for long).
+            flat = means.get("epoch/ae/reconstruction", 0.0) >= 0.95 * mean_image
+            stalled["ae/reconstruction"] = stalled["ae/reconstruction"] + 1 if flat else 0
+            if stalled["ae/reconstruction"] == self.cfg.stall_epochs and self.rank == 0:
+                msg = (f"warning: ae/reconstruction ({means['epoch/ae/reconstruction']:.4g}) has been no better than outputting the mean "
+                       f"training example ({mean_image:.4g}) for {self.cfg.stall_epochs} epochs: the decoder ignores its input. "
+                       "Train for more steps (more epochs or a smaller train.batch_size) or raise train.lr.")
+                bar.write(msg)
+                if writer is not None:
+                    writer.warn(msg)
             if writer is not None:
                 writer.scalars(self.step, self.epoch, means)
             done = self.epoch >= self.cfg.epochs or self.step >= self.total_steps

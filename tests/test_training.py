@@ -54,6 +54,7 @@ def test_losses_fall_and_critic_and_autoencoder_follow_the_schedule() -> None:
     for _ in range(200):
         logs = trainer.train_step(x, y)
     assert logs["ae/reconstruction"] < 0.5 * first
+    assert logs["ae/reconstruction"] < 0.5 * trainer.mean_image_loss()  # a learning autoencoder leaves the mean-image plateau
 
 
 def test_critic_only_steps_build_no_autoencoder_graph(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -93,6 +94,18 @@ def test_train_writes_a_complete_run_folder(tmp_path: Path, capsys: pytest.Captu
     assert rows[0] == "step,epoch,name,value" and any("d_real_chance" in r for r in rows)
     assert main(["resume", str(run)]) == 0
     assert "already complete" in capsys.readouterr().out
+
+
+def test_an_autoencoder_stuck_at_the_mean_image_is_warned(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["train", str(SPIRAL), "--out", str(tmp_path), "--no-progress"]
+    for s in [*SMALL, "train.lr=1e-12", "train.stall_epochs=2", "regularizers=[]", "mixer={kind: none}"]:
+        args += ["--set", s]
+    assert main(args) == 0
+    run = next(tmp_path.iterdir())
+    warning = (run / "warnings.log").read_text()
+    assert warning.startswith("warning: ae/reconstruction (") and "no better than outputting the mean training example" in warning
+    assert "for 2 epochs" in warning and "mean training example" in capsys.readouterr().out
+    assert "epoch/ae/reconstruction_chance" in (run / "metrics.csv").read_text()
 
 
 def test_new_run_dirs_never_collide(tmp_path: Path) -> None:
