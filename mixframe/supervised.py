@@ -4,10 +4,11 @@ attribute-accuracy measurement.
 Sub-commands (registered with the CLI when this module is imported):
 
 ``mixframe masks RUN``
-    p = masks_for(y_mix) and sampled masks m for every attribute combination y_mix, as a picture
-    (masks.png), a table on stdout and masks.json.
+    p = masks_for(c) and sampled masks m for every combination c of the mask network's input (y_mix,
+    or for ``condition: sources`` which parent each attribute comes from), as a picture (masks.png),
+    a table on stdout and masks.json.
 ``mixframe supervised-grid RUN``
-    for test pairs (x1, x2), the decoded mix g(m h1 + (1 - m) h2) aimed at every y_mix.
+    for test pairs (x1, x2), the decoded mix g(m h1 + (1 - m) h2) for every such combination.
 ``mixframe attribute-accuracy RUN...``
     an attribute classifier trained on the run's real training images judges decoded mixes: how
     often does x_mix show y_mix? The protocol is in docs/supervised.md.
@@ -62,6 +63,15 @@ def class_mixer_of(run: Any) -> nn.Module:
     return mixer
 
 
+def mask_condition(mixer: nn.Module) -> str:
+    """What the class mixer's mask network reads: "y_mix" (the paper) or "sources" (m_y, 1 = from the first parent)."""
+    return str(getattr(getattr(mixer, "config", None), "condition", "y_mix"))
+
+
+def condition_label(condition: str) -> str:
+    return "y_mix" if condition == "y_mix" else "from x1"
+
+
 def sample_masks(p: Tensor, generator: torch.Generator) -> Tensor:
     """m ~ Bernoulli(p), drawn on the CPU from ``generator`` so that pictures are reproducible."""
     return torch.bernoulli(p.detach().float().cpu(), generator=generator).to(p.device)
@@ -76,7 +86,7 @@ def mask_table(run: Any, samples: int = 1, seed: int = 0) -> dict[str, Any]:
     p = mixer.masks_for(combos.to(run.device)).float().cpu()
     gen = torch.Generator().manual_seed(seed)
     m = torch.stack([sample_masks(p, gen) for _ in range(samples)])
-    return {"attributes": names, "combinations": combos, "p": p, "m": m}
+    return {"attributes": names, "combinations": combos, "p": p, "m": m, "condition": mask_condition(mixer)}
 
 
 def mask_summary(table: dict[str, Any]) -> list[dict[str, Any]]:
@@ -84,7 +94,7 @@ def mask_summary(table: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for i, y in enumerate(table["combinations"]):
         p, m = table["p"][i], table["m"][:, i]
-        rows.append({"bits": bits(y), "y_mix": {a: int(v) for a, v in zip(table["attributes"], y.tolist())},
+        rows.append({"bits": bits(y), table["condition"]: {a: int(v) for a, v in zip(table["attributes"], y.tolist())},
                      "mean_p": float(p.mean()), "first_parent_fraction": float(m.mean()),
                      "maps_p_over_half": int((p > 0.5).sum()), "p": [round(float(v), 5) for v in p],
                      "m": [[int(v) for v in draw] for draw in m.tolist()]})
@@ -93,7 +103,7 @@ def mask_summary(table: dict[str, Any]) -> list[dict[str, Any]]:
 
 def format_summary(table: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     names = ", ".join(table["attributes"])
-    lines = [f"y_mix = ({names})   mean p   first parent (sampled m)   maps with p > 0.5 (of {table['p'].shape[1]})"]
+    lines = [f"{condition_label(table['condition'])} = ({names})   mean p   first parent (sampled m)   maps with p > 0.5 (of {table['p'].shape[1]})"]
     for row in rows:
         lines.append(f"{row['bits']:>{max(5, len(row['bits']))}}         {row['mean_p']:6.3f}   {row['first_parent_fraction']:10.3f}"
                      f"                 {row['maps_p_over_half']:4d}")
@@ -109,7 +119,8 @@ def save_masks_picture(table: dict[str, Any], path: Path, title: str = "") -> No
 
     p, m, combos = table["p"].numpy(), table["m"].numpy(), table["combinations"]
     labels = [bits(y) for y in combos]
-    panels = [("p = masks_for(y_mix)", p, "viridis")] + [
+    label = condition_label(table["condition"])
+    panels = [(f"p = masks_for({label})", p, "viridis")] + [
         (f"sampled m{'' if len(m) == 1 else f' #{j + 1}'} (1 = first parent)", m[j], "gray") for j in range(len(m))]
     rows, cols = p.shape
     width = max(2.5, 0.22 * cols + 1.2)
@@ -121,7 +132,7 @@ def save_masks_picture(table: dict[str, Any], path: Path, title: str = "") -> No
         ax.set_xticks(range(0, cols, max(1, cols // 16)))
         ax.tick_params(axis="x", labelsize=7)
         ax.set_xlabel("feature map index", fontsize=8)
-        ax.set_ylabel(f"y_mix = ({', '.join(table['attributes'])})", fontsize=8)
+        ax.set_ylabel(f"{label} = ({', '.join(table['attributes'])})", fontsize=8)
         if cmap == "viridis":
             fig.colorbar(image, ax=ax, fraction=0.05, pad=0.02)
     if title:
@@ -135,7 +146,8 @@ def save_masks_picture(table: dict[str, Any], path: Path, title: str = "") -> No
 # -- supervised grids ---------------------------------------------------------------------------------
 @torch.no_grad()
 def supervised_mixes(run: Any, x1: Tensor, x2: Tensor, mask: str = "sample", seed: int = 0) -> tuple[Tensor, Tensor]:
-    """(pairs, 2^k, *shape) decoded mixes g(m h1 + (1 - m) h2) aimed at each combination, and the combinations.
+    """(pairs, 2^k, *shape) decoded mixes g(m h1 + (1 - m) h2) for each combination of the mask network's
+    input (y_mix, or which parent each attribute comes from), and the combinations.
 
     ``mask``: "soft" uses m = p, "sample" a Bernoulli draw seeded by ``seed`` (one per pair and target).
     """
@@ -245,20 +257,21 @@ def agreement(predicted: Tensor, target: Tensor, names: tuple[str, ...] | list[s
     return out
 
 
-def draw_targets(y1: Tensor, y2: Tensor, generator: torch.Generator) -> Tensor:
-    """y_mix as the class mixer draws it: q ~ U(0, 1) per pair, each attribute from y1 with probability q."""
+def draw_targets(y1: Tensor, y2: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """(y_mix, m_y) as the class mixer draws them: q ~ U(0, 1) per pair, each attribute from y1 (m_y = 1)
+    with probability q."""
     q = torch.rand(len(y1), 1, generator=generator)
     from_first = torch.bernoulli(q.expand_as(y1).contiguous(), generator=generator)
-    return from_first * y1 + (1 - from_first) * y2
+    return from_first * y1 + (1 - from_first) * y2, from_first
 
 
 @torch.no_grad()
-def decode_mixes(run: Any, x1: Tensor, x2: Tensor, y_mix: Tensor, seed: int) -> Tensor:
+def decode_mixes(run: Any, x1: Tensor, x2: Tensor, y_mix: Tensor, from_first: Tensor, seed: int) -> Tensor:
     """Decoded mixes of each pair, made the way the run's own mixer mixes.
 
-    A class mixer aims at ``y_mix``: m ~ Bernoulli(masks_for(y_mix)) (m = p when it was trained with
-    the soft estimator). Any other two-parent mixer cannot aim; its own forward draws the mix and
-    ``y_mix`` is ignored.
+    A class mixer aims at ``y_mix``: m ~ Bernoulli(masks_for(c)) with c = y_mix, or c = ``from_first``
+    (m_y) for ``condition: sources`` (m = p when it was trained with the soft estimator). Any other
+    two-parent mixer cannot aim; its own forward draws the mix and the targets are ignored.
     """
     mixer = run.mixer
     if mixer is None or getattr(mixer, "num_sources", 2) != 2:
@@ -266,7 +279,8 @@ def decode_mixes(run: Any, x1: Tensor, x2: Tensor, y_mix: Tensor, seed: int) -> 
                             "(use a run with a mixer such as class_mixer, bernoulli or mixup)")
     h1, h2 = run.encode(x1), run.encode(x2)
     if callable(getattr(mixer, "masks_for", None)):
-        p = mixer.masks_for(y_mix.to(run.device)).float()
+        condition = y_mix if mask_condition(mixer) == "y_mix" else from_first
+        p = mixer.masks_for(condition.to(run.device)).float()
         soft = getattr(getattr(mixer, "config", None), "estimator", None) == "soft"
         m = p if soft else sample_masks(p, torch.Generator().manual_seed(seed))
         view = m.reshape(*m.shape, *([1] * (h1.dim() - 2))).to(h1.dtype)
@@ -295,8 +309,8 @@ def measure_mixes(run: Any, predict: Predict, pairs: int = 2000, seed: int = 0) 
     gen = torch.Generator().manual_seed(seed)
     i1 = torch.randint(len(x), (pairs,), generator=gen)
     i2 = (i1 + torch.randint(1, len(x), (pairs,), generator=gen)) % len(x)  # a different example
-    y_mix = draw_targets(y[i1], y[i2], gen)
-    x_mix = decode_mixes(run, x[i1], x[i2], y_mix, seed).cpu()
+    y_mix, from_first = draw_targets(y[i1], y[i2], gen)
+    x_mix = decode_mixes(run, x[i1], x[i2], y_mix, from_first, seed).cpu()
     names = tuple(run.data.spec.attribute_names)
     out = {f"mix_{k}": v for k, v in agreement(predict(x_mix), y_mix, names).items()}
     out.update({f"first_parent_{k}": v for k, v in agreement(predict(x[i1]), y_mix).items()})
@@ -379,8 +393,10 @@ def cmd_supervised_grid(args: argparse.Namespace) -> int:
     row_labels = [f"{bits(ys[i])} + {bits(ys[n + i])}" for i in range(n)]
     names = ", ".join(run.data.spec.attribute_names)
     out = args.out or run.dir / "supervised_grid.png"
+    aim = ("the mix aimed at y_mix" if mask_condition(run.mixer) == "y_mix"
+           else "the mix taking each attribute from x1 (1) or x2 (0)")
     save_labelled_grid(rows, columns, row_labels, run.data, out,
-                       f"columns: x1, x2, then the mix aimed at y_mix = ({names}); rows: y(x1) + y(x2); m {args.mask}")
+                       f"columns: x1, x2, then {aim} = ({names}); rows: y(x1) + y(x2); m {args.mask}")
     print(f"wrote {out}")
     return 0
 

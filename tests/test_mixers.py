@@ -161,6 +161,19 @@ def test_class_mixer_shapes_and_labels(estimator: str) -> None:
     assert out.loss is None
 
 
+@pytest.mark.parametrize("condition", ["y_mix", "sources"])
+def test_class_mixer_mask_network_reads_its_condition(condition: str) -> None:
+    torch.manual_seed(0)
+    mixer = ClassMixer(ClassMixerConfig(condition=condition), ATTR_CTX)
+    seen: list[torch.Tensor] = []
+    mixer.net.register_forward_hook(lambda module, args, out: seen.append(args[0]))
+    h, h2 = codes(batch=256)
+    y, y2 = torch.zeros(256, 3), torch.ones(256, 3)  # so y_mix = 1 - m_y: an attribute is 1 when taken from y2
+    out = mixer([h, h2], labels=[y, y2])
+    expected = out.labels if condition == "y_mix" else 1 - out.labels
+    assert torch.equal(seen[0], expected)
+
+
 def test_class_mixer_p_can_go_below_one_half() -> None:
     torch.manual_seed(0)
     mixer = ClassMixer(ClassMixerConfig(), ATTR_CTX)

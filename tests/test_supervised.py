@@ -109,8 +109,9 @@ def test_draw_targets_take_each_attribute_from_a_parent_with_one_q_per_pair() ->
     n, k = 40000, 3
     y1 = torch.zeros(n, k)
     y2 = torch.ones(n, k)
-    y_mix = draw_targets(y1, y2, gen)
+    y_mix, from_first = draw_targets(y1, y2, gen)
     assert set(y_mix.unique().tolist()) <= {0.0, 1.0}
+    assert torch.equal(y_mix, 1 - from_first)  # y1 = 0, y2 = 1: the attribute is 1 exactly where it came from y2
     # With q ~ U(0, 1) shared by a pair's attributes, the count taken from y2 is uniform on 0..k
     # (beta-binomial(1, 1)); a fair coin per attribute would give binomial(3, 1/2) = 1/8, 3/8, 3/8, 1/8.
     counts = torch.bincount(y_mix.sum(dim=1).long(), minlength=k + 1).float() / n
@@ -179,12 +180,24 @@ def test_class_mixer_masks_aim_at_y_mix() -> None:
     run = FakeRun(mixer)
     x1, x2 = torch.ones(8, 3, 2, 2), torch.zeros(8, 3, 2, 2)
     y_mix = combinations(3)
-    assert torch.equal(read_channels(decode_mixes(run, x1, x2, y_mix, seed=0)), y_mix)
+    assert torch.equal(read_channels(decode_mixes(run, x1, x2, y_mix, 1 - y_mix, seed=0)), y_mix)
+
+
+def test_a_class_mixer_conditioned_on_sources_reads_which_parent_each_attribute_comes_from() -> None:
+    # condition: sources feeds m_y (1 = from the first parent): a mask equal to m_y hits y_mix for any parents.
+    spec = DataSpec(shape=(3, 2, 2), value_range=(0.0, 1.0), attribute_names=("a", "b", "c"))
+    mixer = ClassMixer(ClassMixerConfig(estimator="soft", condition="sources"), BuildContext(data=spec, code_shape=(3, 2, 2)))
+    mixer.masks_for = lambda c: c.float()  # type: ignore[method-assign]
+    out = measure_mixes(FakeRun(mixer), read_channels, pairs=5000, seed=0)
+    assert out["mix_attribute_accuracy"] == 1.0 and out["mix_vector_accuracy"] == 1.0
+    assert out["first_parent_attribute_accuracy"] == pytest.approx(0.75, abs=0.02)
+    table = mask_table(FakeRun(mixer))
+    assert table["condition"] == "sources" and mask_summary(table)[5]["sources"] == {"a": 1, "b": 0, "c": 1}
 
 
 def test_measurement_refuses_runs_without_a_two_parent_mixer() -> None:
     with pytest.raises(MixframeError, match="no two-parent mixer"):
-        decode_mixes(FakeRun(None), torch.ones(2, 3, 2, 2), torch.ones(2, 3, 2, 2), torch.ones(2, 3), seed=0)
+        decode_mixes(FakeRun(None), torch.ones(2, 3, 2, 2), torch.ones(2, 3, 2, 2), torch.ones(2, 3), torch.ones(2, 3), seed=0)
     with pytest.raises(MixframeError, match="class_mixer"):
         class_mixer_of(FakeRun(SecondParentMixer()))
 

@@ -9,7 +9,8 @@ For a pair (h, y), (h', y') of codes and binary attribute vectors:
    most attributes from one parent.
 2. A 3-layer MLP maps y_mix to Bernoulli parameters p = sigmoid(logits) in [0, 1]^C, one per
    feature map. There is deliberately no ReLU before the sigmoid (the authors' code had one, which
-   forces p >= 0.5).
+   forces p >= 0.5). With ``condition: sources`` the MLP reads m_y instead: y_mix alone cannot say
+   which parent holds an attribute when the parents differ, m_y (drawn here anyway) can.
 3. m ~ Bernoulli(p) and h_mix = m h + (1 - m) h', broadcast over positions. Sampling needs a
    gradient estimator (``estimator``): straight-through (hard m forward, gradient of p backward),
    a relaxed Bernoulli (Concrete) sample, or the soft mask m = p that the authors' code used.
@@ -40,6 +41,10 @@ class ClassMixerConfig:
         help="gradient estimator for m ~ Bernoulli(p): straight_through (hard m, gradient of p), "
              "relaxed (RelaxedBernoulli with `temperature`), soft (m = p, as the authors' code did)")
     temperature: float = param(0.5, help="temperature of the relaxed Bernoulli (estimator: relaxed)", validator=positive)
+    condition: Literal["y_mix", "sources"] = param(
+        "y_mix",
+        help="what the mask network sees: y_mix (the paper), or sources, m_y: which parent each attribute is taken from "
+             "(1 = the first), so that it can take each attribute's maps from the parent that has it")
     eps: float = param(0.0, help="weight of the mask prior eps * mean_b (sum_c m_bc - C/2)^2 (0 = off)",
                        validator=in_range(0, None))
 
@@ -66,9 +71,9 @@ class ClassMixer(Mixer):
             nn.Linear(hidden, self.channels),
         )
 
-    def masks_for(self, y_mix: Tensor) -> Tensor:
-        """Bernoulli parameters p (N, C) for attribute vectors y_mix (N, A) (Figure 6 of the paper)."""
-        return torch.sigmoid(self.net(y_mix.float()))
+    def masks_for(self, condition: Tensor) -> Tensor:
+        """Bernoulli parameters p (N, C) for the mask network's inputs (N, A): y_mix, or m_y (Figure 6 of the paper)."""
+        return torch.sigmoid(self.net(condition.float()))
 
     def forward(self, sources: Sequence[Tensor], labels: Sequence[Tensor] | None = None) -> MixResult:
         if labels is None or len(labels) < 2:
@@ -85,7 +90,7 @@ class ClassMixer(Mixer):
         m_y = torch.bernoulli(q.expand(batch, self.num_attributes).contiguous())
         y_mix = m_y * y + (1 - m_y) * y2
 
-        logits = self.net(y_mix).float()  # the estimators in float32, also under autocast
+        logits = self.net(y_mix if self.config.condition == "y_mix" else m_y).float()  # the estimators in float32, also under autocast
         p = torch.sigmoid(logits)
         if self.config.estimator == "straight_through":
             m = torch.bernoulli(p.detach()) + (p - p.detach())  # exactly 0/1 forward, dm/dp = 1 backward
