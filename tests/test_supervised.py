@@ -64,7 +64,7 @@ def test_masks_picture_json_and_summary(tiny_run: Path, capsys: pytest.CaptureFi
         assert r["mean_p"] == pytest.approx(sum(r["p"]) / 16, abs=1e-4)
         assert r["first_parent_fraction"] == pytest.approx(sum(map(sum, r["m"])) / 48)
         assert f"{r['mean_p']:6.3f}" in printed
-    assert "y_mix = (large, right, low)" in printed
+    assert "from x1 = (large, right, low)" in printed  # the recipe's mask network reads which parent each attribute comes from
 
 
 def test_mask_table_matches_the_mixer_and_is_seeded(tiny_run: Path) -> None:
@@ -77,7 +77,7 @@ def test_mask_table_matches_the_mixer_and_is_seeded(tiny_run: Path) -> None:
     again = mask_table(run, samples=2, seed=5)
     assert torch.equal(table["m"], again["m"])
     rows = mask_summary(table)
-    assert rows[7]["y_mix"] == {"large": 1, "right": 1, "low": 1}
+    assert table["condition"] == "sources" and rows[7]["sources"] == {"large": 1, "right": 1, "low": 1}
 
 
 def test_supervised_grid_picture(tiny_run: Path, tmp_path: Path) -> None:
