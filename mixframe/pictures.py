@@ -106,6 +106,15 @@ def read_epoch_curves(csv_path: Path) -> dict[str, list[tuple[int, float]]]:
     return dict(curves)
 
 
+def loss_panels(curves: dict[str, list[tuple[int, float]]]) -> list[tuple[str, dict[str, list[tuple[int, float]]]]]:
+    """(title, series) of the non-empty loss panels; a ``NAME_chance`` curve is drawn as NAME's dashed level, not as a series."""
+    series = {k: v for k, v in curves.items() if not k.endswith("_chance")}
+    panels = [("reconstruction (dashed: mean image)", {k: v for k, v in series.items() if k == "ae/reconstruction"}),
+              ("autoencoder terms", {k: v for k, v in series.items() if k.startswith("ae/") and k not in ("ae/reconstruction", "ae/total")}),
+              ("critic terms (dashed: blind guess)", {k: v for k, v in series.items() if k.startswith("critic/")})]
+    return [p for p in panels if p[1]]
+
+
 def plot_loss_curves(csv_path: Path, out: Path) -> None:
     """Reconstruction, the other autoencoder terms, and each critic's terms beside their blind-guess level."""
     import matplotlib
@@ -114,11 +123,7 @@ def plot_loss_curves(csv_path: Path, out: Path) -> None:
     import matplotlib.pyplot as plt
 
     curves = read_epoch_curves(csv_path)
-    critic = {k: v for k, v in curves.items() if k.startswith("critic/") and not k.endswith("_chance")}
-    panels = [("reconstruction (dashed: mean image)", {k: v for k, v in curves.items() if k == "ae/reconstruction"}),
-              ("autoencoder terms", {k: v for k, v in curves.items() if k.startswith("ae/") and k not in ("ae/reconstruction", "ae/total")}),
-              ("critic terms (dashed: blind guess)", critic)]
-    panels = [p for p in panels if p[1]]
+    panels = loss_panels(curves)
     fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.4), squeeze=False)
     for ax, (title, series) in zip(axes[0], panels):
         for i, (name, points) in enumerate(sorted(series.items())):

@@ -15,6 +15,7 @@ import torch
 
 from mixframe.cli import main
 from mixframe.errors import MixframeError
+from mixframe.pictures import loss_panels, read_epoch_curves
 from mixframe.recipe import load_recipe
 from mixframe.runs import CHECKPOINT, load_checkpoint, new_run_dir, save_checkpoint
 from mixframe.train import Trainer, TrainingDiverged
@@ -105,7 +106,11 @@ def test_an_autoencoder_stuck_at_the_mean_image_is_warned(tmp_path: Path, capsys
     warning = (run / "warnings.log").read_text()
     assert warning.startswith("warning: ae/reconstruction (") and "no better than outputting the mean training example" in warning
     assert "for 2 epochs" in warning and "mean training example" in capsys.readouterr().out
-    assert "epoch/ae/reconstruction_chance" in (run / "metrics.csv").read_text()
+    curves = read_epoch_curves(run / "metrics.csv")
+    assert "ae/reconstruction_chance" in curves  # drawn as the reconstruction panel's dashed level, not as a curve
+    panels = dict(loss_panels(curves))
+    assert list(panels["reconstruction (dashed: mean image)"]) == ["ae/reconstruction"]
+    assert not any(k.endswith("_chance") for series in panels.values() for k in series)
 
 
 def test_new_run_dirs_never_collide(tmp_path: Path) -> None:
