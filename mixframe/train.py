@@ -26,7 +26,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from torch import Tensor
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader, Sampler, Subset
 
 from mixframe.errors import MixframeError
 from mixframe.interfaces import DataBundle
@@ -190,9 +190,10 @@ class Trainer:
 
     @torch.no_grad()
     def mean_image_loss(self, limit: int = 4096) -> float:
-        """Reconstruction loss of drawing the mean training image for every input: the plateau to leave."""
-        xs = [x for x, _ in DataLoader(self.data.train, batch_size=512)]
-        x = torch.cat(xs)[:limit].float()
+        """Reconstruction loss of drawing the mean training image for every input (over the first ``limit``
+        training examples): the plateau a decoder that ignores its input sits on."""
+        first = Subset(self.data.train, range(min(limit, len(self.data.train))))
+        x = torch.cat([x for x, _ in DataLoader(first, batch_size=512)]).float()
         mean = x.mean(dim=0, keepdim=True)
         if self.model.decoder.outputs_logits:
             mean = torch.logit(mean.clamp(1e-4, 1 - 1e-4))
@@ -210,6 +211,13 @@ class Trainer:
                    desc="train", unit="batch", dynamic_ncols=True)
         chance = {f"critic/{name}/{k}": v for name, reg in self.critics for k, v in reg.critic_chance().items()}
         mean_image = self.mean_image_loss()
+
+        def warn(message: str) -> None:
+            if self.rank == 0:
+                bar.write(message)
+                if writer is not None:
+                    writer.warn(message)
+
         stalled: dict[str, int] = defaultdict(int)
         last: dict[str, float] = {}
         means: dict[str, float] = {}
@@ -245,25 +253,19 @@ class Trainer:
                 # A blind critic sits within a fraction of a percent of its level; a critic in a live game
                 # wanders several percent around it from epoch to epoch.
                 stalled[key] = stalled[key] + 1 if abs(mean - level) <= 0.01 * max(abs(level), 1e-3) else 0
-                if stalled[key] == self.cfg.stall_epochs and self.rank == 0:
-                    msg = (f"warning: {key} has stayed at its blind-guess value {level:.4g} for {stalled[key]} epochs: the critic learns "
-                           "nothing, so its regularizer adds nothing (AMR becomes a plain autoencoder). Try a larger or un-normalised "
-                           "critic (spectral_norm: false), a higher train.critic_lr, or check the critic's inputs.")
-                    bar.write(msg)
-                    if writer is not None:
-                        writer.warn(msg)
+                if stalled[key] == self.cfg.stall_epochs:
+                    warn(f"warning: {key} has stayed at its blind-guess value {level:.4g} for {stalled[key]} epochs: the critic learns "
+                         "nothing, so its regularizer adds nothing (AMR becomes a plain autoencoder). Try a larger or un-normalised "
+                         "critic (spectral_norm: false), a higher train.critic_lr, or check the critic's inputs.")
             means["epoch/ae/reconstruction_chance"] = mean_image
             # An autoencoder that ignores its input and draws the mean image scores `mean_image`; within 5% of
             # it, the decoder has not left that plateau (dSprites at large batch sizes sits there for long).
             flat = means.get("epoch/ae/reconstruction", 0.0) >= 0.95 * mean_image
             stalled["ae/reconstruction"] = stalled["ae/reconstruction"] + 1 if flat else 0
-            if stalled["ae/reconstruction"] == self.cfg.stall_epochs and self.rank == 0:
-                msg = (f"warning: ae/reconstruction ({means['epoch/ae/reconstruction']:.4g}) has been no better than outputting the mean "
-                       f"training example ({mean_image:.4g}) for {self.cfg.stall_epochs} epochs: the decoder ignores its input. "
-                       "Train for more steps (more epochs or a smaller train.batch_size) or raise train.lr.")
-                bar.write(msg)
-                if writer is not None:
-                    writer.warn(msg)
+            if stalled["ae/reconstruction"] == self.cfg.stall_epochs:
+                warn(f"warning: ae/reconstruction ({means['epoch/ae/reconstruction']:.4g}) has been no better than outputting the mean "
+                     f"training example ({mean_image:.4g}) for {self.cfg.stall_epochs} epochs: the decoder ignores its input. "
+                     "Train for more steps (more epochs or a smaller train.batch_size) or raise train.lr.")
             if writer is not None:
                 writer.scalars(self.step, self.epoch, means)
             done = self.epoch >= self.cfg.epochs or self.step >= self.total_steps
