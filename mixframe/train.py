@@ -210,7 +210,7 @@ class Trainer:
         bar = tqdm(total=self.total_steps, initial=min(self.step, self.total_steps), disable=not progress or self.rank != 0,
                    desc="train", unit="batch", dynamic_ncols=True)
         chance = {f"critic/{name}/{k}": v for name, reg in self.critics for k, v in reg.critic_chance().items()}
-        mean_image = self.mean_image_loss()
+        rec_watch = ReconstructionWatch(self.mean_image_loss(), self.cfg.stall_epochs)
 
         def warn(message: str) -> None:
             if self.rank == 0:
@@ -257,18 +257,12 @@ class Trainer:
                     warn(f"warning: {key} has stayed at its blind-guess value {level:.4g} for {stalled[key]} epochs: the critic learns "
                          "nothing, so its regularizer adds nothing (AMR becomes a plain autoencoder). Try a larger or un-normalised "
                          "critic (spectral_norm: false), a higher train.critic_lr, or check the critic's inputs.")
-            means["epoch/ae/reconstruction_chance"] = mean_image
-            # An autoencoder that ignores its input and draws the mean image scores `mean_image`; within 5% of
-            # it, the decoder has not left that plateau (dSprites at large batch sizes sits there for long).
-            flat = means.get("epoch/ae/reconstruction", 0.0) >= 0.95 * mean_image
-            stalled["ae/reconstruction"] = stalled["ae/reconstruction"] + 1 if flat else 0
-            if stalled["ae/reconstruction"] == self.cfg.stall_epochs:
-                warn(f"warning: ae/reconstruction ({means['epoch/ae/reconstruction']:.4g}) has been no better than outputting the mean "
-                     f"training example ({mean_image:.4g}) for {self.cfg.stall_epochs} epochs: the decoder ignores its input. "
-                     "Train for more steps (more epochs or a smaller train.batch_size) or raise train.lr.")
+            done = self.epoch >= self.cfg.epochs or self.step >= self.total_steps
+            means["epoch/ae/reconstruction_chance"] = rec_watch.level
+            if "epoch/ae/reconstruction" in means and (message := rec_watch.update(means["epoch/ae/reconstruction"], done)):
+                warn(message)
             if writer is not None:
                 writer.scalars(self.step, self.epoch, means)
-            done = self.epoch >= self.cfg.epochs or self.step >= self.total_steps
             if run_dir is not None and self.rank == 0:
                 if done or self.epoch % self.cfg.checkpoint_every == 0:
                     save_checkpoint(run_dir / CHECKPOINT, self.state())
@@ -277,6 +271,35 @@ class Trainer:
                     self.model.train()
         bar.close()
         return {k.removeprefix("epoch/"): v for k, v in means.items()}
+
+
+class ReconstructionWatch:
+    """Warns when the per-epoch reconstruction loss is stuck at ``level``, the loss of outputting the mean
+    training example: no better than it (within 5%) and nearly unchanged (within 5% of the previous
+    epoch) for ``patience`` epochs, or no better than it when training ends. A loss still falling fast
+    from its initial value, above the level for a few epochs, is not stuck."""
+
+    def __init__(self, level: float, patience: int) -> None:
+        self.level, self.patience = level, patience
+        self.previous: float | None = None
+        self.flat_epochs = 0
+        self.warned = False
+
+    def update(self, loss: float, last_epoch: bool) -> str | None:
+        no_better = loss >= 0.95 * self.level
+        flat = no_better and self.previous is not None and abs(loss - self.previous) <= 0.05 * self.previous
+        self.flat_epochs = self.flat_epochs + 1 if flat else 0
+        self.previous = loss
+        advice = "the decoder ignores its input. Train for more steps (more epochs or a smaller train.batch_size) or raise train.lr."
+        if self.flat_epochs == self.patience:
+            self.warned = True
+            return (f"warning: ae/reconstruction ({loss:.4g}) has been no better than outputting the mean training example "
+                    f"({self.level:.4g}), and nearly unchanged, for {self.patience} epochs: {advice}")
+        if last_epoch and no_better and not self.warned:
+            self.warned = True
+            return (f"warning: training ends with ae/reconstruction ({loss:.4g}) no better than outputting the mean training example "
+                    f"({self.level:.4g}): {advice}")
+        return None
 
 
 class ScalarLog:

@@ -18,7 +18,7 @@ from mixframe.errors import MixframeError
 from mixframe.pictures import loss_panels, read_epoch_curves
 from mixframe.recipe import load_recipe
 from mixframe.runs import CHECKPOINT, load_checkpoint, new_run_dir, save_checkpoint
-from mixframe.train import Trainer, TrainingDiverged
+from mixframe.train import ReconstructionWatch, Trainer, TrainingDiverged
 
 ROOT = Path(__file__).resolve().parent.parent
 SPIRAL = ROOT / "recipes" / "spiral_amr.yaml"
@@ -105,12 +105,40 @@ def test_an_autoencoder_stuck_at_the_mean_image_is_warned(tmp_path: Path, capsys
     run = next(tmp_path.iterdir())
     warning = (run / "warnings.log").read_text()
     assert warning.startswith("warning: ae/reconstruction (") and "no better than outputting the mean training example" in warning
-    assert "for 2 epochs" in warning and "mean training example" in capsys.readouterr().out
+    assert "nearly unchanged, for 2 epochs" in warning and "mean training example" in capsys.readouterr().out
     curves = read_epoch_curves(run / "metrics.csv")
     assert "ae/reconstruction_chance" in curves  # drawn as the reconstruction panel's dashed level, not as a curve
     panels = dict(loss_panels(curves))
     assert list(panels["reconstruction (dashed: mean image)"]) == ["ae/reconstruction"]
     assert not any(k.endswith("_chance") for series in panels.values() for k in series)
+
+
+def watch(losses: list[float], level: float, patience: int = 3) -> list[tuple[int, str]]:
+    w = ReconstructionWatch(level, patience)
+    return [(epoch, msg) for epoch, loss in enumerate(losses, 1) if (msg := w.update(loss, epoch == len(losses)))]
+
+
+def test_reconstruction_watch_on_measured_runs() -> None:
+    # Per-epoch losses of real runs (docs/results.md): dSprites at batch 64 converging onto the mean-image
+    # level from above and ending there; a dSprites run sitting on the plateau; digits passing through it.
+    converging_onto = watch([6.242, 1.874, 1.371, 1.259, 1.216, 1.200], level=1.205)
+    assert [e for e, _ in converging_onto] == [6] and "training ends with" in converging_onto[0][1]
+    plateau = watch([2.10, 1.22, 1.21, 1.21, 1.20, 1.19, 1.18, 0.88], level=1.205)
+    assert [e for e, _ in plateau] == [5] and "nearly unchanged, for 3 epochs" in plateau[0][1]
+    assert watch([5.54, 4.09, 3.41, 3.10, 2.79, 2.60, 2.54, 2.36, 2.28, 2.22], level=3.04) == []
+    assert watch([1.96, 1.18, 1.17, 0.98, 0.49, 0.33, 0.21], level=1.205) == []  # left the plateau after two flat epochs
+
+
+def test_a_learning_autoencoder_is_not_warned_about_the_mean_image(tmp_path: Path) -> None:
+    # Loss still falling from its start (above the mean-image level early on) is not a plateau.
+    args = ["train", str(SPIRAL), "--out", str(tmp_path), "--no-progress"]
+    for s in [*SMALL, "train.lr=2e-3", "train.stall_epochs=1", "train.epochs=4", "regularizers=[]", "mixer={kind: none}"]:
+        args += ["--set", s]
+    assert main(args) == 0
+    run = next(tmp_path.iterdir())
+    curves = read_epoch_curves(run / "metrics.csv")
+    assert curves["ae/reconstruction"][0][1] > curves["ae/reconstruction_chance"][0][1]  # it did start above the level
+    assert "mean training example" not in ((run / "warnings.log").read_text() if (run / "warnings.log").exists() else "")
 
 
 def test_new_run_dirs_never_collide(tmp_path: Path) -> None:
