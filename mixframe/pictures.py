@@ -110,7 +110,8 @@ def loss_panels(curves: dict[str, list[tuple[int, float]]]) -> list[tuple[str, d
     """(title, series) of the non-empty loss panels; a ``NAME_chance`` curve is drawn as NAME's dashed level, not as a series."""
     series = {k: v for k, v in curves.items() if not k.endswith("_chance")}
     panels = [("reconstruction (dashed: mean image)", {k: v for k, v in series.items() if k == "ae/reconstruction"}),
-              ("autoencoder terms", {k: v for k, v in series.items() if k.startswith("ae/") and k not in ("ae/reconstruction", "ae/total")}),
+              ("autoencoder terms", {k: v for k, v in series.items()
+                                     if k.startswith("ae/") and k not in ("ae/reconstruction", "ae/total")}),
               ("critic terms (dashed: blind guess)", {k: v for k, v in series.items() if k.startswith("critic/")})]
     return [p for p in panels if p[1]]
 

@@ -66,7 +66,8 @@ class TrainConfig:
     grid_every: int = param(1, help="save an interpolation grid every this many epochs (and at the end)", validator=positive)
     log_every: int = param(10, help="log scalars every this many minibatches", validator=positive)
     num_workers: int = param(0, help="DataLoader worker processes", validator=in_range(0))
-    stall_epochs: int = param(3, help="warn when a critic's loss stays at its blind-guess value, or the reconstruction at the mean image's, this many epochs", validator=positive)
+    stall_epochs: int = param(3, help="warn when a critic's loss stays at its blind-guess value, or the reconstruction at the mean "
+                                       "image's, this many epochs", validator=positive)
 
 
 @attrs.frozen(kw_only=True)

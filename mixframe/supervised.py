@@ -103,7 +103,8 @@ def mask_summary(table: dict[str, Any]) -> list[dict[str, Any]]:
 
 def format_summary(table: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     names = ", ".join(table["attributes"])
-    lines = [f"{condition_label(table['condition'])} = ({names})   mean p   first parent (sampled m)   maps with p > 0.5 (of {table['p'].shape[1]})"]
+    lines = [f"{condition_label(table['condition'])} = ({names})   mean p   first parent (sampled m)   "
+             f"maps with p > 0.5 (of {table['p'].shape[1]})"]
     for row in rows:
         lines.append(f"{row['bits']:>{max(5, len(row['bits']))}}         {row['mean_p']:6.3f}   {row['first_parent_fraction']:10.3f}"
                      f"                 {row['maps_p_over_half']:4d}")
