@@ -18,14 +18,14 @@ from collections.abc import Iterable
 
 import pluggy
 
-from mixframe.registry_types import Component
+from mixframe.registry_types import Command, Component
 
 PROJECT = "mixframe"
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
 # Component kinds, each answered by the hook ``mixframe_<kind>s``.
-KINDS = ("mixer", "regularizer", "encoder", "decoder", "discriminator", "dataset", "metric")
+KINDS = ("mixer", "regularizer", "encoder", "decoder", "discriminator", "dataset", "metric", "callback")
 
 
 @hookspec
@@ -82,4 +82,23 @@ def mixframe_metrics() -> Iterable[Component]:
     """Metrics: turn a trained run into numbers (:class:`mixframe.Metric`).
 
     :return: components of kind ``"metric"``.
+    """
+
+
+@hookspec
+def mixframe_callbacks() -> Iterable[Component]:
+    """Training callbacks: react to the engine's events (:class:`mixframe.Callback`).
+
+    A recipe names them under ``callbacks:``; a component registered with ``default=True`` runs in
+    every recipe that does not list it (the training pictures and stall watches are such defaults).
+
+    :return: components of kind ``"callback"``.
+    """
+
+
+@hookspec
+def mixframe_commands() -> Iterable["Command"]:
+    """Sub-commands of the ``mixframe`` command line (:class:`mixframe.Command`).
+
+    :return: commands; each adds its arguments to its own sub-parser and runs with the parsed namespace.
     """

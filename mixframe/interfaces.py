@@ -11,7 +11,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -50,8 +50,8 @@ class DataBundle:
     Each split yields ``(x, y)``: ``x`` a float tensor of ``spec.shape`` scaled to
     ``spec.value_range``; ``y`` an int64 class label, a float attribute vector, or an int64
     factor vector, as ``spec`` says (``label_kind``).
-    A dataset whose examples come from known factors (dSprites) may also offer
-    ``render(factors) -> x`` on its bundle's ``generator`` object, for disentanglement metrics.
+    A dataset that knows more than its examples (a manifold, generative factors) says so through
+    ``generator``, an object implementing one of the capability protocols of this module.
     """
 
     spec: DataSpec
@@ -59,7 +59,9 @@ class DataBundle:
     val: Dataset
     test: Dataset
     label_kind: str = "class"  # "class", "attributes", "factors" or "none"
-    generator: Any = None
+    generator: object | None = None
+    """What the dataset knows beyond its examples; metrics test it with the capability protocols
+    below (:class:`KnowsManifold`, :class:`RendersFactors`, :class:`KnowsLineAngles`)."""
 
 
 @attrs.frozen(kw_only=True)
@@ -202,21 +204,25 @@ class Regularizer(nn.Module, abc.ABC):
 
 
 class TrainedRun(Protocol):
-    """What a metric sees of a trained run (``mixframe.runs.TrainedRun`` implements it).
+    """What a metric sees of a trained run; :class:`mixframe.Run` (from ``mixframe.load_run``) implements it.
 
     ``encode``/``decode`` work in eval mode without gradients, batch by batch, on ``device``;
     ``decode`` returns data space. ``codes(split)`` gives the flattened codes ``(N, D)`` and
-    labels ``(N, ...)`` of a whole split as numpy arrays. ``seed`` is the recipe's seed.
+    labels ``(N, ...)`` of a whole split as numpy arrays. ``data`` is read on first use (a
+    MixframeError names the missing files when the data is not on disk). ``seed`` is the recipe's seed.
     """
 
     recipe: Any
-    data: DataBundle
+    spec: DataSpec
     encoder: Encoder
     decoder: Decoder
     mixer: Mixer | None
     device: torch.device
     dir: Path
     seed: int
+
+    @property
+    def data(self) -> DataBundle: ...
 
     def encode(self, x: Tensor) -> Tensor: ...
 
@@ -231,3 +237,83 @@ class Metric(abc.ABC):
 
     @abc.abstractmethod
     def evaluate(self, run: TrainedRun) -> dict[str, float]: ...
+
+
+# ---------------------------------------------------------------------------------------------
+# Capabilities beyond an interface: a component that has one implements the protocol, and the code
+# that needs it checks ``isinstance(obj, Protocol)`` instead of reaching into the plugin.
+
+
+@runtime_checkable
+class PredictsMasks(Protocol):
+    """A two-parent mixer whose feature-map mask is predicted from attribute labels (supervised AMR).
+
+    ``masks_for(condition)`` gives Bernoulli parameters p ``(N, C)`` for the mask network's inputs
+    ``(N, A)``; ``mask_condition`` says what those inputs are: ``"y_mix"`` (the mixed attribute
+    vector) or ``"sources"`` (which parent each attribute is taken from, 1 = the first).
+    ``soft_masks`` is True when the mixer mixes with m = p rather than sampling m ~ Bernoulli(p).
+    ``draw_targets(y1, y2, generator)`` draws ``(y_mix, from_first)`` exactly as training does.
+    """
+
+    mask_condition: str
+    soft_masks: bool
+
+    def masks_for(self, condition: Tensor) -> Tensor: ...
+
+    def draw_targets(self, y1: Tensor, y2: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]: ...
+
+
+@runtime_checkable
+class KnowsManifold(Protocol):
+    """A dataset generator that knows the manifold its points lie on (the 2-D spiral)."""
+
+    on_manifold_threshold: float
+
+    def distance_to_manifold(self, points: Tensor) -> Tensor: ...
+
+
+@runtime_checkable
+class RendersFactors(Protocol):
+    """A dataset generator that draws examples from known generative factors (dSprites)."""
+
+    def sample_factors(self, n: int, generator: torch.Generator) -> Tensor: ...
+
+    def render(self, factors: Tensor) -> Tensor: ...
+
+
+@runtime_checkable
+class KnowsLineAngles(Protocol):
+    """A dataset generator that finds the nearest true line of an image (ACAI's lines benchmark)."""
+
+    angle_period: float
+
+    def angle_of(self, images: Tensor) -> tuple[Tensor, Tensor]: ...
+
+
+# ---------------------------------------------------------------------------------------------
+# Callbacks: the engine's loop only loops; everything around it reacts to these events.
+
+
+class Callback:
+    """Reacts to the training engine's events; every method is optional.
+
+    Built as ``Callback(config, context)`` when a recipe names it under ``callbacks:``; a callback
+    passed to ``mixframe.train(..., callbacks=[...])`` is any instance. ``trainer`` gives the
+    recipe, model, data, device, ``epoch``/``step``, ``rank``, the run folder ``trainer.run``
+    (a :class:`mixframe.RunFolder`, None when training in memory) and ``trainer.warn(message)``.
+    ``logs`` holds this minibatch's losses as detached tensors (turn one into a float only when you
+    need it: on a GPU that waits for the device); ``means`` the epoch's means as floats.
+    """
+
+    def on_start(self, trainer: Any) -> None: ...
+
+    def on_step_end(self, trainer: Any, logs: Mapping[str, Tensor]) -> None: ...
+
+    def on_epoch_end(self, trainer: Any, means: dict[str, float]) -> None:
+        """May add entries to ``means`` (they are logged); runs before the checkpoint of this epoch."""
+
+    def on_warning(self, trainer: Any, message: str) -> None: ...
+
+    def on_end(self, trainer: Any, summary: dict[str, float]) -> None: ...
+
+    def on_failure(self, trainer: Any, error: BaseException) -> None: ...

@@ -94,6 +94,7 @@ class Recipe:
     mixer: ComponentSpec | None
     regularizers: tuple[ComponentSpec, ...]
     metrics: tuple[ComponentSpec, ...]
+    callbacks: tuple[ComponentSpec, ...]
     reconstruction: ReconstructionConfig
     train: TrainConfig
 
@@ -105,6 +106,7 @@ class Recipe:
             out[section] = spec.to_dict() if spec is not None else None
         out["regularizers"] = [r.to_dict() for r in self.regularizers]
         out["metrics"] = [m.to_dict() for m in self.metrics]
+        out["callbacks"] = [c.to_dict() for c in self.callbacks]
         out["reconstruction"] = unstructure(self.reconstruction)
         out["train"] = unstructure(self.train)
         return out
@@ -121,7 +123,7 @@ COMPONENT_SECTIONS = {
     "discriminator": ("discriminator", False),
     "mixer": ("mixer", False),
 }
-LIST_SECTIONS = {"regularizers": "regularizer", "metrics": "metric"}
+LIST_SECTIONS = {"regularizers": "regularizer", "metrics": "metric", "callbacks": "callback"}
 PLAIN_SECTIONS = {"reconstruction": ReconstructionConfig, "train": TrainConfig}
 SCALARS = {"schema", "description", "seed", "extends"}
 TOP_LEVEL = [*SCALARS, *COMPONENT_SECTIONS, *LIST_SECTIONS, *PLAIN_SECTIONS]
@@ -278,11 +280,24 @@ def check(raw: Any, source: str = "recipe", registry: Registry | None = None) ->
             problems.add(section, f"must be a list of mappings with 'kind: NAME', got {value!r}")
             value = []
         sections[section] = tuple(_component(kind, item, f"{section}[{i}]", problems, registry) for i, item in enumerate(value))
+    sections["callbacks"] = (*sections["callbacks"], *_default_callbacks(sections["callbacks"], problems, registry))
     for section, cls in PLAIN_SECTIONS.items():
         sections[section] = structure(cls, raw.get(section), section, problems)
     if problems:
         raise RecipeError(source, problems.items)
     return Recipe(schema=SCHEMA_VERSION, description=description, seed=seed, **sections)
+
+
+def _default_callbacks(named: Sequence[ComponentSpec | None], problems: Problems, registry: Registry) -> list[ComponentSpec]:
+    """Callbacks registered as defaults that the recipe does not name, with their default configs."""
+    listed = {spec.name for spec in named if spec is not None}
+    out = []
+    for comp in registry.components("callback"):
+        if comp.default and comp.name not in listed:
+            config = structure(comp.config, {}, f"callbacks ({comp.name}, a default)", problems)
+            if config is not None:
+                out.append(ComponentSpec(kind="callback", name=comp.name, config=config))
+    return out
 
 
 def _component(kind: str, value: Any, path: str, problems: Problems, registry: Registry) -> ComponentSpec | None:
