@@ -1,7 +1,10 @@
 """mixframe: Adversarial Mixup Resynthesis and its baselines, assembled from plugins.
 
-The public API for plugin authors: the ``hookimpl`` marker, the :class:`Component` value object,
-the component interfaces and the config helpers.
+For experiments: :func:`train`, :func:`resume` and :func:`load_run` give a :class:`Run` (encode,
+decode, mix, interpolate, evaluate, images in and out); :class:`RunFolder` reads and writes run
+folders. For plugin authors: the ``hookimpl`` marker, the :class:`Component` and :class:`Command`
+value objects, the component interfaces, the capability protocols and the config helpers.
+See docs/api.md and CONTRIBUTING.md.
 """
 
 from mixframe.config import in_range, param, positive
@@ -9,23 +12,31 @@ from mixframe.errors import MixframeError
 from mixframe.hookspecs import hookimpl
 from mixframe.interfaces import (
     BuildContext,
+    Callback,
     DataBundle,
     DataSpec,
     Decoder,
     Discriminator,
     Encoder,
+    KnowsLineAngles,
+    KnowsManifold,
     Metric,
     Mixer,
     MixResult,
+    PredictsMasks,
     Regularizer,
+    RendersFactors,
     Step,
-    TrainedRun,
+    blend,
 )
-from mixframe.registry_types import Component
+from mixframe.registry_types import Command, Component
+from mixframe.runs import RunFolder
+from mixframe.api import Run, load_run, resume, train  # noqa: E402 - after the names plugins import
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "BuildContext", "Component", "DataBundle", "DataSpec", "Decoder", "Discriminator", "Encoder", "Metric",
-    "Mixer", "MixResult", "MixframeError", "Regularizer", "Step", "TrainedRun", "hookimpl", "in_range", "param", "positive",
+    "BuildContext", "Callback", "Command", "Component", "DataBundle", "DataSpec", "Decoder", "Discriminator", "Encoder",
+    "KnowsLineAngles", "KnowsManifold", "Metric", "Mixer", "MixResult", "MixframeError", "PredictsMasks", "Regularizer",
+    "RendersFactors", "Run", "RunFolder", "Step", "blend", "hookimpl", "in_range", "load_run", "param", "positive", "resume", "train",
 ]

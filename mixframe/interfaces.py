@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
 import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
+
+if TYPE_CHECKING:
+    from mixframe.api import Run
 
 
 @attrs.frozen(kw_only=True)
@@ -120,10 +120,12 @@ class Discriminator(nn.Module, abc.ABC):
 class MixResult:
     """A mixer's output: the mixed codes and everything it drew to make them.
 
-    ``codes``: ``h_mix``, the shape of one source batch.
-    ``weights``: ``(B, k, C)``, the weight of each of the k sources for each feature map
-    (``C = codes.shape[1]``); it sums to 1 over k. Mixup's alpha, a Bernoulli mask and a one-hot
-    choice of source are all this tensor.
+    ``codes``: ``h_mix``, the shape of one source batch, equal to ``blend(sources, weights)``.
+    ``weights``: the weight of each of the k sources, summing to 1 over k (axis 1), either
+    ``(B, k, C)``, one weight per feature map broadcast over positions (``C = codes.shape[1]``), or
+    ``(B, k, *code_shape)``, one weight per feature map and position (``code_shape =
+    codes.shape[1:]``). Mixup's alpha, a Bernoulli mask, a one-hot choice of source and a spatial
+    mask (a latent CutMix) are all this tensor.
     ``labels``: mixed labels (``y_mix``) when the mixer mixes labels too, else None.
     ``extras``: anything else worth logging or drawing (for example ``p``, Bernoulli parameters).
     ``loss``: a term the mixer adds to the autoencoder's loss (for example a mask prior), or None.
@@ -134,6 +136,26 @@ class MixResult:
     labels: Tensor | None = None
     extras: Mapping[str, Tensor] = attrs.field(factory=dict)
     loss: Tensor | None = None
+
+
+def blend(sources: Sequence[Tensor], weights: Tensor) -> Tensor:
+    """The mix ``sum_i weights[:, i] * sources[i]`` that a :class:`MixResult`'s weights describe.
+
+    ``sources``: k tensors ``(B, C, ...)``; ``weights``: ``(B, k, C)`` (broadcast over positions) or
+    ``(B, k, *code_shape)``. Mixers build their codes with it, so that codes and weights agree by
+    construction and regularizers or metrics can recompute a mix from its weights.
+    """
+    if weights.dim() < 3 or weights.shape[1] != len(sources):
+        raise ValueError(f"weights must be (B, k={len(sources)}, C, ...), got shape {tuple(weights.shape)}")
+    extra = sources[0].dim() + 1 - weights.dim()
+    if extra < 0:
+        raise ValueError(f"weights of shape {tuple(weights.shape)} have more axes than (B, k, *code_shape) "
+                         f"for sources of shape {tuple(sources[0].shape)}")
+    w = weights.reshape(*weights.shape, *([1] * extra))
+    out = w[:, 0] * sources[0]
+    for i in range(1, len(sources)):
+        out = out + w[:, i] * sources[i]
+    return out
 
 
 class Mixer(nn.Module, abc.ABC):
@@ -147,6 +169,9 @@ class Mixer(nn.Module, abc.ABC):
 
     num_sources: int = 2
     uses_labels: bool = False
+    interpolation: str = "linear"
+    """How pictures interpolate between two codes in this mixer's spirit: "linear", or "bernoulli"
+    (swapping progressively more whole feature maps, for mixers that take maps from one parent)."""
 
     @abc.abstractmethod
     def forward(self, sources: Sequence[Tensor], labels: Sequence[Tensor] | None = None) -> MixResult: ...
@@ -189,6 +214,11 @@ class Regularizer(nn.Module, abc.ABC):
     """
 
     needs_mix: bool = False
+    gradient_targets: tuple[str, ...] = ("decoder",)
+    """The modules among ``"encoder"``, ``"decoder"`` whose parameters ``autoencoder_loss``'s terms
+    reach (a term on decoded data reaches both; a penalty on the codes alone only the encoder). The
+    contract suite checks that each one gets a gradient, so a term that was detached by mistake
+    shows up in the plugin's tests rather than as a run that silently does not regularize."""
 
     @abc.abstractmethod
     def autoencoder_loss(self, step: Step) -> dict[str, Tensor]: ...
@@ -203,40 +233,15 @@ class Regularizer(nn.Module, abc.ABC):
         return ()
 
 
-class TrainedRun(Protocol):
-    """What a metric sees of a trained run; :class:`mixframe.Run` (from ``mixframe.load_run``) implements it.
-
-    ``encode``/``decode`` work in eval mode without gradients, batch by batch, on ``device``;
-    ``decode`` returns data space. ``codes(split)`` gives the flattened codes ``(N, D)`` and
-    labels ``(N, ...)`` of a whole split as numpy arrays. ``data`` is read on first use (a
-    MixframeError names the missing files when the data is not on disk). ``seed`` is the recipe's seed.
-    """
-
-    recipe: Any
-    spec: DataSpec
-    encoder: Encoder
-    decoder: Decoder
-    mixer: Mixer | None
-    device: torch.device
-    dir: Path
-    seed: int
-
-    @property
-    def data(self) -> DataBundle: ...
-
-    def encode(self, x: Tensor) -> Tensor: ...
-
-    def decode(self, h: Tensor) -> Tensor: ...
-
-    def codes(self, split: str) -> tuple[np.ndarray, np.ndarray]: ...
-
-
 class Metric(abc.ABC):
     """Turns a trained run into numbers. Built as ``Metric(config, context)``; ``evaluate``
-    returns a flat mapping of name to value (higher or lower is better as its name says)."""
+    returns a flat mapping of name to value (higher or lower is better as its name says).
+    ``headline`` names the one value a picture's caption shows (a sweep's panels), if any."""
+
+    headline: str | None = None
 
     @abc.abstractmethod
-    def evaluate(self, run: TrainedRun) -> dict[str, float]: ...
+    def evaluate(self, run: Run) -> dict[str, float]: ...
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""``mixframe interpolate``: the same pairs of test examples interpolated by several runs, side by side.
+"""Interpolation pictures: the same pairs of test examples interpolated by several runs, side by side.
 
 For images this is the paper's Figures 7 to 11: for each pair a block of rows, first pixel-space
 linear interpolation (the baseline every autoencoder should beat), then one row per run in the order
@@ -16,21 +16,21 @@ Two ways to move between the codes h1 = f(x1) and h2 = f(x2):
 
 from __future__ import annotations
 
-import argparse
 import io
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import attrs
 import torch
 from torch import Tensor
 
-from mixframe.cli import command, extension
 from mixframe.errors import MixframeError
 from mixframe.interfaces import DataSpec
-from mixframe.recipe import Recipe
-from mixframe.runs import CHECKPOINT, TrainedRun, read_run_recipe
+
+if TYPE_CHECKING:
+    from mixframe.api import Run
+from mixframe.runs import RunFolder
 
 Mode = Literal["linear", "bernoulli"]
 MODES: tuple[str, ...] = ("linear", "bernoulli")
@@ -38,69 +38,32 @@ SPLITS: tuple[str, ...] = ("train", "val", "test")
 PIXEL = "pixel"
 
 
-@extension
-def _parsers(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("interpolate", help="interpolate the same test pairs with several runs (rows per run, plus pixel space)")
-    p.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR", help="run folders made by 'mixframe train' (same dataset)")
-    p.add_argument("--pairs", type=int, default=4, help="number of pairs of examples (default 4)")
-    p.add_argument("--steps", type=int, default=8, help="decoded interpolants per row, ends included (default 8)")
-    p.add_argument("--out", type=Path, default=Path("interpolation.png"), help="PNG file to write (default interpolation.png)")
-    p.add_argument("--mode", choices=MODES, default="linear", help="linear mixing of codes, or a Bernoulli mask that swaps feature maps")
-    p.add_argument("--split", choices=SPLITS, default="test", help="split the pairs come from (default test)")
-    p.add_argument("--seed", type=int, default=0, help="picks the pairs and the Bernoulli channel order")
-    p.add_argument("--device", default="cpu", help="device to run the models on (default cpu)")
-
-
 # ---------------------------------------------------------------------------------------------
 # Loading and checking runs
 
 
-def check_run_dir(path: Path) -> Recipe:
-    """The run's recipe, or a MixframeError saying why ``path`` is not a usable run folder."""
-    path = Path(path)
-    if not path.exists():
-        raise MixframeError(f"{path} does not exist; pass a run folder made by 'mixframe train'")
-    if not path.is_dir():
-        raise MixframeError(f"{path} is a file, not a run folder; pass a folder made by 'mixframe train'")
-    return read_run_recipe(path)
+def load_runs(run_dirs: Sequence[str | Path], device: str = "cpu") -> list[Run]:
+    """Trained runs on one dataset (the same data section), checked before any model is built."""
+    from mixframe.api import load_run
 
-
-def check_same_data(run_dirs: Sequence[Path]) -> list[Recipe]:
-    """Every run's recipe; a MixframeError naming two runs whose data sections differ."""
-    recipes = [check_run_dir(d) for d in run_dirs]
-    first = recipes[0].data.to_dict()
-    for run_dir, recipe in zip(run_dirs[1:], recipes[1:]):
-        other = recipe.data.to_dict()
-        if other != first:
-            raise MixframeError(
-                f"runs {Path(run_dirs[0]).name} and {Path(run_dir).name} use different datasets "
-                f"({Path(run_dirs[0]).name}: data {first}; {Path(run_dir).name}: data {other}); "
-                "interpolations are compared on the same examples, so pass runs whose recipes have the same data section")
-    return recipes
-
-
-def load_runs(run_dirs: Sequence[Path], device: str = "cpu") -> list[TrainedRun]:
-    """Trained runs on one dataset, checked before any model is built."""
     if not run_dirs:
         raise MixframeError("no run folders given; pass one or more folders made by 'mixframe train'")
-    check_same_data(run_dirs)
-    for run_dir in run_dirs:
-        if not (Path(run_dir) / CHECKPOINT).is_file():
-            raise MixframeError(f"{run_dir} has no {CHECKPOINT} (the run never saved one); train or resume it first")
-    return [_load_run(d, device) for d in run_dirs]
+    folders = [RunFolder.open(d) for d in run_dirs]
+    recipes = [f.read_recipe() for f in folders]
+    first = recipes[0].data.to_dict()
+    for folder, recipe in zip(folders[1:], recipes[1:]):
+        if recipe.data.to_dict() != first:
+            raise MixframeError(
+                f"runs {folders[0].name} and {folder.name} use different datasets "
+                f"({folders[0].name}: data {first}; {folder.name}: data {recipe.data.to_dict()}); "
+                "interpolations are compared on the same examples, so pass runs whose recipes have the same data section")
+    for folder in folders:
+        if not folder.has_checkpoint:
+            raise MixframeError(f"{folder.path} has no {RunFolder.CHECKPOINT} (the run never saved one); train or resume it first")
+    return [load_run(f.path, device) for f in folders]
 
 
-def _load_run(run_dir: Path, device: str) -> TrainedRun:
-    try:
-        return TrainedRun(run_dir, device=device)
-    except RuntimeError as err:  # load_state_dict: the weights do not fit the model the recipe builds today
-        first = str(err).strip().splitlines()
-        detail = first[1].strip() if len(first) > 1 else (first[0] if first else type(err).__name__)
-        raise MixframeError(f"the checkpoint of {run_dir} does not fit the model its recipe builds now ({detail}); "
-                            "the code changed since it was trained: train it again") from None
-
-
-def pick_pairs(run: TrainedRun, pairs: int, split: str = "test", seed: int = 0) -> tuple[Tensor, Tensor]:
+def pick_pairs(run: Run, pairs: int, split: str = "test", seed: int = 0) -> tuple[Tensor, Tensor]:
     """``pairs`` seeded random pairs of distinct examples from a split: the same for every run on that data."""
     if split not in SPLITS:
         raise MixframeError(f"unknown split {split!r}; choices: {', '.join(SPLITS)}")
@@ -123,40 +86,24 @@ def check_steps(steps: int) -> None:
         raise MixframeError(f"--steps must be at least 2 (the two ends), got {steps}")
 
 
-def bernoulli_schedule(channels: int, steps: int, seed: int = 0) -> Tensor:
-    """``(steps, channels)`` hard masks, 1 where a channel comes from h2.
+def interpolation_weights(channels: int, steps: int, mode: Mode = "linear", seed: int = 0) -> Tensor:
+    """``(steps, 2, channels)``: the weights of h1 and h2 at each step, from all h1 (first) to all h2 (last).
 
-    One seeded random order of the channels; at step j the first round(j C / (K - 1)) of them are
-    taken from h2, so step 0 is all h1, the last step all h2, and the count never decreases.
+    ``linear``: (1 - a, a) for a evenly spaced in [0, 1]. ``bernoulli``: one seeded random order of
+    the channels; at step j the first round(j C / (K - 1)) of them come from h2, so the count of
+    swapped maps never decreases.
     """
     check_steps(steps)
-    order = torch.randperm(channels, generator=torch.Generator().manual_seed(seed))
-    masks = torch.zeros(steps, channels)
-    for j in range(steps):
-        masks[j, order[: round(j * channels / (steps - 1))]] = 1.0
-    return masks
-
-
-def interpolate_codes(h1: Tensor, h2: Tensor, steps: int, mode: Mode = "linear", seed: int = 0) -> Tensor:
-    """``(pairs, steps, *code_shape)``: codes moving from h1 (first step) to h2 (last step)."""
-    check_steps(steps)
     if mode == "linear":
-        alphas = torch.linspace(0, 1, steps, device=h1.device, dtype=h1.dtype)
-        shape = (1, steps) + (1,) * (h1.dim() - 1)
-        weight = alphas.reshape(shape)
+        to_second = torch.linspace(0, 1, steps)[:, None].expand(steps, channels)
     elif mode == "bernoulli":
-        masks = bernoulli_schedule(h1.shape[1], steps, seed).to(h1.device, h1.dtype)
-        weight = masks.reshape(1, steps, h1.shape[1], *([1] * (h1.dim() - 2)))
+        order = torch.randperm(channels, generator=torch.Generator().manual_seed(seed))
+        to_second = torch.zeros(steps, channels)
+        for j in range(steps):
+            to_second[j, order[: round(j * channels / (steps - 1))]] = 1.0
     else:
         raise MixframeError(f"unknown interpolation mode {mode!r}; choices: {', '.join(MODES)}")
-    return (1 - weight) * h1[:, None] + weight * h2[:, None]
-
-
-def run_interpolants(run: TrainedRun, x1: Tensor, x2: Tensor, steps: int, mode: Mode = "linear", seed: int = 0) -> Tensor:
-    """``(pairs, steps, *data_shape)``: a run's decoded interpolants between x1 and x2."""
-    h1, h2 = run.encode(x1), run.encode(x2)
-    codes = interpolate_codes(h1, h2, steps, mode, seed)
-    return run.decode(codes.flatten(0, 1)).reshape(len(x1), steps, *x1.shape[1:]).cpu()
+    return torch.stack([1 - to_second, to_second], dim=1)
 
 
 def pixel_interpolants(x1: Tensor, x2: Tensor, steps: int) -> Tensor:
@@ -166,12 +113,12 @@ def pixel_interpolants(x1: Tensor, x2: Tensor, steps: int) -> Tensor:
     return (1 - alphas) * x1[:, None] + alphas * x2[:, None]
 
 
-def interpolation_blocks(runs: Sequence[TrainedRun], x1: Tensor, x2: Tensor, steps: int, mode: Mode = "linear",
+def interpolation_blocks(runs: Sequence[Run], x1: Tensor, x2: Tensor, steps: int, mode: Mode = "linear",
                          seed: int = 0) -> list[list[tuple[str, Tensor]]]:
     """One block per pair: rows ``(label, (steps + 2, *data_shape))`` = x1, interpolants, x2; pixel first."""
     x1, x2 = x1.cpu(), x2.cpu()
     per_row = [(PIXEL, pixel_interpolants(x1, x2, steps))]
-    per_row += [(run.name, run_interpolants(run, x1, x2, steps, mode, seed)) for run in runs]
+    per_row += [(run.name, run.interpolate(x1, x2, steps, mode, seed)) for run in runs]
     return [[(label, torch.cat([x1[i, None], inner[i], x2[i, None]])) for label, inner in per_row] for i in range(len(x1))]
 
 
@@ -270,7 +217,7 @@ def render_blocks(blocks: list[list[tuple[str, Tensor]]], spec: DataSpec, steps:
 # Drawing 2-D paths
 
 
-def render_paths(runs: Sequence[TrainedRun], x1: Tensor, x2: Tensor, steps: int, mode: Mode, seed: int, split: str) -> bytes:
+def render_paths(runs: Sequence[Run], x1: Tensor, x2: Tensor, steps: int, mode: Mode, seed: int, split: str) -> bytes:
     """PNG bytes: one panel per run, its decoded interpolation paths over real points (pixel paths dashed)."""
     import matplotlib
 
@@ -282,7 +229,7 @@ def render_paths(runs: Sequence[TrainedRun], x1: Tensor, x2: Tensor, steps: int,
     pixel = pixel_interpolants(x1.cpu(), x2.cpu(), steps)
     fig, axes = plt.subplots(1, len(runs), figsize=(4 * len(runs), 4.2), squeeze=False)
     for ax, run in zip(axes[0], runs):
-        paths = run_interpolants(run, x1, x2, steps, mode, seed)
+        paths = run.interpolate(x1, x2, steps, mode, seed)
         ax.scatter(real[:, 0], real[:, 1], s=3, c="lightgray", label=f"real ({split})")
         for i in range(len(x1)):
             color = f"C{i % 10}"
@@ -306,12 +253,17 @@ def render_paths(runs: Sequence[TrainedRun], x1: Tensor, x2: Tensor, steps: int,
 # The whole picture
 
 
-def interpolation_png(runs: Sequence[TrainedRun], pairs: int = 4, steps: int = 8, mode: Mode = "linear",
-                      split: str = "test", seed: int = 0) -> bytes:
-    """PNG bytes of the comparison picture for runs on one dataset (rows for images, panels for 2-D)."""
+def interpolation_png(runs: Sequence[Run], pairs: int = 4, steps: int = 8, mode: Mode = "linear",
+                      split: str = "test", seed: int = 0, x1: Tensor | None = None, x2: Tensor | None = None) -> bytes:
+    """PNG bytes of the comparison picture for runs on one dataset (rows for images, panels for 2-D).
+
+    The pairs are ``pairs`` seeded pairs from the data's ``split``, or your own ``x1``, ``x2`` (model
+    input, e.g. from ``run.to_input``).
+    """
     check_steps(steps)
-    spec = runs[0].data.spec
-    x1, x2 = pick_pairs(runs[0], pairs, split, seed)
+    spec = runs[0].spec
+    if x1 is None or x2 is None:
+        x1, x2 = pick_pairs(runs[0], pairs, split, seed)
     if spec.is_image:
         image, _ = render_blocks(interpolation_blocks(runs, x1, x2, steps, mode, seed), spec, steps)
         buffer = io.BytesIO()
@@ -320,16 +272,3 @@ def interpolation_png(runs: Sequence[TrainedRun], pairs: int = 4, steps: int = 8
     if spec.shape != (2,):
         raise MixframeError(f"interpolate draws images (C, H, W) or 2-D points, not data of shape {spec.shape}")
     return render_paths(runs, x1, x2, steps, mode, seed, split)
-
-
-@command("interpolate")
-def cmd_interpolate(args: argparse.Namespace) -> int:
-    if args.out.suffix.lower() != ".png":
-        raise MixframeError(f"--out {args.out} must end in .png (the picture is a PNG file)")
-    check_steps(args.steps)
-    runs = load_runs(args.run_dirs, device=args.device)
-    png = interpolation_png(runs, args.pairs, args.steps, args.mode, args.split, args.seed)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_bytes(png)
-    print(args.out)
-    return 0

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mixframe.errors import MixframeError
-from mixframe.interfaces import BuildContext, DataBundle, Discriminator, Mixer, Regularizer, Step
+from mixframe.interfaces import BuildContext, DataBundle, DataSpec, Discriminator, Mixer, Regularizer, Step
 from mixframe.recipe import Recipe
 from mixframe.registry import Registry, get_registry
 
@@ -19,16 +19,20 @@ def build_data(recipe: Recipe, registry: Registry | None = None) -> DataBundle:
 
 
 class Model(nn.Module):
-    """Encoder, decoder, optional mixer and regularizers, built from a recipe with its seed."""
+    """Encoder, decoder, optional mixer and regularizers, built from a recipe with its seed.
 
-    def __init__(self, recipe: Recipe, data: DataBundle, registry: Registry | None = None) -> None:
+    It needs only the data's description (``DataSpec``), not the data: a finished run is rebuilt from
+    its folder's record alone.
+    """
+
+    def __init__(self, recipe: Recipe, spec: DataSpec, registry: Registry | None = None) -> None:
         super().__init__()
         registry = registry or get_registry()
-        self.recipe, self.spec = recipe, data.spec
+        self.recipe, self.spec = recipe, spec
         torch.manual_seed(recipe.seed)
-        base = BuildContext(data=data.spec)
+        base = BuildContext(data=spec)
         self.encoder = registry.get("encoder", recipe.encoder.name).implementation(recipe.encoder.config, base)
-        context = BuildContext(data=data.spec, code_shape=tuple(self.encoder.code_shape), build_discriminator=self._discriminator_builder(registry))
+        context = BuildContext(data=spec, code_shape=tuple(self.encoder.code_shape), build_discriminator=self._discriminator_builder(registry))
         self.decoder = registry.get("decoder", recipe.decoder.name).implementation(recipe.decoder.config, context)
         self.mixer: Mixer | None = None
         if recipe.mixer is not None:

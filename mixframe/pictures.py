@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-from collections import defaultdict
 from pathlib import Path
 
 import torch
@@ -96,16 +94,6 @@ def save_mix_scatter(encoder, decoder, data: DataBundle, path: Path, device: tor
     plt.close(fig)
 
 
-def read_epoch_curves(csv_path: Path) -> dict[str, list[tuple[int, float]]]:
-    """Per-epoch means from a run's metrics.csv: name -> [(epoch, value)]."""
-    curves: dict[str, list[tuple[int, float]]] = defaultdict(list)
-    with csv_path.open(newline="") as f:
-        for row in csv.DictReader(f):
-            if row["name"].startswith("epoch/"):
-                curves[row["name"].removeprefix("epoch/")].append((int(row["epoch"]), float(row["value"])))
-    return dict(curves)
-
-
 def loss_panels(curves: dict[str, list[tuple[int, float]]]) -> list[tuple[str, dict[str, list[tuple[int, float]]]]]:
     """(title, series) of the non-empty loss panels; a ``NAME_chance`` curve is drawn as NAME's dashed level, not as a series."""
     series = {k: v for k, v in curves.items() if not k.endswith("_chance")}
@@ -116,14 +104,14 @@ def loss_panels(curves: dict[str, list[tuple[int, float]]]) -> list[tuple[str, d
     return [p for p in panels if p[1]]
 
 
-def plot_loss_curves(csv_path: Path, out: Path) -> None:
-    """Reconstruction, the other autoencoder terms, and each critic's terms beside their blind-guess level."""
+def plot_loss_curves(curves: dict[str, list[tuple[int, float]]], out: Path) -> None:
+    """Reconstruction, the other autoencoder terms, and each critic's terms beside their blind-guess level,
+    from per-epoch curves (``RunFolder.epoch_curves()``)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    curves = read_epoch_curves(csv_path)
     panels = loss_panels(curves)
     fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.4), squeeze=False)
     for ax, (title, series) in zip(axes[0], panels):

@@ -63,11 +63,8 @@ class TrainConfig:
     device: Literal["auto", "cpu", "cuda"] = param("auto", help="auto picks cuda when present")
     amp: bool = param(False, help="mixed precision (bfloat16 autocast) on CUDA")
     checkpoint_every: int = param(1, help="save a checkpoint every this many epochs (and at the end)", validator=positive)
-    grid_every: int = param(1, help="save an interpolation grid every this many epochs (and at the end)", validator=positive)
     log_every: int = param(10, help="log scalars every this many minibatches", validator=positive)
     num_workers: int = param(0, help="DataLoader worker processes", validator=in_range(0))
-    stall_epochs: int = param(3, help="warn when a critic's loss stays at its blind-guess value, or the reconstruction at the mean "
-                                       "image's, this many epochs", validator=positive)
 
 
 @attrs.frozen(kw_only=True)
@@ -134,19 +131,19 @@ def dump_yaml(data: Any) -> str:
 
 
 def read_yaml(path: Path) -> Any:
-    """Parse one YAML file safely; a python tag or bad syntax becomes a RecipeError, nothing runs."""
+    """Parse one recipe file through the guarded path (:func:`mixframe.files.load_user_yaml`).
+
+    Any refusal becomes a RecipeError and nothing runs: a missing file, a device, pipe or folder,
+    a file over 1 MiB, text that is not UTF-8 (UTF-16 with a byte-order mark is accepted), a
+    python tag, bad syntax (with its line and column), an alias bomb, deep nesting, overlong
+    lines, and numbers Python cannot hold (each at its key path).
+    """
+    from mixframe.files import UserFileError, load_user_yaml
+
     try:
-        text = path.read_text()
-    except OSError as err:
-        raise RecipeError(str(path), [("(file)", f"cannot read: {err.strerror or err}")]) from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
-        problem = getattr(err, "problem", None) or str(err)
-        hint = " (recipes are plain data: python tags are refused)" if "python/" in str(err) else ""
-        raise RecipeError(str(path), [(where, f"{problem}{hint}")]) from None
+        return load_user_yaml(path, what="recipe")
+    except UserFileError as err:
+        raise RecipeError(str(path), err.problems) from None
 
 
 def merge(base: Any, over: Any) -> Any:
@@ -185,7 +182,7 @@ def resolve_file(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
 
 def parse_override(text: str) -> tuple[list[str], Any]:
     if "=" not in text:
-        raise RecipeError("--set", [(text, "an override is written KEY.PATH=VALUE, for example mixer.alpha=0.4")])
+        raise RecipeError("--set", [(text, "an override is written KEY.PATH=VALUE, for example train.epochs=5 or regularizers.0.weight=2")])
     key, value = text.split("=", 1)
     try:
         parsed = yaml.safe_load(value) if value.strip() else None
@@ -283,14 +280,135 @@ def check(raw: Any, source: str = "recipe", registry: Registry | None = None) ->
     sections["callbacks"] = (*sections["callbacks"], *_default_callbacks(sections["callbacks"], problems, registry))
     for section, cls in PLAIN_SECTIONS.items():
         sections[section] = structure(cls, raw.get(section), section, problems)
+    _check_needs(sections, raw, problems, registry)
     if problems:
         raise RecipeError(source, problems.items)
     return Recipe(schema=SCHEMA_VERSION, description=description, seed=seed, **sections)
 
 
+# What the recipe's own settings need from its components: reconstruction.loss -> requirements.
+def _reconstruction_needs(loss: str) -> tuple[Any, ...]:
+    from mixframe.registry_types import Requires
+
+    if loss == "bce":
+        return (Requires("logits_decoder", "binary cross-entropy is computed on the decoder's logits"),
+                Requires("unit_range", "binary cross-entropy needs targets in [0, 1]"))
+    return (Requires("linear_decoder", f"{loss} compares the decoder's output with the data directly"),)
+
+
+def _check_needs(sections: dict[str, Any], raw: dict[str, Any], problems: Problems, registry: Registry) -> None:
+    """Report every need of a component (``Component.requires``) that no component of the recipe
+    meets (``Component.provides``), at the needing component's key path.
+
+    A need is taken as met, and not reported, when a component of the kind that would meet it
+    declares nothing (``provides=None``, as third-party components may) or could not be checked
+    (its own problem is reported). Only the first unmet need per component and providing kind is
+    reported: a component lists its most specific needs first.
+    """
+    from mixframe.registry_types import CAPABILITIES
+
+    placed, unknown = _placed_components(sections, raw, registry)
+    offered: dict[str, set[str]] = {}
+    for path, spec, comp in placed:
+        if comp.provides is None:
+            unknown.add(spec.kind)
+            continue
+        for item in comp.provides:
+            if _holds(item.when, spec.config, path, spec.name, problems):
+                offered.setdefault(spec.kind, set()).add(item.capability)
+    needers = [(path, spec.name, spec.config, comp.requires) for path, spec, comp in placed]
+    if sections.get("reconstruction") is not None:
+        loss = sections["reconstruction"].loss
+        needers.append(("reconstruction.loss", f"the {loss} loss", None, _reconstruction_needs(loss)))
+    for path, who, config, requires in needers:
+        reported: set[str | None] = set()
+        for need in requires:
+            if config is not None and not _holds(need.when, config, path, who, problems):
+                continue
+            cap = CAPABILITIES.get(need.capability)
+            kinds = [cap.kind] if cap else [spec.kind for _, spec, _ in placed]
+            if any(k in unknown for k in kinds) or any(need.capability in offered.get(k, ()) for k in kinds):
+                continue
+            if (cap.kind if cap else None) in reported:
+                continue
+            reported.add(cap.kind if cap else None)
+            problems.add(path, _unmet_message(who, need, placed, registry))
+
+
+def _placed_components(sections: dict[str, Any], raw: dict[str, Any], registry: Registry) -> tuple[list[tuple[str, ComponentSpec, Any]], set[str]]:
+    """The recipe's checked components with their key paths and registry entries, and the kinds of
+    those that could not be checked."""
+    placed: list[tuple[str, ComponentSpec]] = []
+    unknown: set[str] = set()
+    for section, (kind, _) in COMPONENT_SECTIONS.items():
+        if sections[section] is not None:
+            placed.append((section, sections[section]))
+        elif raw.get(section) is not None:
+            unknown.add(kind)
+    for section, kind in LIST_SECTIONS.items():
+        written = raw.get(section) or []
+        if not isinstance(written, list):
+            unknown.add(kind)
+            written = []
+        for i, spec in enumerate(sections[section]):
+            if spec is None:
+                unknown.add(kind)
+            else:
+                placed.append((f"{section}[{i}]" if i < len(written) else f"{section} ({spec.name}, a default)", spec))
+    return [(path, spec, registry.get(spec.kind, spec.name)) for path, spec in placed], unknown
+
+
+def _holds(when: Any, config: Any, path: str, who: str, problems: Problems) -> bool:
+    """``when(config)``; a plugin whose condition raises gets a problem instead of a traceback."""
+    try:
+        return bool(when(config))
+    except Exception as err:  # noqa: BLE001 - a plugin's bug, reported with the recipe's problems
+        problems.add(path, f"could not check what {who} needs or provides: {type(err).__name__}: {err} (a bug in its plugin)")
+        return False
+
+
+def _unmet_message(who: str, need: Any, placed: Sequence[tuple[str, ComponentSpec, Any]], registry: Registry) -> str:
+    """'<who> needs <what> (<capability>), because <why>; <what the recipe has>; <what would do>'."""
+    from mixframe.hookspecs import KINDS
+    from mixframe.registry_types import CAPABILITIES
+
+    cap = CAPABILITIES.get(need.capability)
+    what = f"{cap.meaning} ({need.capability})" if cap else f"a component that provides {need.capability!r}"
+    because = f", because {need.why}" if need.why else ""
+    kinds = [cap.kind] if cap else list(KINDS)
+    have = [(spec, comp) for _, spec, comp in placed if spec.kind in kinds]
+    if have:
+        situation = "; ".join(_how_it_falls_short(spec, comp, need.capability) for spec, comp in have)
+        if " only with " in situation:  # the recipe's own component would do, with another setting
+            return f"{who} needs {what}{because}; {situation}"
+    elif cap:
+        section = next((s for s, (k, _) in COMPONENT_SECTIONS.items() if k == cap.kind), None)
+        section = section or next((s for s, k in LIST_SECTIONS.items() if k == cap.kind), cap.kind)
+        situation = f"the recipe has no '{section}:' section"
+    else:
+        situation = "no component of the recipe provides it"
+    offers = []
+    for kind in kinds:
+        for comp in registry.components(kind):
+            for item in comp.provides or ():
+                if item.capability == need.capability:
+                    offers.append(f"{comp.name} ({item.setting})" if item.setting else comp.name)
+                    break
+    noun = f"{cap.kind}s" if cap else "components"
+    offer = f"{noun} that provide it: {', '.join(offers)}" if offers else f"no registered {noun[:-1]} provides it"
+    return f"{who} needs {what}{because}; {situation}; {offer}"
+
+
+def _how_it_falls_short(spec: ComponentSpec, comp: Any, capability: str) -> str:
+    settings = [item.setting for item in comp.provides or () if item.capability == capability and item.setting]
+    if settings:
+        return f"the recipe's {spec.kind} {spec.name!r} provides it only with {' or '.join(settings)}"
+    return f"the recipe's {spec.kind} {spec.name!r} does not provide it"
+
+
 def _default_callbacks(named: Sequence[ComponentSpec | None], problems: Problems, registry: Registry) -> list[ComponentSpec]:
     """Callbacks registered as defaults that the recipe does not name, with their default configs."""
-    listed = {spec.name for spec in named if spec is not None}
+    listed = {registry.get("callback", spec.name).name for spec in named if spec is not None}  # PLUGIN:NAME counts as NAME
     out = []
     for comp in registry.components("callback"):
         if comp.default and comp.name not in listed:

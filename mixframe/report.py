@@ -1,4 +1,4 @@
-"""``mixframe report``: one self-contained HTML page comparing finished runs.
+"""Reports: one self-contained HTML page comparing finished runs (``mixframe report``).
 
 The page needs nothing but itself: pictures are embedded as base64 PNG data URIs, the style sheet is
 inline, and there is no script. Everything read from a run folder is escaped, so a run name or a
@@ -8,9 +8,7 @@ files only; the interpolation picture (when several runs share a dataset) loads 
 
 from __future__ import annotations
 
-import argparse
 import base64
-import csv
 import html
 import json
 import math
@@ -18,13 +16,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from mixframe.cli import command, extension
 from mixframe.errors import MixframeError
-from mixframe.runs import RECIPE
+from mixframe.runs import RunFolder
 
-FIRST_PICTURES = ("loss_curves.png", "grid.png")
 HIGHLIGHT = ("learns nothing", "learned nothing", "diverged", "not finite", "non-finite")
 
 STYLE = """
@@ -44,43 +38,37 @@ img { max-width: 100%; }
 """
 
 
-@extension
-def _parsers(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("report", help="write one self-contained HTML page comparing runs (table, recipes, warnings, pictures)")
-    p.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR", help="run folders made by 'mixframe train'")
-    p.add_argument("--out", type=Path, default=Path("report.html"), help="HTML file to write (default report.html)")
-    p.add_argument("--pairs", type=int, default=4, help="pairs in the interpolation picture (default 4)")
-    p.add_argument("--steps", type=int, default=8, help="interpolants per row in the interpolation picture (default 8)")
-    p.add_argument("--no-interpolation", action="store_true", help="skip the interpolation picture (it loads every model)")
-
-
 # ---------------------------------------------------------------------------------------------
 # Reading a run folder (files only)
 
 
 class RunInfo:
-    """What the report shows of one run, read from its folder's files."""
+    """What the report shows of one run, read from its folder's files (no model is loaded)."""
 
     def __init__(self, run_dir: Path) -> None:
-        self.dir = Path(run_dir)
-        if not self.dir.is_dir():
-            what = "does not exist" if not self.dir.exists() else "is a file, not a folder"
-            raise MixframeError(f"{self.dir} {what}; pass run folders made by 'mixframe train'")
-        recipe_path = self.dir / RECIPE
-        if not recipe_path.is_file():
-            raise MixframeError(f"{self.dir} is not a mixframe run folder (no {RECIPE}); pass a folder made by 'mixframe train'")
+        self.folder = RunFolder.open(run_dir)
+        self.dir = self.folder.path
+        recipe_path = self.folder.file(RunFolder.RECIPE)
         self.recipe_text = recipe_path.read_text(errors="replace")
+        from mixframe.files import load_user_yaml
+
         try:
-            recipe = yaml.safe_load(self.recipe_text)
-        except yaml.YAMLError as err:
-            raise MixframeError(f"{recipe_path} is not valid YAML ({err}); the run folder is damaged") from None
+            recipe = load_user_yaml(recipe_path, what="the run's recipe")
+        except MixframeError as err:
+            raise MixframeError(f"{recipe_path} cannot be read ({err}); the run folder is damaged") from None
         if not isinstance(recipe, dict):
             raise MixframeError(f"{recipe_path} does not hold a recipe (a mapping); the run folder is damaged")
         self.recipe: dict[str, Any] = recipe
-        self.run = _read_json(self.dir / "run.json")
-        self.evaluation = _read_json(self.dir / "evaluation.json")
-        warnings_path = self.dir / "warnings.log"
-        self.warnings = [line for line in warnings_path.read_text(errors="replace").splitlines() if line.strip()] if warnings_path.is_file() else []
+        self.run = self._json(self.folder.info)
+        self.evaluation = self._json(self.folder.evaluation)
+        self.warnings = self.folder.warnings()
+
+    @staticmethod
+    def _json(read: Any) -> dict[str, Any]:
+        try:
+            return read()
+        except MixframeError as err:
+            return {"status": f"unreadable ({err})"}
 
     @property
     def name(self) -> str:
@@ -121,14 +109,8 @@ class RunInfo:
         final = self.run.get("final") or {}
         if isinstance(final, dict) and "ae/reconstruction" in final:
             return _number(final["ae/reconstruction"])
-        last = None
-        path = self.dir / "metrics.csv"
-        if path.is_file():
-            with path.open(newline="") as f:
-                for row in csv.DictReader(f):
-                    if row.get("name") in ("epoch/ae/reconstruction", "ae/reconstruction"):
-                        last = _number(row.get("value"))
-        return last
+        curve = self.folder.epoch_curves().get("ae/reconstruction")
+        return curve[-1][1] if curve else None
 
     @property
     def metrics(self) -> dict[str, Any]:
@@ -136,20 +118,7 @@ class RunInfo:
         return metrics if isinstance(metrics, dict) else {}
 
     def pictures(self) -> list[Path]:
-        """loss_curves.png and grid.png first, then every other PNG in the folder (masks.png, ...)."""
-        found = sorted(p for p in self.dir.glob("*.png") if p.is_file())
-        first = [self.dir / n for n in FIRST_PICTURES if (self.dir / n).is_file()]
-        return first + [p for p in found if p.name not in FIRST_PICTURES]
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        return {"status": f"unreadable {path.name} ({err})"}
-    return data if isinstance(data, dict) else {}
+        return self.folder.pictures()
 
 
 def _kind(section: Any) -> str:
@@ -268,10 +237,10 @@ def interpolation_section(runs: Sequence[RunInfo], pairs: int, steps: int) -> st
         if len(group) < 2:
             parts.append(f"<p>{esc(group[0].name)}: no other run on its dataset to compare with.</p>")
             continue
-        # Bernoulli interpolation (swapping feature maps) is shown too when a run was trained with that mixer
-        modes = ["linear"] + (["bernoulli"] if any(run.mixer == "bernoulli" for run in group) else [])
         try:
             loaded = load_runs([run.dir for run in group])
+            # a mixer that swaps whole feature maps (Mixer.interpolation == "bernoulli") is shown that way too
+            modes = list(dict.fromkeys(["linear", *(run.mixer.interpolation for run in loaded if run.mixer is not None)]))
             pngs = [(mode, interpolation_png(loaded, pairs=pairs, steps=steps, mode=mode)) for mode in modes]
         except MixframeError as err:
             parts.append(f'<div class="warning severe">interpolation of {esc(names)} could not be drawn: {esc(err)}</div>')
@@ -294,14 +263,3 @@ def build_report(run_dirs: Iterable[Path], pairs: int = 4, steps: int = 8, inter
     parts += [run_section(run, i + 1) for i, run in enumerate(runs)]
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
-
-
-@command("report")
-def cmd_report(args: argparse.Namespace) -> int:
-    if args.out.suffix.lower() not in (".html", ".htm"):
-        raise MixframeError(f"--out {args.out} must end in .html (the report is one HTML page)")
-    page = build_report(args.run_dirs, pairs=args.pairs, steps=args.steps, interpolation=not args.no_interpolation)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(page, encoding="utf-8")
-    print(args.out)
-    return 0

@@ -1,76 +1,56 @@
-"""Run folders: what ran (recipe, environment, plugins), checkpoints written atomically, loading a run back.
+"""The run store: one class owns a run folder, its file names, its record and its checkpoints.
 
 A run folder holds::
 
     recipe.yaml        the resolved recipe (re-runnable as is), written before training
-    run.json           command line, overrides, start time, status
+    run.json           command line, overrides, start time, status (running, complete, diverged, ...)
     environment.json   Python, platform, package versions, device
     plugins.json       the plugins and components that were loaded
-    checkpoint.pt      the latest checkpoint (weights, optimizers, RNG, position)
+    data.json          the data's shape, value range and labels: a run loads without its data
+    checkpoint.pt      the latest checkpoint (weights, optimizers, position), written atomically
     metrics.csv        step, epoch, name, value (one row per logged scalar)
+    warnings.log       every warning printed during training
+    evaluation.json    metrics computed by ``mixframe evaluate``
     tb/                TensorBoard event files
     grids/             interpolation grids saved during training
     loss_curves.png    the loss curves, with each critic's blind-guess level
     grid.png           the final interpolation grid
+
+Every command and the Python API read and write run folders through :class:`RunFolder` only.
 """
 
 from __future__ import annotations
 
+import csv
 import datetime as _dt
 import json
 import os
 import platform
 import sys
 import tempfile
+from collections import defaultdict
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-from torch import Tensor
+import attrs
 
 from mixframe.errors import MixframeError
-from mixframe.interfaces import DataBundle
-from mixframe.recipe import Recipe, load_recipe
-from mixframe.registry import get_registry
+from mixframe.interfaces import DataSpec
 
-CHECKPOINT = "checkpoint.pt"
-RECIPE = "recipe.yaml"
+CHECKPOINT_KEYS = ("model", "epoch", "step")
 
 
-def new_run_dir(parent: Path, stem: str) -> Path:
-    """A fresh folder under ``parent``; an existing run is never reused or overwritten."""
-    parent.mkdir(parents=True, exist_ok=True)
-    base = f"{stem}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
-    for n in range(1, 1000):
-        path = parent / (base if n == 1 else f"{base}-{n}")
-        try:
-            path.mkdir()
-            return path
-        except FileExistsError:
-            continue
-    raise MixframeError(f"could not create a new run folder under {parent}")
-
-
-def write_json(path: Path, data: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(data, indent=2, default=str) + "\n").encode())
+def now() -> str:
+    return _dt.datetime.now().isoformat(timespec="seconds")
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as tmp:
-        tmp.write(data)
-        tmp.flush()
-        os.fsync(tmp.fileno())
-    os.replace(tmp.name, path)
-
-
-def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """Write ``state`` to a temporary file beside ``path``, then rename: a kill never leaves half a file."""
+    """Write to a temporary file beside ``path``, then rename: a kill never leaves half a file."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -79,26 +59,43 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
         raise
 
 
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Load with ``weights_only=True``: a checkpoint that would run code when loaded is refused."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise MixframeError(f"no checkpoint at {path}") from None
-    except Exception as err:  # noqa: BLE001 - pickle errors come in many types
-        if "weights_only" in str(err) or "Unsupported global" in str(err) or "Weights only load failed" in str(err):
-            raise MixframeError(f"checkpoint {path} holds objects that would run code when loaded; refused "
-                                "(mixframe checkpoints hold tensors and plain data only)") from None
-        raise MixframeError(f"checkpoint {path} cannot be read ({type(err).__name__}: {err}); it may be truncated or not a checkpoint") from None
+def write_json(path: Path, data: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(data, indent=2, default=str) + "\n").encode())
 
 
-def environment(device: torch.device) -> dict[str, Any]:
+def read_json(path: Path) -> dict[str, Any]:
+    """A run folder's JSON record, or {} when missing; a damaged one is a MixframeError naming it."""
+    if not path.is_file():
+        return {}
+    from mixframe.files import load_user_json
+
+    data = load_user_json(path, what=f"run record {path.name}", max_bytes=64 * 2**20)
+    if not isinstance(data, dict):
+        raise MixframeError(f"{path} does not hold a JSON object; the run folder is damaged")
+    return data
+
+
+def spec_to_dict(spec: DataSpec, label_kind: str) -> dict[str, Any]:
+    return {**attrs.asdict(spec), "label_kind": label_kind}
+
+
+def spec_from_dict(data: dict[str, Any]) -> DataSpec:
+    fields = {f.name for f in attrs.fields(DataSpec)}
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in fields}
+    return DataSpec(**values)
+
+
+def environment(device: Any) -> dict[str, Any]:
+    """Python, platform, package versions and device: enough to say what ran where."""
+    import torch
+
     packages = {}
     for name in ("mixframe", "torch", "torchvision", "pluggy", "attrs", "PyYAML", "kornia", "numpy", "scikit-learn", "scipy", "matplotlib"):
         try:
             packages[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             packages[name] = None
+    device = torch.device(device)
     return {
         "python": sys.version.split()[0],
         "platform": platform.platform(),
@@ -108,11 +105,13 @@ def environment(device: torch.device) -> dict[str, Any]:
         "device": str(device),
         "cuda": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
         "threads": torch.get_num_threads(),
-        "time": _dt.datetime.now().isoformat(timespec="seconds"),
+        "time": now(),
     }
 
 
 def plugin_record() -> dict[str, Any]:
+    from mixframe.registry import get_registry
+
     reg = get_registry()
     return {
         "plugins": [{"name": p.name, "distribution": p.distribution, "version": p.version,
@@ -121,60 +120,201 @@ def plugin_record() -> dict[str, Any]:
     }
 
 
-def read_run_recipe(run_dir: Path) -> Recipe:
-    path = Path(run_dir) / RECIPE
-    if not path.is_file():
-        raise MixframeError(f"{run_dir} is not a mixframe run folder (no {RECIPE}); pass a folder made by 'mixframe train'")
-    return load_recipe(path)
+class RunFolder:
+    """One run folder: its file names, creation (never overwriting), record, status, checkpoints, logs."""
 
+    RECIPE = "recipe.yaml"
+    RUN = "run.json"
+    ENVIRONMENT = "environment.json"
+    PLUGINS = "plugins.json"
+    DATA = "data.json"
+    CHECKPOINT = "checkpoint.pt"
+    METRICS = "metrics.csv"
+    WARNINGS = "warnings.log"
+    EVALUATION = "evaluation.json"
+    TENSORBOARD = "tb"
+    GRIDS = "grids"
+    LOSS_CURVES = "loss_curves.png"
+    GRID = "grid.png"
 
-class TrainedRun:
-    """A trained run loaded for evaluation and pictures (implements ``mixframe.TrainedRun``)."""
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
 
-    def __init__(self, run_dir: str | Path, device: str | torch.device = "cpu", batch_size: int = 256) -> None:
-        from mixframe.model import Model, build_data
-
-        self.dir = Path(run_dir)
-        self.recipe = read_run_recipe(self.dir)
-        self.seed = self.recipe.seed
-        self.device = torch.device(device)
-        self.batch_size = batch_size
-        self.data: DataBundle = build_data(self.recipe)
-        self.model = Model(self.recipe, self.data)
-        state = load_checkpoint(self.dir / CHECKPOINT)
-        try:
-            self.model.load_state_dict(state["model"])
-        except RuntimeError as err:
-            first = str(err).splitlines()[1].strip() if len(str(err).splitlines()) > 1 else str(err)
-            raise MixframeError(f"the checkpoint of {self.dir} does not fit the model its recipe builds now ({first}); "
-                                "the networks changed since it was trained: train it again") from None
-        self.model.to(self.device).eval()
-        self.epoch, self.step = int(state["epoch"]), int(state["step"])
-        self.encoder, self.decoder, self.mixer = self.model.encoder, self.model.decoder, self.model.mixer
-        self._codes: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    def __repr__(self) -> str:
+        return f"RunFolder({str(self.path)!r})"
 
     @property
     def name(self) -> str:
-        return self.dir.name
+        return self.path.name
 
-    @torch.no_grad()
-    def encode(self, x: Tensor) -> Tensor:
-        return torch.cat([self.encoder(b.to(self.device)) for b in x.split(self.batch_size)])
+    def file(self, name: str) -> Path:
+        return self.path / name
 
-    @torch.no_grad()
-    def decode(self, h: Tensor) -> Tensor:
-        return torch.cat([self.decoder.to_data(self.decoder(b.to(self.device))) for b in h.split(self.batch_size)])
+    # -- creating and opening --------------------------------------------------------------------------
+    @classmethod
+    def create(cls, parent: str | Path, stem: str) -> RunFolder:
+        """A fresh folder ``parent/stem-TIME`` (``-2``, ``-3``... when taken): an existing run is never reused."""
+        parent = Path(parent)
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise MixframeError(f"cannot create the output folder {parent}: {err.strerror or err}") from None
+        base = f"{stem}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+        for n in range(1, 1000):
+            path = parent / (base if n == 1 else f"{base}-{n}")
+            try:
+                path.mkdir()
+                return cls(path)
+            except FileExistsError:
+                continue
+        raise MixframeError(f"could not create a new run folder under {parent}")
 
-    def split(self, name: str) -> tuple[Tensor, Tensor]:
-        """All examples and labels of a split, stacked."""
-        dataset = getattr(self.data, name)
-        loader = torch.utils.data.DataLoader(dataset, batch_size=self.batch_size, shuffle=False)
-        xs, ys = zip(*loader)
-        return torch.cat(xs), torch.cat(ys)
+    @classmethod
+    def open(cls, path: str | Path) -> RunFolder:
+        """An existing run folder, or a MixframeError saying why ``path`` is not one."""
+        path = Path(path)
+        if not path.exists():
+            raise MixframeError(f"{path} does not exist; pass a run folder made by 'mixframe train'")
+        if not path.is_dir():
+            raise MixframeError(f"{path} is a file, not a run folder; pass a folder made by 'mixframe train'")
+        if not (path / cls.RECIPE).is_file():
+            raise MixframeError(f"{path} is not a mixframe run folder (no {cls.RECIPE}); pass a folder made by 'mixframe train'")
+        return cls(path)
 
-    def codes(self, split: str) -> tuple[np.ndarray, np.ndarray]:
-        if split not in self._codes:
-            x, y = self.split(split)
-            h = self.encode(x).flatten(1).cpu().numpy()
-            self._codes[split] = (h, y.numpy())
-        return self._codes[split]
+    def write_record(self, recipe: Any, spec: DataSpec, label_kind: str, *, device: Any, world: int,
+                     recipe_file: str | None, overrides: list[str]) -> None:
+        """What ran, written before training starts: recipe, run.json, environment, plugins, data description."""
+        atomic_write_bytes(self.file(self.RECIPE), recipe.to_yaml().encode())
+        write_json(self.file(self.RUN), {"status": "running", "recipe_file": recipe_file, "overrides": list(overrides),
+                                         "started": now(), "world_size": world})
+        write_json(self.file(self.ENVIRONMENT), environment(device))
+        write_json(self.file(self.PLUGINS), plugin_record())
+        write_json(self.file(self.DATA), spec_to_dict(spec, label_kind))
+
+    # -- reading the record --------------------------------------------------------------------------
+    def read_recipe(self, overrides: list[str] | tuple[str, ...] = ()) -> Any:
+        from mixframe.recipe import load_recipe
+
+        return load_recipe(self.file(self.RECIPE), list(overrides))
+
+    def read_spec(self) -> DataSpec | None:
+        """The data description recorded at training time (None for a run made before it was recorded)."""
+        data = read_json(self.file(self.DATA))
+        return spec_from_dict(data) if data else None
+
+    def info(self) -> dict[str, Any]:
+        return read_json(self.file(self.RUN))
+
+    def update_info(self, **fields: Any) -> None:
+        write_json(self.file(self.RUN), {**self.info(), **fields})
+
+    @property
+    def status(self) -> str:
+        return str(self.info().get("status", "unknown (no run.json)"))
+
+    # -- checkpoints ---------------------------------------------------------------------------------
+    @property
+    def has_checkpoint(self) -> bool:
+        return self.file(self.CHECKPOINT).is_file()
+
+    def save_checkpoint(self, state: dict[str, Any]) -> None:
+        """Atomically (temporary file, fsync, rename); on failure the previous checkpoint stays and the error says so."""
+        save_checkpoint(self.file(self.CHECKPOINT), state)
+
+    def load_checkpoint(self) -> dict[str, Any]:
+        return load_checkpoint(self.file(self.CHECKPOINT))
+
+    def remove_stale_temporaries(self) -> list[Path]:
+        """Temporary files left by a kill during an atomic write (``.checkpoint.pt.XXXX``); removed, and returned."""
+        stale = [p for p in self.path.glob(".*.*") if p.is_file() and p.name.startswith(tuple(f".{n}." for n in (
+            self.CHECKPOINT, self.RUN, self.RECIPE, self.EVALUATION, self.DATA)))]
+        for p in stale:
+            p.unlink(missing_ok=True)
+        return stale
+
+    # -- logs ------------------------------------------------------------------------------------------
+    def warnings(self) -> list[str]:
+        path = self.file(self.WARNINGS)
+        return [line for line in path.read_text(errors="replace").splitlines() if line.strip()] if path.is_file() else []
+
+    def add_warning(self, message: str) -> None:
+        with self.file(self.WARNINGS).open("a") as f:
+            f.write(message + "\n")
+
+    def epoch_curves(self) -> dict[str, list[tuple[int, float]]]:
+        """Per-epoch means from metrics.csv: name (without ``epoch/``) -> [(epoch, value)]."""
+        curves: dict[str, list[tuple[int, float]]] = defaultdict(list)
+        for row in self.scalar_rows():
+            if row["name"].startswith("epoch/"):
+                curves[row["name"].removeprefix("epoch/")].append((int(row["epoch"]), float(row["value"])))
+        return dict(curves)
+
+    def scalar_rows(self) -> list[dict[str, str]]:
+        path = self.file(self.METRICS)
+        if not path.is_file():
+            return []
+        with path.open(newline="") as f:
+            return [row for row in csv.DictReader(f) if row.get("name") and row.get("value") not in (None, "")]
+
+    def truncate_scalars(self, step: int) -> None:
+        """Drop rows logged after ``step`` (the checkpoint's position), so that a resumed run logs each step once."""
+        path = self.file(self.METRICS)
+        if not path.is_file():
+            return
+        with path.open(newline="") as f:
+            rows = list(csv.reader(f))
+        if not rows:  # killed after creating the file, before its header
+            path.unlink()
+            return
+        keep = [rows[0]] + [r for r in rows[1:] if r and r[0].isdigit() and int(r[0]) <= step]
+        atomic_write_bytes(path, "".join(",".join(r) + "\n" for r in keep).encode())
+
+    # -- evaluation --------------------------------------------------------------------------------------
+    def evaluation(self) -> dict[str, Any]:
+        return read_json(self.file(self.EVALUATION))
+
+    def write_evaluation(self, results: dict[str, dict[str, float]], epoch: int, step: int) -> None:
+        """Merge ``results`` (metric -> values) into evaluation.json."""
+        by_metric = {**self.evaluation().get("by_metric", {}), **results}
+        write_json(self.file(self.EVALUATION), {"run": self.name, "epoch": epoch, "step": step, "evaluated": now(),
+                                                "by_metric": by_metric, "metrics": {k: v for m in by_metric.values() for k, v in m.items()}})
+
+    def pictures(self) -> list[Path]:
+        """loss_curves.png and grid.png first, then every other PNG in the folder (masks.png, ...)."""
+        first = [self.file(n) for n in (self.LOSS_CURVES, self.GRID) if self.file(n).is_file()]
+        return first + [p for p in sorted(self.path.glob("*.png")) if p.is_file() and p not in first]
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Write ``state`` to a temporary file beside ``path``, then rename: a kill never leaves half a file."""
+    import io
+
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    try:
+        atomic_write_bytes(path, buffer.getvalue())
+    except OSError as err:
+        kept = "the previous checkpoint is kept" if path.is_file() else "no earlier checkpoint exists"
+        raise MixframeError(f"could not write the checkpoint {path}: {err.strerror or err}; {kept}. "
+                            "Free some space (or fix the folder's permissions), then resume the run") from None
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Load with ``weights_only=True``: a checkpoint that would run code when loaded is refused."""
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise MixframeError(f"no checkpoint at {path}; train or resume the run first") from None
+    except Exception as err:  # noqa: BLE001 - pickle errors come in many types
+        if "weights_only" in str(err) or "Unsupported global" in str(err) or "Weights only load failed" in str(err):
+            raise MixframeError(f"checkpoint {path} holds objects that would run code when loaded; refused "
+                                "(mixframe checkpoints hold tensors and plain data only)") from None
+        raise MixframeError(f"checkpoint {path} cannot be read ({type(err).__name__}: {err}); it may be truncated or not a checkpoint") from None
+    if not isinstance(state, dict) or any(k not in state for k in CHECKPOINT_KEYS) or not isinstance(state["model"], dict):
+        raise MixframeError(f"{path} is a torch file but not a mixframe checkpoint (it lacks {', '.join(CHECKPOINT_KEYS)}); "
+                            "pass a run folder made by 'mixframe train'")
+    return state

@@ -18,7 +18,7 @@ from mixframe_plugins.metrics._nets import load
 
 
 class FakeRun:
-    """A TrainedRun over tiny in-memory splits, with given encode/decode functions (identity by default)."""
+    """A Run over tiny in-memory splits, with given encode/decode functions (identity by default)."""
 
     def __init__(self, data: DataBundle, encode: Callable[[Tensor], Tensor] | None = None,
                  decode: Callable[[Tensor], Tensor] | None = None, seed: int = 0) -> None:

@@ -1,4 +1,4 @@
-"""The plugin registry: built-ins, a third-party package, a broken one, a duplicate, a misspelt hook."""
+"""The plugin registry: built-ins, a third-party package, a broken one, a duplicate, a misspelt hook, commands."""
 
 from __future__ import annotations
 
@@ -7,12 +7,14 @@ import os
 import subprocess
 import sys
 import textwrap
+import types
 from pathlib import Path
 
 import pytest
 
 from mixframe.hookspecs import KINDS
-from mixframe.registry import PluginError, Registry
+from mixframe.recipe import RecipeError, check, resolve_file
+from mixframe.registry import AmbiguousComponentError, Registry, UnknownComponentError
 
 MIXER_SOURCE = '''
 import attrs
@@ -57,7 +59,7 @@ def make_distribution(site: Path, dist: str, module: str, source: str, version: 
 def mixframe(*args: str, site: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, **(env or {})}
     if site is not None:
-        full_env["PYTHONPATH"] = str(site)
+        full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))
     return subprocess.run([sys.executable, "-m", "mixframe", *args], capture_output=True, text=True, env=full_env, timeout=120)
 
 
@@ -106,14 +108,124 @@ def test_broken_plugin_is_reported_and_the_others_still_load(tmp_path: Path) -> 
     assert "mixframe-broken 9.9 failed to load" in checked.stderr and "Traceback" not in checked.stderr
 
 
-def test_duplicate_component_name_names_both_providers(tmp_path: Path) -> None:
+def test_duplicate_component_name_warns_and_only_that_name_must_be_chosen(tmp_path: Path) -> None:
     site = tmp_path / "site"
     make_distribution(site, "mixframe-clash", "mixframe_clash", MIXER_SOURCE.replace("{name}", "mixup"))
-    result = mixframe("components", site=site)
-    assert result.returncode == 2
-    assert "mixer 'mixup' is provided twice" in result.stderr
-    assert "mixers-mixup" in result.stderr and "mixframe_clash" in result.stderr
-    assert "Traceback" not in result.stderr
+    result = mixframe("components", "mixer", site=site)
+    assert result.returncode == 0, result.stderr  # the clash stops nothing
+    assert "mixer 'mixup' is provided by 2 plugins" in result.stderr
+    assert "'mixers-mixup' (mixframe" in result.stderr and "'mixframe_clash' (mixframe-clash 0.3.1)" in result.stderr
+    assert "kind: mixframe_clash:mixup" in result.stderr and "Traceback" not in result.stderr
+    plain = mixframe("recipe", "check", str(Path("recipes/digits_ae.yaml").resolve()), site=site)
+    assert plain.returncode == 0, plain.stderr  # a recipe that does not name the duplicate
+    named = mixframe("recipe", "check", str(Path("recipes/digits_amr_mixup.yaml").resolve()), site=site)
+    assert named.returncode == 2
+    assert "mixer.kind: mixer 'mixup' is provided by 2 plugins" in named.stderr
+    assert "say which one with kind: mixers-mixup:mixup or kind: mixframe_clash:mixup" in named.stderr
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"extends: {Path('recipes/digits_amr_mixup.yaml').resolve()}\nmixer: {{kind: 'mixframe_clash:mixup', weight: 0.3}}\n")
+    chosen = mixframe("recipe", "check", str(recipe), site=site)
+    assert chosen.returncode == 0, chosen.stderr
+
+
+def _module(name: str, source: str) -> types.ModuleType:
+    module = types.ModuleType(name)
+    exec(textwrap.dedent(source), module.__dict__)  # noqa: S102 - the test's own plugin source
+    return module
+
+
+def test_duplicate_in_process_leaves_the_registry_usable() -> None:
+    clash = _module("clash_mixers", MIXER_SOURCE.replace("{name}", "mixup"))
+    reg = Registry(autoload=False, plugins=[("clash", clash)])
+    [conflict] = reg.conflicts
+    assert (conflict.kind, conflict.name) == ("mixer", "mixup")
+    assert [p.plugin for p in conflict.providers] == ["mixers-mixup", "clash"]  # built-ins first
+    [warning] = reg.warnings()
+    assert "mixer 'mixup' is provided by 2 plugins: plugin 'mixers-mixup' (mixframe" in warning
+    assert "and plugin 'clash' ((in process))" in warning and "kind: clash:mixup" in warning
+    # everything else still works
+    assert reg.get("mixer", "bernoulli").name == "bernoulli"
+    assert "mixup" in reg.names("mixer") and reg.providers("mixer", "mixup") == ["mixers-mixup", "clash"]
+    with pytest.raises(AmbiguousComponentError, match=r"say which one with kind: mixers-mixup:mixup or kind: clash:mixup"):
+        reg.get("mixer", "mixup")
+    assert reg.get("mixer", "clash:mixup").implementation.__name__ == "HalfMixer"
+    assert reg.get("mixer", "mixers-mixup:mixup").implementation.__name__ == "MixupMixer"
+    assert reg.provider("mixer", "clash:mixup") == "clash"
+    with pytest.raises(UnknownComponentError, match="plugin 'clash' provides no mixer 'bernoulli'; .* so write mixers-bernoulli:bernoulli"):
+        reg.get("mixer", "clash:bernoulli")
+    with pytest.raises(UnknownComponentError, match="no plugin is named 'nobody'"):
+        reg.get("mixer", "nobody:nothing")
+    assert ("mixer", "mixup") in next(p for p in reg.plugins() if p.name == "clash").components
+    # a recipe names the provider with PLUGIN:NAME, and the resolved recipe keeps the choice
+    raw = resolve_file(Path("recipes/digits_amr_mixup.yaml"))
+    with pytest.raises(RecipeError, match="mixer.kind: mixer 'mixup' is provided by 2 plugins"):
+        check(raw, registry=reg)
+    recipe = check({**raw, "mixer": {"kind": "mixers-mixup:mixup", "fold": True}}, registry=reg)
+    assert recipe.mixer.config.fold is True and recipe.to_dict()["mixer"]["kind"] == "mixers-mixup:mixup"
+
+
+def test_the_plugin_name_form_works_without_a_duplicate() -> None:
+    reg = Registry(autoload=False)
+    assert reg.get("mixer", "mixers-bernoulli:bernoulli") is reg.get("mixer", "bernoulli")
+    assert reg.conflicts == [] and not any("provided by" in w for w in reg.warnings())
+
+
+COMMANDS_SOURCE = """
+import attrs
+from mixframe import Callback, Command, Component, hookimpl
+
+
+@attrs.frozen(kw_only=True)
+class TickConfig:
+    pass
+
+
+class Tick(Callback):
+    def __init__(self, config, context):
+        self.config = config
+
+
+@hookimpl
+def mixframe_commands():
+    return [Command(name="hello", help="say {who}", add_arguments=lambda parser: None, run=lambda args: {code})]
+
+
+@hookimpl
+def mixframe_callbacks():
+    return [Component(kind="callback", name="tick_{who}", implementation=Tick, config=TickConfig, summary="ticks")]
+"""
+
+
+def test_commands_and_callbacks_are_gathered_and_duplicate_commands_warn() -> None:
+    first = _module("b_cmds", COMMANDS_SOURCE.replace("{who}", "b").replace("{code}", "0"))
+    second = _module("a_cmds", COMMANDS_SOURCE.replace("{who}", "a").replace("{code}", "1"))
+    reg = Registry(autoload=False, plugins=[("b_cmds", first), ("a_cmds", second)])
+    commands = reg.commands()
+    assert commands["hello"].help == "say a" and reg.command_provider("hello") == "a_cmds"  # stable order: by plugin name
+    [warning] = [w for w in reg.warnings() if "hello" in w]
+    assert "command 'hello' is provided by 2 plugins" in warning
+    assert "'mixframe hello' runs the one from plugin 'a_cmds'" in warning
+    assert {"tick_a", "tick_b"} <= set(reg.names("callback"))
+    assert next(p for p in reg.plugins() if p.name == "b_cmds").commands == ("hello",)
+
+
+def test_failed_plugins_are_warnings(monkeypatch: pytest.MonkeyPatch) -> None:
+    class BadCommands:
+        from mixframe import hookimpl
+
+        @staticmethod
+        @hookimpl
+        def mixframe_commands():  # noqa: ANN205
+            raise RuntimeError("out of cheese")
+
+    monkeypatch.setenv("MIXFRAME_PLUGINS", "no_such_plugin_module")
+    reg = Registry(autoload=False, plugins=[("bad", BadCommands)])
+    warnings = reg.warnings()
+    assert any("plugin 'no_such_plugin_module' from MIXFRAME_PLUGINS failed to load" in w and "No module named" in w
+               and "remove 'no_such_plugin_module' from MIXFRAME_PLUGINS" in w for w in warnings), warnings
+    assert any("plugin 'bad' from (in process): its hook mixframe_commands failed: RuntimeError: out of cheese" in w
+               and "what its mixframe_commands hook provides is not available" in w for w in warnings), warnings
+    assert "mixup" in reg.names("mixer")
 
 
 def test_misspelt_hook_is_an_error(tmp_path: Path) -> None:
@@ -147,8 +259,10 @@ def test_in_process_plugin_and_value_checks() -> None:
     reg = Registry(autoload=False, plugins=[("odd", NotAComponent)])
     assert any("must return mixframe.Component" in f.error for f in reg.failures)
     assert "mixup" in reg.names("mixer")
-    with pytest.raises(PluginError):
-        Registry(autoload=False, plugins=[("odd", NotAComponent), ("odd", object())])
+    # two plugins under one name: the first is kept, the second is reported, nothing stops
+    twice = Registry(autoload=False, plugins=[("odd", NotAComponent), ("odd", types.ModuleType("other"))])
+    assert any("the plugin name 'odd' is already taken" in w for w in twice.warnings())
+    assert "mixup" in twice.names("mixer")
 
 
 def test_every_hook_is_documented() -> None:

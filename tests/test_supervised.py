@@ -68,9 +68,9 @@ def test_masks_picture_json_and_summary(tiny_run: Path, capsys: pytest.CaptureFi
 
 
 def test_mask_table_matches_the_mixer_and_is_seeded(tiny_run: Path) -> None:
-    from mixframe.runs import TrainedRun
+    from mixframe.runs import Run
 
-    run = TrainedRun(tiny_run)
+    run = Run(tiny_run)
     table = mask_table(run, samples=2, seed=5)
     with torch.no_grad():
         torch.testing.assert_close(table["p"], run.mixer.masks_for(combinations(3)))

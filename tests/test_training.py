@@ -13,18 +13,23 @@ from pathlib import Path
 import pytest
 import torch
 
+import mixframe
 from mixframe.cli import main
+from mixframe.engine import Trainer, TrainingDiverged
 from mixframe.errors import MixframeError
-from mixframe.pictures import loss_panels, read_epoch_curves
+from mixframe.model import Model
+from mixframe.pictures import loss_panels
 from mixframe.recipe import load_recipe
-from mixframe.runs import CHECKPOINT, load_checkpoint, new_run_dir, save_checkpoint
-from mixframe.train import ReconstructionWatch, Trainer, TrainingDiverged
+from mixframe.runs import RunFolder, load_checkpoint, save_checkpoint
+from mixframe_plugins.callbacks.stall_watch import ReconstructionWatch
+
+CHECKPOINT = RunFolder.CHECKPOINT
 
 ROOT = Path(__file__).resolve().parent.parent
 SPIRAL = ROOT / "recipes" / "spiral_amr.yaml"
 SMALL = ["data.n_train=512", "data.n_val=128", "data.n_test=128", "train.batch_size=64", "train.epochs=3",
-         "encoder.hidden=[32, 32]", "decoder.hidden=[32, 32]", "discriminator.hidden=[32, 32]", "train.grid_every=1",
-         "train.log_every=1"]
+         "encoder.hidden=[32, 32]", "decoder.hidden=[32, 32]", "discriminator.hidden=[32, 32]", "train.log_every=1",
+         "callbacks=[{kind: training_pictures, every: 1}]"]
 
 
 def small_spiral(*extra: str):  # noqa: ANN201
@@ -99,14 +104,14 @@ def test_train_writes_a_complete_run_folder(tmp_path: Path, capsys: pytest.Captu
 
 def test_an_autoencoder_stuck_at_the_mean_image_is_warned(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     args = ["train", str(SPIRAL), "--out", str(tmp_path), "--no-progress"]
-    for s in [*SMALL, "train.lr=1e-12", "train.stall_epochs=2", "regularizers=[]", "mixer={kind: none}"]:
+    for s in [*SMALL, "train.lr=1e-12", "callbacks=[{kind: stall_watch, patience: 2}]", "regularizers=[]", "mixer={kind: none}"]:
         args += ["--set", s]
     assert main(args) == 0
     run = next(tmp_path.iterdir())
     warning = (run / "warnings.log").read_text()
     assert warning.startswith("warning: ae/reconstruction (") and "no better than outputting the mean training example" in warning
     assert "nearly unchanged, for 2 epochs" in warning and "mean training example" in capsys.readouterr().out
-    curves = read_epoch_curves(run / "metrics.csv")
+    curves = RunFolder(run).epoch_curves()
     assert "ae/reconstruction_chance" in curves  # drawn as the reconstruction panel's dashed level, not as a curve
     panels = dict(loss_panels(curves))
     assert list(panels["reconstruction (dashed: mean image)"]) == ["ae/reconstruction"]
@@ -132,17 +137,18 @@ def test_reconstruction_watch_on_measured_runs() -> None:
 def test_a_learning_autoencoder_is_not_warned_about_the_mean_image(tmp_path: Path) -> None:
     # Loss still falling from its start (above the mean-image level early on) is not a plateau.
     args = ["train", str(SPIRAL), "--out", str(tmp_path), "--no-progress"]
-    for s in [*SMALL, "train.lr=2e-3", "train.stall_epochs=1", "train.epochs=4", "regularizers=[]", "mixer={kind: none}"]:
+    for s in [*SMALL, "train.lr=2e-3", "callbacks=[{kind: stall_watch, patience: 1}]", "train.epochs=4", "regularizers=[]",
+              "mixer={kind: none}"]:
         args += ["--set", s]
     assert main(args) == 0
     run = next(tmp_path.iterdir())
-    curves = read_epoch_curves(run / "metrics.csv")
+    curves = RunFolder(run).epoch_curves()
     assert curves["ae/reconstruction"][0][1] > curves["ae/reconstruction_chance"][0][1]  # it did start above the level
     assert "mean training example" not in ((run / "warnings.log").read_text() if (run / "warnings.log").exists() else "")
 
 
 def test_new_run_dirs_never_collide(tmp_path: Path) -> None:
-    dirs = {new_run_dir(tmp_path, "x") for _ in range(5)}
+    dirs = {RunFolder.create(tmp_path, "x").path for _ in range(5)}
     assert len(dirs) == 5
 
 
@@ -184,17 +190,32 @@ def test_sigkill_then_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_
     assert steps == sorted(steps)  # rows logged after the last checkpoint were dropped on resume
 
 
-def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_path: Path) -> None:
-    trainer = Trainer(small_spiral("train.epochs=2"))
-    trainer.fit(tmp_path, progress=False)
-    good = load_checkpoint(tmp_path / CHECKPOINT)
-    trainer = Trainer(small_spiral("train.epochs=4"))
-    trainer.load_state(good)
-    trainer.model.reconstruction_loss = lambda out, x: torch.tensor(float("nan"))  # type: ignore[method-assign]
-    with pytest.raises(TrainingDiverged, match="became nan at epoch 3.*last good checkpoint was kept"):
-        trainer.fit(tmp_path, progress=False)
-    kept = load_checkpoint(tmp_path / CHECKPOINT)
+def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run = mixframe.train(SPIRAL, [*SMALL, "train.epochs=2"], out=tmp_path, progress=False)
+    good = run.folder.load_checkpoint()
+    monkeypatch.setattr(Model, "reconstruction_loss", lambda self, out, x: torch.tensor(float("nan")))
+    with pytest.raises(TrainingDiverged, match="became nan or infinite at epoch 3.*the last good checkpoint was kept"):
+        mixframe.resume(run.dir, ["train.epochs=4"], progress=False)
+    kept = run.folder.load_checkpoint()
     assert kept["epoch"] == 2 and all(torch.equal(kept["model"][k], good["model"][k]) for k in good["model"])
+    info = run.folder.info()
+    assert info["status"] == "diverged" and "became nan" in info["error"]
+
+
+def test_nan_before_any_checkpoint_says_none_was_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Model, "reconstruction_loss", lambda self, out, x: torch.tensor(float("inf")))
+    with pytest.raises(TrainingDiverged, match="no checkpoint had been written yet"):
+        mixframe.train(SPIRAL, SMALL, out=tmp_path, progress=False)
+
+
+def test_resume_applies_a_new_learning_rate_and_more_epochs(tmp_path: Path) -> None:
+    run = mixframe.train(SPIRAL, [*SMALL, "train.epochs=1"], out=tmp_path, progress=False)
+    resumed = mixframe.resume(run.dir, ["train.epochs=2", "train.lr=5e-4"], progress=False)
+    assert resumed.epoch == 2 and resumed.recipe.train.lr == 5e-4
+    assert run.folder.read_recipe().train.epochs == 2  # recipe.yaml says what the run now is
+    assert run.folder.info()["resumes"][-1] == {"at_epoch": 1, "overrides": ["train.epochs=2", "train.lr=5e-4"]}
+    with pytest.raises(MixframeError, match="resume changes only the train section"):
+        mixframe.resume(run.dir, ["mixer.sampler=per_example"])
 
 
 class Payload:
@@ -214,22 +235,29 @@ def test_checkpoint_that_would_run_code_is_refused(tmp_path: Path) -> None:
 
 def test_checkpoint_writes_are_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / CHECKPOINT
-    save_checkpoint(path, {"epoch": 1})
+    state = {"model": {}, "epoch": 1, "step": 4}
+    save_checkpoint(path, state)
 
-    def broken_save(obj, f):  # noqa: ANN001, ANN202
-        f.write(b"half a checkpoint")
-        raise OSError("disk full")
+    def full_disk(fd: int) -> None:
+        raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(torch, "save", broken_save)
-    with pytest.raises(OSError):
-        save_checkpoint(path, {"epoch": 2})
+    monkeypatch.setattr("mixframe.runs.os.fsync", full_disk)
+    with pytest.raises(MixframeError, match="No space left on device; the previous checkpoint is kept"):
+        save_checkpoint(path, {**state, "epoch": 2})
     monkeypatch.undo()
-    assert load_checkpoint(path) == {"epoch": 1}
-    assert [p.name for p in tmp_path.iterdir()] == [CHECKPOINT]
+    assert load_checkpoint(path) == state
+    assert [p.name for p in tmp_path.iterdir()] == [CHECKPOINT]  # no temporary file left behind
+
+
+def test_a_torch_file_that_is_not_a_checkpoint_is_a_message(tmp_path: Path) -> None:
+    for content in ({"foo": 1}, torch.zeros(3)):
+        torch.save(content, tmp_path / CHECKPOINT)
+        with pytest.raises(MixframeError, match="not a mixframe checkpoint"):
+            load_checkpoint(tmp_path / CHECKPOINT)
 
 
 def test_recipe_mistakes_in_model_assembly_are_messages() -> None:
-    with pytest.raises(MixframeError, match="no mixer that mixes"):
+    with pytest.raises(MixframeError, match="adversarial needs a mixer that mixes at least two codes"):
         Trainer(small_spiral("mixer=null"))
     with pytest.raises(MixframeError, match="batch_size 4096 is larger than the training split"):
         Trainer(small_spiral("train.batch_size=4096"))

@@ -117,5 +117,9 @@ def build(config: CelebAConfig) -> DataBundle:
 
 @hookimpl
 def mixframe_datasets() -> list[Component]:
+    from mixframe.registry_types import Provides
+
+    unit = Provides("unit_range", when=lambda c: c.scale == "unit", setting="scale: unit")
     return [Component(kind="dataset", name="celeba", implementation=build, config=CelebAConfig,
+                      provides=("image_data", "attribute_labels", unit),
                       summary="the user's local CelebA (aligned faces + attribute/partition text files); official splits; 0/1 attribute labels")]

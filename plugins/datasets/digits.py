@@ -14,8 +14,6 @@ from typing import Literal
 import attrs
 import torch
 import torch.nn.functional as F
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
 from torch.utils.data import TensorDataset
 
 from mixframe import Component, DataBundle, DataSpec, hookimpl, param
@@ -30,6 +28,9 @@ class DigitsConfig:
 
 def build(config: DigitsConfig) -> DataBundle:
     """The digits, resized and scaled, in a fixed stratified 60/20/20 split."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
     digits = load_digits()
     images = torch.from_numpy(digits.images).float().unsqueeze(1) / 16.0
     images = F.interpolate(images, size=(config.size, config.size), mode="bilinear", antialias=True, align_corners=False).clamp(0.0, 1.0)
@@ -50,5 +51,9 @@ def build(config: DigitsConfig) -> DataBundle:
 
 @hookimpl
 def mixframe_datasets() -> list[Component]:
+    from mixframe.registry_types import Provides
+
+    unit = Provides("unit_range", when=lambda c: c.scale == "unit", setting="scale: unit")
     return [Component(kind="dataset", name="digits", implementation=build, config=DigitsConfig,
+                      provides=("image_data", "class_labels", unit),
                       summary="scikit-learn's 8x8 digits (offline) resized to 16/32 px, 10 classes, stratified 60/20/20 split")]

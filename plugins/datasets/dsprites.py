@@ -165,5 +165,10 @@ def build(config: DSpritesConfig) -> DataBundle:
 
 @hookimpl
 def mixframe_datasets() -> list[Component]:
+    from mixframe.registry_types import Provides
+
+    unit = Provides("unit_range", when=lambda c: c.scale == "unit", setting="scale: unit")
+    attributes = Provides("attribute_labels", when=lambda c: c.labels == "attributes", setting="labels: attributes")
     return [Component(kind="dataset", name="dsprites", implementation=build, config=DSpritesConfig,
+                      provides=("image_data", "known_factors", attributes, unit),
                       summary="dSprites rendered from its 5 factors (offline); factor or attribute labels; generator.render for metrics")]

@@ -269,5 +269,10 @@ def build(config: ImageFolderConfig) -> DataBundle:
 
 @hookimpl
 def mixframe_datasets() -> list[Component]:
+    from mixframe.registry_types import Provides
+
+    unit = Provides("unit_range", when=lambda c: c.scale == "unit", setting="scale: unit")
+    labels = Provides("attribute_labels", when=lambda c: c.attributes is not None, setting="attributes: a CSV file")
     return [Component(kind="dataset", name="image_folder", implementation=build, config=ImageFolderConfig,
+                      provides=("image_data", labels, unit),
                       summary="a local folder of images (e.g. Zappos), optional 0/1 attribute CSV; seeded train/val/test split")]

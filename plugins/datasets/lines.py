@@ -40,7 +40,9 @@ class LinesConfig:
 
 
 class LineRenderer:
-    """Renders lines at given angles and finds the nearest true line to any image."""
+    """Renders lines at given angles and finds the nearest true line to any image (mixframe.KnowsLineAngles)."""
+
+    angle_period = 2 * math.pi  # a line from the centre at angle a differs from the one at a + pi
 
     def __init__(self, length: float) -> None:
         self.length = length
@@ -88,4 +90,5 @@ def build(config: LinesConfig) -> DataBundle:
 @hookimpl
 def mixframe_datasets() -> list[Component]:
     return [Component(kind="dataset", name="lines", implementation=build, config=LinesConfig,
+                      provides=("image_data", "line_angles"),
                       summary="ACAI's synthetic lines: 32x32 line from the centre at a random angle; generator.angle_of for the benchmark")]

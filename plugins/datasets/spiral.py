@@ -77,4 +77,5 @@ def build(config: SpiralConfig) -> DataBundle:
 @hookimpl
 def mixframe_datasets() -> list[Component]:
     return [Component(kind="dataset", name="spiral", implementation=build, config=SpiralConfig,
+                      provides=("vector_data", "known_manifold"),
                       summary="2-D Archimedean spiral with Gaussian noise; generator.distance_to_manifold for the on-spiral metric")]

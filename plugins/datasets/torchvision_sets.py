@@ -9,14 +9,23 @@ class indices 0..9 (SVHN's label 10 for the digit 0 becomes 0, as torchvision do
 
 SVHN and CIFAR-10 files are checked against their official md5 checksums
 (``verify_checksums``); turn that off for your own files written in the same format.
+
+Nothing here unpickles a file. CIFAR-10 is read from its official *binary* version
+(``<root>/cifar-10-batches-bin/data_batch_1.bin`` .. ``data_batch_5.bin`` and ``test_batch.bin``:
+records of 1 label byte and 3072 pixel bytes, red then green then blue planes), never from the
+python version (``cifar-10-batches-py``, pickles that can run code when loaded), which is refused
+with instructions. MNIST/KMNIST are read from their idx files only (torchvision's legacy
+``processed/*.pt`` files are ignored); ``.gz`` copies are unpacked with a size limit. Files are
+read through :mod:`mixframe.files` (regular files of bounded size), and labels are checked to be
+class indices 0..9.
 """
 
 from __future__ import annotations
 
 import gzip
 import os
-import pickle
-import shutil
+import tarfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -27,9 +36,11 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 from torchvision import datasets
-from torchvision.datasets.utils import check_md5
+from PIL import Image
+from torchvision.datasets.utils import check_md5, download_url
 
 from mixframe import Component, DataBundle, DataSpec, MixframeError, hookimpl, in_range, param, positive
+from mixframe.files import open_user_file, read_user_bytes, read_user_text
 from mixframe_plugins.datasets.image_folder import pixel_transform, resolve_root, seeded_split, value_range
 
 
@@ -71,30 +82,23 @@ class LocalSVHN(datasets.SVHN):
         return os.path.isfile(os.path.join(self.root, self.filename))
 
 
-class LocalCIFAR10(datasets.CIFAR10):
-    """torchvision's CIFAR10 whose own md5 checks are replaced by ours (done before, and optional)."""
-
-    def _check_integrity(self) -> bool:
-        return all(os.path.isfile(os.path.join(self.root, self.base_folder, f)) for f, _ in self.train_list + self.test_list)
-
-    def _load_meta(self) -> None:
-        with open(os.path.join(self.root, self.base_folder, self.meta["filename"]), "rb") as f:
-            self.classes = pickle.load(f, encoding="latin1")[self.meta["key"]]
-        self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
+def _no_legacy(cls: type[datasets.MNIST]) -> type[datasets.MNIST]:
+    """``cls`` (same name: torchvision derives the folder from it) that never torch.loads ``processed/*.pt`` files."""
+    return type(cls.__name__, (cls,), {"_check_legacy_exist": lambda self: False, "__module__": __name__})
 
 
-def _missing_error(title: str, root: Path, expected: list[str], missing: list[str], writer: str) -> MixframeError:
+def _missing_error(title: str, root: Path, expected: list[str], missing: list[str], source: str) -> MixframeError:
     return MixframeError(
-        f"{title} not found under {root}: expected {', '.join(expected)} as written by torchvision.datasets.{writer}"
+        f"{title} not found under {root}: expected {', '.join(expected)} {source}"
         f" (missing: {', '.join(missing)}); put them there, set data.root, or set data.download: true"
     )
 
 
-def _require(title: str, root: Path, files: list[tuple[str, str]], writer: str, verify: bool) -> None:
+def _require(title: str, root: Path, files: list[tuple[str, str]], writer: str, verify: bool, source: str | None = None) -> None:
     """Every (relative path, md5) in ``files`` exists under ``root`` (and matches its md5 when ``verify``)."""
     missing = [rel for rel, _ in files if not (root / rel).is_file()]
     if missing:
-        raise _missing_error(title, root, [rel for rel, _ in files], missing, writer)
+        raise _missing_error(title, root, [rel for rel, _ in files], missing, source or f"as written by torchvision.datasets.{writer}")
     if verify:
         for rel, md5 in files:
             if not check_md5(str(root / rel), md5):
@@ -102,6 +106,9 @@ def _require(title: str, root: Path, files: list[tuple[str, str]], writer: str, 
                     f"{title}: {root / rel} does not match the official md5 checksum {md5}: the file is truncated or corrupted; "
                     "replace it (data.download: true fetches a fresh copy), or set data.verify_checksums: false for your own files in this format"
                 )
+
+
+IDX_MAX_BYTES = 256 * 1024 * 1024  # per idx file, packed or unpacked; MNIST's largest is 47,040,016 bytes
 
 
 def _prepare_idx(root: Path, folder: str) -> None:
@@ -117,21 +124,52 @@ def _prepare_idx(root: Path, folder: str) -> None:
         )
     for n in names:
         if not (raw / n).is_file():
-            try:  # torchvision reads the unpacked files only; it unpacks them itself after a download
-                with gzip.open(raw / f"{n}.gz", "rb") as src, open(raw / n, "wb") as dst:
-                    shutil.copyfileobj(src, dst)
-            except (OSError, EOFError) as err:
-                (raw / n).unlink(missing_ok=True)
-                raise MixframeError(f"{folder}: cannot unpack {raw / n}.gz ({err}); gunzip it yourself into {raw}") from None
+            _gunzip(raw / f"{n}.gz", raw / n, folder)
+        size = (raw / n).stat().st_size
+        if size > IDX_MAX_BYTES:
+            raise MixframeError(f"{folder}: {raw / n} is {size:,} bytes, over the limit of {IDX_MAX_BYTES:,} for an idx file "
+                                f"(the official training images are 47,040,016 bytes); replace it with the official file")
+
+
+def _gunzip(src: Path, dst: Path, folder: str) -> None:
+    """Unpack ``src`` (a user's .gz) into ``dst``, refusing more than IDX_MAX_BYTES of output (a gzip bomb)."""
+    # torchvision reads the unpacked files only; it unpacks them itself after a download
+    try:
+        with open_user_file(src, what=f"{folder} archive", max_bytes=IDX_MAX_BYTES) as f, \
+                gzip.GzipFile(fileobj=f, mode="rb") as packed, open(dst, "wb") as out:
+            written = 0
+            while chunk := packed.read(1 << 20):
+                written += len(chunk)
+                if written > IDX_MAX_BYTES:
+                    raise MixframeError(f"{folder}: {src} unpacks to more than {IDX_MAX_BYTES:,} bytes (the official files are at most "
+                                        "47,040,016 bytes): it is not an MNIST-style idx file; replace it with the official file")
+                out.write(chunk)
+    except (OSError, EOFError, zlib.error, MixframeError) as err:
+        dst.unlink(missing_ok=True)
+        if isinstance(err, MixframeError):
+            raise
+        raise MixframeError(f"{folder}: cannot unpack {src} ({err}); gunzip it yourself into {src.parent}") from None
 
 
 def _open(title: str, root: Path, make: Callable[[bool], Dataset]) -> tuple[Dataset, Dataset]:
     """(official train, official test) from ``make(train)``; a read or download failure becomes a MixframeError."""
     try:
         return make(True), make(False)
-    except (RuntimeError, OSError, ValueError, TypeError, KeyError, EOFError, AssertionError, pickle.UnpicklingError) as err:
+    except (RuntimeError, OSError, ValueError, TypeError, KeyError, EOFError, AssertionError, IndexError, MemoryError) as err:
         raise MixframeError(f"{title}: cannot read the files under {root} ({type(err).__name__}: {err}); "
                             "replace them with the official ones (data.download: true fetches them)") from None
+
+
+def _check_labels(title: str, root: Path, split: str, images: Any, labels: Any) -> None:
+    """One label per image, each a class index 0..9 (a damaged file would fail much later, in training)."""
+    labels = np.asarray(labels).reshape(-1)
+    if len(images) != len(labels):
+        raise MixframeError(f"{title}: the {split} files under {root} hold {len(images)} images but {len(labels)} labels; "
+                            "the files are damaged or from different sets: replace them with the official ones")
+    if len(labels) and (int(labels.min()) < 0 or int(labels.max()) > 9):
+        bad = int(np.argmax((labels < 0) | (labels > 9)))
+        raise MixframeError(f"{title}: the {split} label of example {bad} under {root} is {int(labels[bad])}, not a class 0..9; "
+                            "the files are damaged: replace them with the official ones")
 
 
 def _bundle(title: str, config: VisionSetConfig, channels: int, train: Dataset, test: Dataset) -> DataBundle:
@@ -149,7 +187,10 @@ def _idx_set(name: str, cls: type[datasets.MNIST], config: VisionSetConfig) -> D
     root = resolve_root(config.root, name)
     if not config.download:
         _prepare_idx(root, cls.__name__)
-    train, test = _open(cls.__name__, root, lambda train: cls(str(root), train=train, download=config.download))
+    reader = _no_legacy(cls)
+    train, test = _open(cls.__name__, root, lambda train: reader(str(root), train=train, download=config.download))
+    for split, ds in (("training", train), ("test", test)):
+        _check_labels(cls.__name__, root, split, ds.data, ds.targets)
     return _bundle(cls.__name__, config, 1, train, test)
 
 
@@ -169,31 +210,152 @@ def build_svhn(config: ChecksummedSetConfig) -> DataBundle:
     if not config.download:
         files = [(v[1], v[2]) for k, v in datasets.SVHN.split_list.items() if k in ("train", "test")]
         _require("SVHN", root, files, "SVHN", config.verify_checksums)
+        if not config.verify_checksums:
+            for rel, _ in files:
+                _check_svhn_variables(root / rel)
     train, test = _open("SVHN", root, lambda train: LocalSVHN(str(root), split="train" if train else "test", download=config.download))
+    for split, ds in (("training", train), ("test", test)):
+        _check_labels("SVHN", root, split, ds.data, ds.labels)
     return _bundle("SVHN", config, 3, train, test)
 
 
+SVHN_MAX_EXAMPLES = 1_000_000  # the official sets hold 73,257 (train), 26,032 (test) and 531,131 (extra) digits
+
+
+def _check_svhn_variables(path: Path) -> None:
+    """A .mat file not checked by md5 holds only X (32, 32, 3, N) and y (N, 1) of sane size (read from its headers, cheaply)."""
+    import scipy.io
+
+    try:
+        found = {name: tuple(shape) for name, shape, _ in scipy.io.whosmat(str(path))}
+    except Exception as err:  # noqa: BLE001 - scipy raises many types for a file that is not a .mat file
+        raise MixframeError(f"SVHN: cannot read {path} as a MATLAB .mat file ({type(err).__name__}: {err}); "
+                            "replace it with the official file") from None
+    x, y = found.get("X"), found.get("y")
+    n = x[3] if x is not None and len(x) == 4 else -1
+    shapes_ok = x is not None and x[:3] == (32, 32, 3) and y in ((n, 1), (n,)) and 0 < n <= SVHN_MAX_EXAMPLES
+    if set(found) != {"X", "y"} or not shapes_ok:
+        shown = ", ".join(f"{k} {v}" for k, v in found.items()) or "nothing"
+        raise MixframeError(f"SVHN: {path} holds {shown}; expected exactly X (32, 32, 3, N) and y (N, 1) with N at most "
+                            f"{SVHN_MAX_EXAMPLES:,}, as in the official files; replace it")
+
+
+# ---------------------------------------------------------------- CIFAR-10, binary version (no pickles)
+
+CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
+CIFAR_ARCHIVE, CIFAR_ARCHIVE_MD5 = "cifar-10-binary.tar.gz", "c32a1d4ab5d03f1284b67883e8d87530"
+CIFAR_FOLDER = "cifar-10-batches-bin"
+CIFAR_PYTHON_FOLDER = "cifar-10-batches-py"
+CIFAR_TRAIN = [("data_batch_1.bin", "5dd7e06a14cb22eb9f671a540d1b7c25"), ("data_batch_2.bin", "5ea93a67294ea407fff1d09f752e9692"),
+               ("data_batch_3.bin", "942cd6a4bcdd0dd3c604fbe906cb4421"), ("data_batch_4.bin", "ae636b3ba5c66a11e91e8cb52e771fcb"),
+               ("data_batch_5.bin", "53f37980c15c3d472c316c40844f3f0d")]
+CIFAR_TEST = [("test_batch.bin", "803d5f7f4d78ea53de84dbe85f74fb6d")]
+CIFAR_META = "batches.meta.txt"
+CIFAR_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+CIFAR_RECORD = 1 + 3 * 32 * 32  # a label byte, then the red, green and blue 32x32 planes
+CIFAR_MAX_RECORDS = 60_000  # per file; the official files hold 10,000
+CIFAR_GET = (f"the binary version of CIFAR-10 ({CIFAR_ARCHIVE} from https://www.cs.toronto.edu/~kriz/cifar.html, "
+             "\"CIFAR-10 binary version (suitable for C programs)\")")
+
+
+class CIFAR10Binary(Dataset):
+    """CIFAR-10 images (N, 32, 32, 3) uint8 and labels, served as (PIL image, class index) like torchvision's."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, classes: list[str]) -> None:
+        self.data = images
+        self.targets = labels
+        self.classes = classes
+        self.class_to_idx = {c: i for i, c in enumerate(classes)}
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, index: int) -> tuple[Image.Image, int]:
+        return Image.fromarray(self.data[index]), int(self.targets[index])
+
+
+def read_cifar_batches(paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
+    """(images (N, 32, 32, 3) uint8, labels (N,) int64) from CIFAR-10 binary batch files; plain bytes, nothing unpickled."""
+    images, labels = [], []
+    for path in paths:
+        raw = read_user_bytes(path, what="CIFAR-10 batch", max_bytes=CIFAR_MAX_RECORDS * CIFAR_RECORD)
+        if not raw or len(raw) % CIFAR_RECORD:
+            raise MixframeError(f"CIFAR-10: {path} is {len(raw):,} bytes, not a whole number of {CIFAR_RECORD}-byte records "
+                                f"(1 label byte + 3072 pixel bytes; the official files hold 10,000): it is truncated or not from "
+                                f"{CIFAR_GET}; replace it")
+        records = np.frombuffer(raw, dtype=np.uint8).reshape(-1, CIFAR_RECORD)
+        if int(records[:, 0].max()) > 9:
+            bad = int(np.argmax(records[:, 0] > 9))
+            raise MixframeError(f"CIFAR-10: record {bad} of {path} has the label byte {int(records[bad, 0])}, not a class 0..9: "
+                                f"the file is damaged or not from {CIFAR_GET} (CIFAR-100's records have two label bytes); replace it")
+        labels.append(records[:, 0].astype(np.int64))
+        images.append(records[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
+    return np.ascontiguousarray(np.concatenate(images)), np.concatenate(labels)
+
+
+def _cifar_classes(folder: Path) -> list[str]:
+    """The class names from batches.meta.txt (one a line) when present, else the official ten."""
+    path = folder / CIFAR_META
+    if not path.exists():
+        return list(CIFAR_CLASSES)
+    names = [line.strip() for line in read_user_text(path, what="CIFAR-10 class list", max_bytes=4096).splitlines() if line.strip()]
+    if len(names) != 10:
+        raise MixframeError(f"CIFAR-10: {path} lists {len(names)} class names, not 10 (one a line); replace it with the official file "
+                            "or delete it (the official names are then used)")
+    return names
+
+
+def _download_cifar(root: Path) -> None:
+    """Fetch the official binary archive (md5-checked) and extract only the batch files and the class list."""
+    wanted = {f"{CIFAR_FOLDER}/{name}" for name, _ in CIFAR_TRAIN + CIFAR_TEST} | {f"{CIFAR_FOLDER}/{CIFAR_META}"}
+    try:
+        download_url(CIFAR_URL, str(root), filename=CIFAR_ARCHIVE, md5=CIFAR_ARCHIVE_MD5)
+        (root / CIFAR_FOLDER).mkdir(parents=True, exist_ok=True)
+        with tarfile.open(root / CIFAR_ARCHIVE, "r:gz") as tar:
+            for member in tar:
+                if member.isfile() and member.name in wanted:
+                    src = tar.extractfile(member)
+                    assert src is not None
+                    (root / member.name).write_bytes(src.read())
+    except (OSError, RuntimeError, tarfile.TarError, AssertionError) as err:
+        raise MixframeError(f"CIFAR-10: downloading {CIFAR_URL} into {root} failed ({type(err).__name__}: {err}); download and "
+                            f"extract {CIFAR_ARCHIVE} yourself so that {root / CIFAR_FOLDER / CIFAR_TRAIN[0][0]} exists") from None
+
+
 def build_cifar10(config: ChecksummedSetConfig) -> DataBundle:
-    """CIFAR-10 from <root>/cifar-10-batches-py (the python pickle batches)."""
+    """CIFAR-10 from <root>/cifar-10-batches-bin (the official binary version; the pickled python version is refused)."""
     root = resolve_root(config.root, "cifar10")
-    if not config.download:
-        folder = datasets.CIFAR10.base_folder
-        meta = datasets.CIFAR10.meta
-        files = [(f"{folder}/{f}", md5) for f, md5 in datasets.CIFAR10.train_list + datasets.CIFAR10.test_list]
-        _require("CIFAR-10", root, [*files, (f"{folder}/{meta['filename']}", meta["md5"])], "CIFAR10", config.verify_checksums)
-    train, test = _open("CIFAR-10", root, lambda train: LocalCIFAR10(str(root), train=train, download=config.download))
+    folder = root / CIFAR_FOLDER
+    files = [(f"{CIFAR_FOLDER}/{name}", md5) for name, md5 in CIFAR_TRAIN + CIFAR_TEST]
+    if config.download and not all((root / rel).is_file() for rel, _ in files):
+        _download_cifar(root)
+    if not folder.is_dir() and (root / CIFAR_PYTHON_FOLDER).is_dir():
+        raise MixframeError(
+            f"CIFAR-10 under {root} is the python version ({CIFAR_PYTHON_FOLDER}/, pickled batches), which mixframe does not read: "
+            f"unpickling a file can run any code. Download {CIFAR_GET} and extract it under {root}, so that "
+            f"{folder / CIFAR_TRAIN[0][0]} exists (or set data.download: true to fetch it)"
+        )
+    _require("CIFAR-10", root, files, "", config.verify_checksums,
+             source=f"from {CIFAR_GET}, extracted under {root}")
+    classes = _cifar_classes(folder)
+    train = CIFAR10Binary(*read_cifar_batches([root / rel for rel, _ in files[:5]]), classes)
+    test = CIFAR10Binary(*read_cifar_batches([root / rel for rel, _ in files[5:]]), classes)
     return _bundle("CIFAR-10", config, 3, train, test)
 
 
 @hookimpl
 def mixframe_datasets() -> list[Component]:
+    from mixframe.registry_types import Provides
+
+    unit = Provides("unit_range", when=lambda c: c.scale == "unit", setting="scale: unit")
+    provides = ("image_data", "class_labels", unit)
     return [
-        Component(kind="dataset", name="mnist", implementation=build_mnist, config=VisionSetConfig,
+        Component(kind="dataset", name="mnist", implementation=build_mnist, config=VisionSetConfig, provides=provides,
                   summary="MNIST from a local torchvision folder (28 px resized to size, 1 channel); 10 classes"),
-        Component(kind="dataset", name="kmnist", implementation=build_kmnist, config=VisionSetConfig,
+        Component(kind="dataset", name="kmnist", implementation=build_kmnist, config=VisionSetConfig, provides=provides,
                   summary="Kuzushiji-MNIST from a local torchvision folder (1 channel); 10 classes"),
-        Component(kind="dataset", name="svhn", implementation=build_svhn, config=ChecksummedSetConfig,
+        Component(kind="dataset", name="svhn", implementation=build_svhn, config=ChecksummedSetConfig, provides=provides,
                   summary="SVHN cropped digits from local .mat files (RGB 32 px); 10 classes"),
-        Component(kind="dataset", name="cifar10", implementation=build_cifar10, config=ChecksummedSetConfig,
-                  summary="CIFAR-10 from the local python batches (RGB 32 px); 10 classes"),
+        Component(kind="dataset", name="cifar10", implementation=build_cifar10, config=ChecksummedSetConfig, provides=provides,
+                  summary="CIFAR-10 from the local binary batches, cifar-10-batches-bin (RGB 32 px); 10 classes"),
     ]

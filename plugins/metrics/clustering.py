@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import attrs
 import numpy as np
-from scipy.optimize import linear_sum_assignment
-from sklearn.cluster import KMeans
 
-from mixframe import BuildContext, Component, Metric, TrainedRun, hookimpl, param, positive
+from mixframe import BuildContext, Component, Metric, Run, hookimpl, param, positive
 from mixframe_plugins.metrics._nets import metric_rng, pick, require_class_labels
 
 
@@ -30,6 +28,8 @@ class ClusteringConfig:
 
 def cluster_accuracy(clusters: np.ndarray, labels: np.ndarray) -> float:
     """Fraction of examples whose cluster, mapped one-to-one to a label by the Hungarian algorithm, is their label."""
+    from scipy.optimize import linear_sum_assignment
+
     cluster_ids, cluster_idx = np.unique(clusters, return_inverse=True)
     label_ids, label_idx = np.unique(labels, return_inverse=True)
     counts = np.zeros((len(cluster_ids), len(label_ids)), dtype=np.int64)
@@ -52,6 +52,8 @@ def clustering_accuracy(
     n_init: int = 10, max_iter: int = 300, whiten: bool = True, seed: int = 0,
 ) -> float:
     """ACAI's clustering accuracy of ``test_codes`` with k-means fitted on ``train_codes``."""
+    from sklearn.cluster import KMeans
+
     train, test = train_codes.astype(np.float64), test_codes.astype(np.float64)
     if whiten:
         mean, proj = fit_whitening(train)
@@ -66,7 +68,7 @@ class ClusteringMetric(Metric):
     def __init__(self, config: ClusteringConfig, context: BuildContext) -> None:
         self.config = config
 
-    def evaluate(self, run: TrainedRun) -> dict[str, float]:
+    def evaluate(self, run: Run) -> dict[str, float]:
         k = require_class_labels(run.data, "clustering")
         rng = metric_rng(run.seed, self.config.seed)
         train, _ = run.codes("train")
@@ -79,5 +81,9 @@ class ClusteringMetric(Metric):
 
 @hookimpl
 def mixframe_metrics() -> list[Component]:
+    from mixframe.registry_types import Requires
+
+    requires = (Requires("class_labels", "it matches k-means clusters (k = the number of classes) to class labels"),)
     return [Component(kind="metric", name="clustering", implementation=ClusteringMetric, config=ClusteringConfig,
+                      requires=requires, provides=(),
                       summary="ACAI clustering accuracy: SVD-whitened codes, k-means (k = classes), Hungarian-matched test labels")]

@@ -29,12 +29,9 @@ from collections.abc import Callable
 import attrs
 import numpy as np
 import torch
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 from torch import Tensor
 
-from mixframe import BuildContext, Component, Metric, MixframeError, TrainedRun, hookimpl, in_range, param, positive
+from mixframe import BuildContext, RendersFactors, Component, Metric, MixframeError, Run, hookimpl, in_range, param, positive
 from mixframe_plugins.metrics._nets import metric_rng, to_numpy, torch_generator
 
 EncodeFactors = Callable[[Tensor], np.ndarray]
@@ -107,6 +104,10 @@ def factorvae_score(encode: EncodeFactors, sample_factors: SampleFactors, factor
 def betavae_score(encode: EncodeFactors, sample_factors: SampleFactors, factor_sizes: tuple[int, ...], *,
                   L: int, train_points: int, test_points: int, rng: np.random.Generator, batch_size: int = 1024) -> float:
     """The beta-VAE metric: held-out accuracy of a linear classifier of the fixed factor from mean |z1 - z2|."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     gen = torch_generator(rng)
     varying = varying_factors(factor_sizes)
 
@@ -134,16 +135,14 @@ class DisentanglementMetric(Metric):
     def __init__(self, config: DisentanglementConfig, context: BuildContext) -> None:
         self.config = config
 
-    def evaluate(self, run: TrainedRun) -> dict[str, float]:
+    def evaluate(self, run: Run) -> dict[str, float]:
         data, cfg = run.data, self.config
         generator = data.generator
-        missing = [name for name in ("sample_factors", "render") if not callable(getattr(generator, name, None))]
-        if data.label_kind != "factors" or not data.spec.factor_sizes or missing:
+        if not data.spec.factor_sizes or not isinstance(generator, RendersFactors):
             raise MixframeError(
-                "metric 'disentanglement' needs a dataset with known generative factors (label_kind 'factors', spec.factor_sizes, "
-                f"and a generator offering sample_factors and render), such as dsprites; this dataset has label_kind {data.label_kind!r}"
-                + (f" and its generator lacks {', '.join(missing)}" if missing else "")
-            )
+                "metric 'disentanglement' needs a dataset with known generative factors (spec.factor_sizes, and a generator "
+                "implementing mixframe.RendersFactors: sample_factors and render), such as dsprites; "
+                f"dataset {run.recipe.data.name!r} has none")
 
         def encode(factors: Tensor) -> np.ndarray:
             return to_numpy(run.encode(generator.render(factors))).reshape(len(factors), -1)
@@ -160,5 +159,9 @@ class DisentanglementMetric(Metric):
 
 @hookimpl
 def mixframe_metrics() -> list[Component]:
+    from mixframe.registry_types import Requires
+
+    requires = (Requires("known_factors", "its scores render examples that vary one generative factor at a time"),)
     return [Component(kind="metric", name="disentanglement", implementation=DisentanglementMetric, config=DisentanglementConfig,
+                      requires=requires, provides=(),
                       summary="FactorVAE (all factors, majority vote) and beta-VAE (linear classifier) disentanglement scores")]

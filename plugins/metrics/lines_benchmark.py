@@ -27,7 +27,7 @@ import attrs
 import numpy as np
 import torch
 
-from mixframe import BuildContext, Component, Metric, MixframeError, TrainedRun, hookimpl, in_range, param, positive
+from mixframe import BuildContext, KnowsLineAngles, Component, Metric, MixframeError, Run, hookimpl, in_range, param, positive
 from mixframe_plugins.metrics._nets import load, metric_rng, random_pairs, to_numpy
 
 MIN_TOTAL_CHANGE = 1e-4
@@ -75,9 +75,9 @@ class LinesMetric(Metric):
     def __init__(self, config: LinesConfig, context: BuildContext) -> None:
         self.config = config
 
-    def evaluate(self, run: TrainedRun) -> dict[str, float]:
+    def evaluate(self, run: Run) -> dict[str, float]:
         generator = run.data.generator
-        if not callable(getattr(generator, "angle_of", None)):
+        if not isinstance(generator, KnowsLineAngles):
             raise MixframeError("metric 'lines' needs the 'lines' dataset (its generator's angle_of finds the nearest true line); "
                                 "remove 'lines' from the recipe's metrics for other datasets")
         cfg = self.config
@@ -88,11 +88,15 @@ class LinesMetric(Metric):
         path = interpolate(run.encode(x1).cpu(), run.encode(x2).cpu(), cfg.steps)
         angles, distances = generator.angle_of(run.decode(path).cpu())
         shape = (cfg.n_pairs, cfg.steps)
-        period = float(getattr(generator, "angle_period", 2 * np.pi))
+        period = float(generator.angle_period)
         return lines_scores(to_numpy(angles).reshape(shape), to_numpy(distances).reshape(shape), period)
 
 
 @hookimpl
 def mixframe_metrics() -> list[Component]:
+    from mixframe.registry_types import Requires
+
+    requires = (Requires("line_angles", "it measures decoded interpolants against the nearest true line"),)
     return [Component(kind="metric", name="lines", implementation=LinesMetric, config=LinesConfig,
+                      requires=requires, provides=(),
                       summary="ACAI lines benchmark: distance of decoded interpolants to the nearest true line, and angle smoothness")]

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mixframe import BuildContext, Component, Metric, MixframeError, TrainedRun, hookimpl, param, positive
+from mixframe import BuildContext, KnowsManifold, Component, Metric, MixframeError, Run, hookimpl, param, positive
 from mixframe_plugins.metrics._nets import load, metric_rng, random_pairs, to_numpy
 
 
@@ -50,12 +50,14 @@ class ManifoldConfig:
 class ManifoldMetric(Metric):
     """Fraction of decoded random mixes that land on the known data manifold."""
 
+    headline = "on_manifold_fraction"
+
     def __init__(self, config: ManifoldConfig, context: BuildContext) -> None:
         self.config = config
 
-    def evaluate(self, run: TrainedRun) -> dict[str, float]:
+    def evaluate(self, run: Run) -> dict[str, float]:
         generator = run.data.generator
-        if not callable(getattr(generator, "distance_to_manifold", None)) or getattr(generator, "on_manifold_threshold", None) is None:
+        if not isinstance(generator, KnowsManifold):
             raise MixframeError("metric 'manifold' needs a dataset with a known manifold (its generator offers distance_to_manifold "
                                 "and on_manifold_threshold), such as spiral; remove 'manifold' from the recipe's metrics for this dataset")
         rng = metric_rng(run.seed, self.config.seed)
@@ -72,5 +74,9 @@ class ManifoldMetric(Metric):
 
 @hookimpl
 def mixframe_metrics() -> list[Component]:
+    from mixframe.registry_types import Requires
+
+    requires = (Requires("known_manifold", "it measures how far decoded mixes land from the data manifold"),)
     return [Component(kind="metric", name="manifold", implementation=ManifoldMetric, config=ManifoldConfig,
+                      requires=requires, provides=(),
                       summary="fraction of decoded random mixup mixes on the known data manifold (spiral), and their mean distance")]

@@ -18,11 +18,8 @@ from typing import Any
 
 import attrs
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression
-from sklearn.preprocessing import StandardScaler
 
-from mixframe import BuildContext, Component, Metric, TrainedRun, hookimpl, param, positive
+from mixframe import BuildContext, Component, Metric, Run, hookimpl, param, positive
 from mixframe_plugins.metrics._nets import metric_rng, require_class_labels
 
 Split = tuple[np.ndarray, np.ndarray]
@@ -55,6 +52,10 @@ def fit_probe(train: Split, val: Split, test: Split, c_grid: Sequence[float], ma
 
     Features are standardised with the training split's mean and std; ties go to the smaller C.
     """
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
     scaler = StandardScaler().fit(train[0])
     xs = [scaler.transform(split[0]) for split in (train, val, test)]
     best: tuple[float, float, LogisticRegression] | None = None
@@ -98,7 +99,7 @@ class ProbeMetric(Metric):
     def __init__(self, config: ProbeConfig, context: BuildContext) -> None:
         self.config = config
 
-    def evaluate(self, run: TrainedRun) -> dict[str, float]:
+    def evaluate(self, run: Run) -> dict[str, float]:
         require_class_labels(run.data, "probe")
         splits = [run.codes(name) for name in ("train", "val", "test")]
         train, val, test = [(codes.reshape(len(codes), -1), labels.reshape(-1)) for codes, labels in splits]
@@ -107,5 +108,9 @@ class ProbeMetric(Metric):
 
 @hookimpl
 def mixframe_metrics() -> list[Component]:
+    from mixframe.registry_types import Requires
+
+    requires = (Requires("class_labels", "its linear probe predicts class labels from codes"),)
     return [Component(kind="metric", name="probe", implementation=ProbeMetric, config=ProbeConfig,
+                      requires=requires, provides=(),
                       summary="logistic-regression probe on frozen codes: C chosen on val, test accuracy once; few-label variants")]

@@ -24,10 +24,9 @@ import warnings
 
 import attrs
 import numpy as np
-import scipy.linalg
 from torch import Tensor
 
-from mixframe import BuildContext, Component, Metric, TrainedRun, hookimpl, param, positive
+from mixframe import BuildContext, Component, Metric, Run, hookimpl, param, positive
 from mixframe_plugins.metrics._nets import judge, load, metric_rng, pick, random_pairs, require_class_labels, train_judge
 
 
@@ -43,6 +42,8 @@ def frechet_distance(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray, cov2: n
     A singular product (fewer examples than features) gets ``eps`` added to both diagonals; tiny
     imaginary parts from rounding are dropped, and rounding below zero is clipped.
     """
+    import scipy.linalg
+
     diff = np.asarray(mu1, dtype=np.float64) - np.asarray(mu2, dtype=np.float64)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
@@ -76,7 +77,7 @@ class RealismMetric(Metric):
     def __init__(self, config: RealismConfig, context: BuildContext) -> None:
         self.config = config
 
-    def evaluate(self, run: TrainedRun) -> dict[str, float]:
+    def evaluate(self, run: Run) -> dict[str, float]:
         cfg = self.config
         k = require_class_labels(run.data, "realism")
         rng = metric_rng(run.seed, cfg.seed)
@@ -111,6 +112,10 @@ class RealismMetric(Metric):
 
 @hookimpl
 def mixframe_metrics() -> list[Component]:
+    from mixframe.registry_types import Requires
+
+    requires = (Requires("class_labels", "its judge is a classifier trained on class labels"),)
     return [Component(kind="metric", name="realism", implementation=RealismMetric, config=RealismConfig,
+                      requires=requires, provides=(),
                       summary="a judge classifier trained on real data: confidence on decoded midpoints, Frechet distance of its features")]
 

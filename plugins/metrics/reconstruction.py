@@ -12,11 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import attrs
-import kornia
 import torch
 from torch import Tensor
 
-from mixframe import BuildContext, Component, Metric, TrainedRun, hookimpl, param, positive
+from mixframe import BuildContext, Component, Metric, Run, hookimpl, param, positive
 from mixframe_plugins.metrics._nets import batches
 
 PSNR_CAP_DB = 100.0
@@ -30,6 +29,8 @@ def _odd_window(window: int, height: int, width: int) -> int:
 
 def reconstruction_sums(x: Tensor, x_rec: Tensor, value_range: tuple[float, float], ssim_window: int = 11) -> dict[str, float]:
     """Per-batch sums: squared error, element count, PSNR sum, SSIM sum (images only), example count."""
+    import kornia
+
     low, high = value_range
     x, x_rec = x.float(), x_rec.float()
     peak = float(high - low)
@@ -69,7 +70,7 @@ class ReconstructionMetric(Metric):
     def __init__(self, config: ReconstructionConfig, context: BuildContext) -> None:
         self.config = config
 
-    def evaluate(self, run: TrainedRun) -> dict[str, float]:
+    def evaluate(self, run: Run) -> dict[str, float]:
         pairs = ((x, run.decode(run.encode(x)).cpu()) for x, _ in batches(run.data.test, self.config.batch_size))
         return reconstruction_scores(pairs, run.data.spec.value_range, self.config.ssim_window)
 
@@ -77,4 +78,5 @@ class ReconstructionMetric(Metric):
 @hookimpl
 def mixframe_metrics() -> list[Component]:
     return [Component(kind="metric", name="reconstruction", implementation=ReconstructionMetric, config=ReconstructionConfig,
+                      provides=(),
                       summary="test-split reconstruction: rec_mse, rec_psnr (kornia), rec_ssim (kornia, images only)")]

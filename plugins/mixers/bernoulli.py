@@ -19,7 +19,7 @@ import attrs
 import torch
 from torch import Tensor
 
-from mixframe import BuildContext, Component, Mixer, MixResult, hookimpl, param
+from mixframe import BuildContext, Component, Mixer, MixResult, blend, hookimpl, param
 
 
 @attrs.frozen(kw_only=True)
@@ -33,6 +33,8 @@ class BernoulliConfig:
 class BernoulliMixer(Mixer):
     """Mask mixing of two codes, one mask value per example and feature map."""
 
+    interpolation = "bernoulli"
+
     def __init__(self, config: BernoulliConfig, context: BuildContext) -> None:
         super().__init__()
         self.config = config
@@ -45,12 +47,11 @@ class BernoulliMixer(Mixer):
         else:
             p = torch.rand(batch, channels, device=h.device, dtype=h.dtype)
         m = torch.bernoulli(p)
-        view = m.reshape(batch, channels, *([1] * (h.dim() - 2)))
-        mixed = view * h + (1 - view) * h2
-        return MixResult(codes=mixed, weights=torch.stack([m, 1 - m], dim=1), extras={"p": p})
+        weights = torch.stack([m, 1 - m], dim=1)  # (B, 2, C): broadcast over positions
+        return MixResult(codes=blend([h, h2], weights), weights=weights, extras={"p": p})
 
 
 @hookimpl
 def mixframe_mixers() -> list[Component]:
-    return [Component(kind="mixer", name="bernoulli", implementation=BernoulliMixer, config=BernoulliConfig,
+    return [Component(kind="mixer", name="bernoulli", implementation=BernoulliMixer, config=BernoulliConfig, provides=("mix",),
                       summary="h_mix = m h + (1-m) h', m ~ Bernoulli(p) per example and feature map (p per batch or per example)")]

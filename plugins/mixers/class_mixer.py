@@ -29,7 +29,7 @@ import attrs
 import torch
 from torch import Tensor, nn
 
-from mixframe import BuildContext, Component, Mixer, MixframeError, MixResult, hookimpl, in_range, param, positive
+from mixframe import BuildContext, Component, Mixer, MixframeError, MixResult, blend, hookimpl, in_range, param, positive
 
 
 @attrs.frozen(kw_only=True)
@@ -75,6 +75,23 @@ class ClassMixer(Mixer):
         """Bernoulli parameters p (N, C) for the mask network's inputs (N, A): y_mix, or m_y (Figure 6 of the paper)."""
         return torch.sigmoid(self.net(condition.float()))
 
+    @property
+    def mask_condition(self) -> str:
+        """What the mask network reads (mixframe.PredictsMasks): "y_mix" or "sources" (m_y)."""
+        return self.config.condition
+
+    @property
+    def soft_masks(self) -> bool:
+        return self.config.estimator == "soft"
+
+    def draw_targets(self, y1: Tensor, y2: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """(y_mix, m_y): q ~ U(0, 1) per pair, then each attribute from y1 (m_y = 1) with probability q.
+
+        Drawn on y1's device from ``generator`` when given (a measurement), else from torch's global RNG (training)."""
+        q = torch.rand(len(y1), 1, generator=generator, device=y1.device if generator is None else "cpu", dtype=y1.dtype).to(y1.device)
+        m_y = torch.bernoulli(q.expand_as(y1).contiguous(), generator=generator)
+        return m_y * y1 + (1 - m_y) * y2, m_y
+
     def forward(self, sources: Sequence[Tensor], labels: Sequence[Tensor] | None = None) -> MixResult:
         if labels is None or len(labels) < 2:
             raise MixframeError("class_mixer needs the labels of both parents; use a dataset with label_kind attributes")
@@ -86,9 +103,7 @@ class ClassMixer(Mixer):
         if channels != self.channels:
             raise MixframeError(f"class_mixer was built for {self.channels} feature maps but the codes have {channels}")
 
-        q = torch.rand(batch, 1, device=h.device, dtype=h.dtype)
-        m_y = torch.bernoulli(q.expand(batch, self.num_attributes).contiguous())
-        y_mix = m_y * y + (1 - m_y) * y2
+        y_mix, m_y = self.draw_targets(y, y2)
 
         logits = self.net(y_mix if self.config.condition == "y_mix" else m_y).float()  # the estimators in float32, also under autocast
         p = torch.sigmoid(logits)
@@ -101,16 +116,19 @@ class ClassMixer(Mixer):
             m = p
 
         mask = m.to(h.dtype)
-        view = mask.reshape(batch, channels, *([1] * (h.dim() - 2)))
-        mixed = view * h + (1 - view) * h2
+        weights = torch.stack([mask, 1 - mask], dim=1)  # (B, 2, C): broadcast over positions
         loss = None
         if self.config.eps > 0:
             loss = self.config.eps * ((m.sum(dim=1) - channels / 2) ** 2).mean()
-        return MixResult(codes=mixed, weights=torch.stack([mask, 1 - mask], dim=1), labels=y_mix,
+        return MixResult(codes=blend([h, h2], weights), weights=weights, labels=y_mix,
                          extras={"p": p, "m": m}, loss=loss)
 
 
 @hookimpl
 def mixframe_mixers() -> list[Component]:
+    from mixframe.registry_types import Requires
+
     return [Component(kind="mixer", name="class_mixer", implementation=ClassMixer, config=ClassMixerConfig,
+                      requires=(Requires("attribute_labels", "its mask network reads the parents' attribute vectors"),),
+                      provides=("mix", "mixed_labels"),
                       summary="supervised AMR: mixed attributes y_mix -> MLP -> Bernoulli mask over feature maps")]

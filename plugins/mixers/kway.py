@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from mixframe import BuildContext, Component, Mixer, MixframeError, MixResult, hookimpl, in_range, param
+from mixframe import BuildContext, Component, Mixer, MixframeError, MixResult, blend, hookimpl, in_range, param
 
 
 @attrs.frozen(kw_only=True)
@@ -39,22 +39,23 @@ class KWayMixer(Mixer):
         k = self.config.k
         if len(sources) != k:
             raise MixframeError(f"kway mixer with k: {k} got {len(sources)} sources; the engine must pass k batches of codes")
-        stacked = torch.stack(list(sources), dim=1)  # (B, k, C, ...)
-        batch, channels = stacked.shape[0], stacked.shape[2]
+        h = sources[0]
+        batch, channels = h.shape[0], h.shape[1]
         if self.config.mode == "mixup":
             # Sampled in float32: half-precision codes (autocast) have no Dirichlet sampler.
-            concentration = torch.ones(k, device=stacked.device, dtype=torch.float32)
-            w = torch.distributions.Dirichlet(concentration).sample((batch,)).to(stacked.dtype)  # (B, k)
+            concentration = torch.ones(k, device=h.device, dtype=torch.float32)
+            w = torch.distributions.Dirichlet(concentration).sample((batch,)).to(h.dtype)  # (B, k)
             weights = w.unsqueeze(-1).expand(batch, k, channels)
         else:
-            choice = torch.randint(k, (batch, channels), device=stacked.device)
-            weights = F.one_hot(choice, k).to(stacked.dtype).permute(0, 2, 1)  # (B, k, C)
-        view = weights.reshape(batch, k, channels, *([1] * (stacked.dim() - 3)))
-        mixed = (view * stacked).sum(dim=1)
-        return MixResult(codes=mixed, weights=weights)
+            choice = torch.randint(k, (batch, channels), device=h.device)
+            weights = F.one_hot(choice, k).to(h.dtype).permute(0, 2, 1)  # (B, k, C)
+        return MixResult(codes=blend(sources, weights), weights=weights)
 
 
 @hookimpl
 def mixframe_mixers() -> list[Component]:
-    return [Component(kind="mixer", name="kway", implementation=KWayMixer, config=KWayConfig,
+    from mixframe.registry_types import Provides
+
+    per_example = Provides("per_example_weight", when=lambda c: c.k == 2 and c.mode == "mixup", setting="k: 2, mode: mixup")
+    return [Component(kind="mixer", name="kway", implementation=KWayMixer, config=KWayConfig, provides=("mix", per_example),
                       summary="k-way mixing of k codes: Dirichlet mixup weights or a one-hot source per feature map")]

@@ -13,7 +13,7 @@ import attrs
 import torch
 from torch import Tensor
 
-from mixframe import BuildContext, Component, Mixer, MixResult, hookimpl, param
+from mixframe import BuildContext, Component, Mixer, MixResult, blend, hookimpl, param
 
 
 @attrs.frozen(kw_only=True)
@@ -36,12 +36,14 @@ class MixupMixer(Mixer):
         if self.config.fold:
             alpha = 0.5 - (alpha - 0.5).abs()
         alpha = alpha.expand(h.shape[0], channels)
-        view = alpha.reshape(*alpha.shape, *([1] * (h.dim() - 2)))
-        mixed = view * h + (1 - view) * h2
-        return MixResult(codes=mixed, weights=torch.stack([alpha, 1 - alpha], dim=1))
+        weights = torch.stack([alpha, 1 - alpha], dim=1)  # (B, 2, C): broadcast over positions
+        return MixResult(codes=blend([h, h2], weights), weights=weights)
 
 
 @hookimpl
 def mixframe_mixers() -> list[Component]:
-    return [Component(kind="mixer", name="mixup", implementation=MixupMixer, config=MixupConfig,
+    from mixframe.registry_types import Provides
+
+    per_example = Provides("per_example_weight", when=lambda c: not c.per_channel, setting="per_channel: false")
+    return [Component(kind="mixer", name="mixup", implementation=MixupMixer, config=MixupConfig, provides=("mix", per_example),
                       summary="h_mix = a h + (1-a) h', a ~ U(0,1) per example (or per channel); optional ACAI folding")]

@@ -38,5 +38,5 @@ class NoneMixer(Mixer):
 
 @hookimpl
 def mixframe_mixers() -> list[Component]:
-    return [Component(kind="mixer", name="none", implementation=NoneMixer, config=NoneConfig,
+    return [Component(kind="mixer", name="none", implementation=NoneMixer, config=NoneConfig, provides=(),
                       summary="no mixing: codes pass through unchanged (plain AE, AE+GAN)")]

@@ -123,17 +123,28 @@ class BetaVaeDiscriminator(Discriminator):
 
 @hookimpl
 def mixframe_encoders() -> list[Component]:
+    from mixframe.registry_types import Requires
+
     return [Component(kind="encoder", name="betavae", implementation=BetaVaeEncoder, config=BetaVaeEncoderConfig,
+                      requires=(Requires("image_data", "it is a convolutional network"),), provides=(),
                       summary="Burgess et al. beta-VAE conv encoder, deterministic, code (latent,) (dSprites)")]
 
 
 @hookimpl
 def mixframe_decoders() -> list[Component]:
+    from mixframe.registry_types import Provides, Requires
+
+    outputs = (Provides("logits_decoder", when=lambda c: c.output == "logits", setting="output: logits"),
+               Provides("linear_decoder", when=lambda c: c.output == "linear", setting="output: linear"))
     return [Component(kind="decoder", name="betavae", implementation=BetaVaeDecoder, config=BetaVaeDecoderConfig,
+                      requires=(Requires("image_data", "it is a convolutional network"),), provides=outputs,
                       summary="Burgess et al. beta-VAE transposed-conv decoder, logits output by default")]
 
 
 @hookimpl
 def mixframe_discriminators() -> list[Component]:
+    from mixframe.registry_types import Requires
+
     return [Component(kind="discriminator", name="betavae", implementation=BetaVaeDiscriminator, config=BetaVaeDiscriminatorConfig,
+                      requires=(Requires("image_data", "it is a convolutional network"),), provides=("critic",),
                       summary="beta-VAE conv trunk as a critic body, outputs (B, features)")]

@@ -162,17 +162,28 @@ class ConvDiscriminator(Discriminator):
 
 @hookimpl
 def mixframe_encoders() -> list[Component]:
+    from mixframe.registry_types import Requires
+
     return [Component(kind="encoder", name="conv", implementation=ConvEncoder, config=ConvEncoderConfig,
+                      requires=(Requires("image_data", "it is a convolutional network"),), provides=(),
                       summary="ACAI/AMR conv encoder for square 16-128 px images; spatial code (latent, s, s)")]
 
 
 @hookimpl
 def mixframe_decoders() -> list[Component]:
+    from mixframe.registry_types import Provides, Requires
+
+    outputs = (Provides("logits_decoder", when=lambda c: c.output == "logits", setting="output: logits"),
+               Provides("linear_decoder", when=lambda c: c.output == "linear", setting="output: linear"))
     return [Component(kind="decoder", name="conv", implementation=ConvDecoder, config=ConvDecoderConfig,
+                      requires=(Requires("image_data", "it is a convolutional network"),), provides=outputs,
                       summary="ACAI/AMR conv decoder (nearest upsampling), linear or logit output")]
 
 
 @hookimpl
 def mixframe_discriminators() -> list[Component]:
+    from mixframe.registry_types import Requires
+
     return [Component(kind="discriminator", name="conv", implementation=ConvDiscriminator, config=ConvDiscriminatorConfig,
+                      requires=(Requires("image_data", "it is a convolutional network"),), provides=("critic",),
                       summary="ACAI/AMR conv critic body: encoder trunk, last conv map flattened")]

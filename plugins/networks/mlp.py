@@ -107,17 +107,28 @@ class MlpDiscriminator(Discriminator):
 
 @hookimpl
 def mixframe_encoders() -> list[Component]:
+    from mixframe.registry_types import Requires
+
     return [Component(kind="encoder", name="mlp", implementation=MlpEncoder, config=MlpEncoderConfig,
+                      requires=(Requires("vector_data", "it is a fully connected network on flat vectors"),), provides=(),
                       summary="MLP encoder for vector data (D,), code (latent,)")]
 
 
 @hookimpl
 def mixframe_decoders() -> list[Component]:
+    from mixframe.registry_types import Requires
+
     return [Component(kind="decoder", name="mlp", implementation=MlpDecoder, config=MlpDecoderConfig,
+                      requires=(Requires("vector_data", "it is a fully connected network on flat vectors"),),
+                      provides=("linear_decoder",),
                       summary="MLP decoder for vector data, linear output")]
 
 
 @hookimpl
 def mixframe_discriminators() -> list[Component]:
+    from mixframe.registry_types import Requires
+
     return [Component(kind="discriminator", name="mlp", implementation=MlpDiscriminator, config=MlpDiscriminatorConfig,
+                      requires=(Requires("vector_data", "it is a fully connected network on flat vectors"),),
+                      provides=("critic",),
                       summary="MLP critic body for vector data, outputs (B, hidden[-1]) features")]

@@ -8,11 +8,12 @@ its mixes score 0 (alpha = 0 reads as "not a mix"):
 * autoencoder: ``weight`` (lambda) * mean d(x_mix)^2 (term ``g_mix``).
 
 d is the recipe's discriminator body plus a linear output (no sigmoid; spectral norm off by default).
-alpha is the mixer's weight of the first source, ``mix.weights[:, 0, :]``, and must be one number
-per example. The ACAI recipe: reconstruction l2 with weight 1, ``mixer: {kind: mixup, fold: true}``
-(alpha ~ U(0, 1) folded into [0, 0.5], so the critic's target is identifiable), lambda 0.5,
-gamma 0.2, Adam lr 1e-4, batch 64. ACAI pairs each example with the reversed batch; the engine's
-random permutation gives the same distribution of pairs.
+alpha is the mixer's weight of the first source, ``mix.weights[:, 0]``, and must be one number
+per example (the same for every feature map and position). The ACAI recipe: reconstruction l2
+with weight 1, ``mixer: {kind: mixup, fold: true}`` (alpha ~ U(0, 1) folded into [0, 0.5], so the
+critic's target is identifiable), lambda 0.5, gamma 0.2, Adam lr 1e-4, batch 64. ACAI pairs each
+example with the reversed batch; the engine's random permutation gives the same distribution of
+pairs.
 
 Chance level: a constant critic c scores E(c - alpha)^2 + c^2, minimised at c = E[alpha] / 2, where
 ``d_mix`` = Var(alpha) + (E[alpha] / 2)^2 and ``d_blend`` = (E[alpha] / 2)^2. For folded alpha ~
@@ -49,6 +50,7 @@ class AcaiRegularizer(Regularizer):
     """The ACAI critic: regresses the mixing weight from decoded mixes."""
 
     needs_mix = True
+    gradient_targets = ("encoder", "decoder")  # g_mix judges decoded mixes of codes
 
     def __init__(self, config: AcaiConfig, context: BuildContext) -> None:
         super().__init__()
@@ -70,7 +72,7 @@ class AcaiRegularizer(Regularizer):
         weights = step.mix.weights
         if weights.shape[1] != 2:
             raise MixframeError(f"acai needs a two-source mixer (mixup with fold: true), got {weights.shape[1]} sources")
-        alpha = weights[:, 0, :]
+        alpha = weights[:, 0].flatten(1)  # (B, C) or (B, C * positions) for a spatial mask
         if not self._checked:
             if bool(((alpha.amax(dim=1) - alpha.amin(dim=1)) > 1e-6).any()):
                 raise MixframeError("acai needs one mixing weight per example: use mixer {kind: mixup, fold: true} "
@@ -105,5 +107,10 @@ class AcaiRegularizer(Regularizer):
 
 @hookimpl
 def mixframe_regularizers() -> list[Component]:
-    return [Component(kind="regularizer", name="acai", implementation=AcaiRegularizer, config=AcaiConfig,
+    from mixframe.registry_types import Requires
+
+    requires = (Requires("per_example_weight", "its critic regresses the mixing weight alpha of each decoded mix"),
+                Requires("mix", "it judges decoded mixes"),
+                Requires("critic", "it trains a critic on decoded mixes"))
+    return [Component(kind="regularizer", name="acai", implementation=AcaiRegularizer, config=AcaiConfig, requires=requires, provides=(),
                       summary="ACAI critic regressing the mixing weight alpha from decoded mixes (with the gamma term)")]

@@ -59,6 +59,8 @@ class AdversarialConfig:
 class AdversarialRegularizer(Regularizer):
     """A GAN critic on reconstructions and/or decoded mixes, optionally conditioned on attributes."""
 
+    gradient_targets = ("encoder", "decoder")  # reconstructions and mixes are decoded codes
+
     def __init__(self, config: AdversarialConfig, context: BuildContext) -> None:
         super().__init__()
         self.config = config
@@ -155,6 +157,16 @@ class AdversarialRegularizer(Regularizer):
 
 @hookimpl
 def mixframe_regularizers() -> list[Component]:
+    from mixframe.registry_types import Requires
+
+    requires = (
+        Requires("mixed_labels", "its projection critic (conditional: projection) judges each mix with its mixed labels y_mix",
+                 when=lambda c: c.conditional == "projection" and "mix" in c.judge),
+        Requires("mix", "it judges decoded mixes (judge: [..., mix])", when=lambda c: "mix" in c.judge),
+        Requires("attribute_labels", "its conditional critic (conditional: acgan or projection) reads attribute vectors",
+                 when=lambda c: c.conditional != "none"),
+        Requires("critic", "it trains a critic"),
+    )
     return [Component(kind="regularizer", name="adversarial", implementation=AdversarialRegularizer,
-                      config=AdversarialConfig,
+                      config=AdversarialConfig, requires=requires, provides=(),
                       summary="GAN critic on reconstructions and/or mixes (AE+GAN, AMR); optional AC-GAN or projection conditioning")]

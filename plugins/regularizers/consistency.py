@@ -28,6 +28,7 @@ class ConsistencyRegularizer(Regularizer):
     """Re-encodes decoded mixes and pulls the result toward the mixed code."""
 
     needs_mix = True
+    gradient_targets = ("encoder", "decoder")  # h_mix and f(g(h_mix)) both come from the encoder, g(h_mix) from the decoder
 
     def __init__(self, config: ConsistencyConfig, context: BuildContext) -> None:
         super().__init__()
@@ -44,5 +45,8 @@ class ConsistencyRegularizer(Regularizer):
 
 @hookimpl
 def mixframe_regularizers() -> list[Component]:
+    from mixframe.registry_types import Requires
+
     return [Component(kind="regularizer", name="consistency", implementation=ConsistencyRegularizer,
-                      config=ConsistencyConfig, summary="beta * ||h_mix - f(g(h_mix))|| (re-encoded decoded mixes)")]
+                      config=ConsistencyConfig, requires=(Requires("mix", "it re-encodes decoded mixes"),), provides=(),
+                      summary="beta * ||h_mix - f(g(h_mix))|| (re-encoded decoded mixes)")]

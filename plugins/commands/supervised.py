@@ -1,7 +1,8 @@
 """Supervised AMR: the class mixer's masks (the paper's Figure 6), supervised mix grids, and the
 attribute-accuracy measurement.
 
-Sub-commands (registered with the CLI when this module is imported):
+Sub-commands (through the ``mixframe_commands`` hook); they serve any mixer implementing
+:class:`mixframe.PredictsMasks` (the built-in class mixer does):
 
 ``mixframe masks RUN``
     p = masks_for(c) and sampled masks m for every combination c of the mask network's input (y_mix,
@@ -26,8 +27,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from mixframe.cli import command, extension
-from mixframe.errors import MixframeError
+from mixframe import Command, MixframeError, PredictsMasks, blend, hookimpl
+from mixframe.arguments import add_device, add_run_dirs, add_seed, at_least_one
 from mixframe.interfaces import DataBundle
 
 MAX_ATTRIBUTES = 6
@@ -53,19 +54,14 @@ def bits(y: Tensor) -> str:
     return "".join(str(int(v)) for v in y.round().tolist())
 
 
-def class_mixer_of(run: Any) -> nn.Module:
-    """The run's mixer when it predicts masks from attributes (has ``masks_for``), else a MixframeError."""
+def class_mixer_of(run: Any) -> PredictsMasks:
+    """The run's mixer when it predicts masks from attributes (implements ``mixframe.PredictsMasks``), else a MixframeError."""
     mixer = run.mixer
-    if mixer is None or not callable(getattr(mixer, "masks_for", None)):
+    if not isinstance(mixer, PredictsMasks):
         kind = run.recipe.mixer.name if run.recipe.mixer is not None else "none"
         raise MixframeError(f"run {run.dir} uses mixer {kind!r}, which predicts no masks from attributes; "
                             "masks and supervised grids need a supervised run (mixer: {kind: class_mixer})")
     return mixer
-
-
-def mask_condition(mixer: nn.Module) -> str:
-    """What the class mixer's mask network reads: "y_mix" (the paper) or "sources" (m_y, 1 = from the first parent)."""
-    return str(getattr(getattr(mixer, "config", None), "condition", "y_mix"))
 
 
 def condition_label(condition: str) -> str:
@@ -81,12 +77,12 @@ def sample_masks(p: Tensor, generator: torch.Generator) -> Tensor:
 def mask_table(run: Any, samples: int = 1, seed: int = 0) -> dict[str, Any]:
     """p (2^k, C) and ``samples`` sampled masks (samples, 2^k, C) for every attribute combination."""
     mixer = class_mixer_of(run)
-    names = tuple(run.data.spec.attribute_names)
+    names = tuple(run.spec.attribute_names)
     combos = combinations(len(names))
     p = mixer.masks_for(combos.to(run.device)).float().cpu()
     gen = torch.Generator().manual_seed(seed)
     m = torch.stack([sample_masks(p, gen) for _ in range(samples)])
-    return {"attributes": names, "combinations": combos, "p": p, "m": m, "condition": mask_condition(mixer)}
+    return {"attributes": names, "combinations": combos, "p": p, "m": m, "condition": mixer.mask_condition}
 
 
 def mask_summary(table: dict[str, Any]) -> list[dict[str, Any]]:
@@ -155,15 +151,15 @@ def supervised_mixes(run: Any, x1: Tensor, x2: Tensor, mask: str = "sample", see
     if mask not in ("soft", "sample"):
         raise MixframeError(f"mask must be 'soft' or 'sample', got {mask!r}")
     mixer = class_mixer_of(run)
-    combos = combinations(len(run.data.spec.attribute_names))
+    combos = combinations(len(run.spec.attribute_names))
     h1, h2 = run.encode(x1), run.encode(x2)
     p = mixer.masks_for(combos.to(run.device)).float()
     gen = torch.Generator().manual_seed(seed)
     out = []
     for i in range(len(h1)):
         m = p if mask == "soft" else sample_masks(p, gen)
-        view = m.reshape(*m.shape, *([1] * (h1.dim() - 2))).to(h1.dtype)
-        out.append(run.decode(view * h1[i : i + 1] + (1 - view) * h2[i : i + 1]))
+        weights = torch.stack([m, 1 - m], dim=1).to(h1.dtype)
+        out.append(run.decode(blend([h1[i : i + 1].expand(len(m), *h1.shape[1:]), h2[i : i + 1].expand(len(m), *h2.shape[1:])], weights)))
     return torch.stack(out), combos
 
 
@@ -258,9 +254,9 @@ def agreement(predicted: Tensor, target: Tensor, names: tuple[str, ...] | list[s
     return out
 
 
-def draw_targets(y1: Tensor, y2: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-    """(y_mix, m_y) as the class mixer draws them: q ~ U(0, 1) per pair, each attribute from y1 (m_y = 1)
-    with probability q."""
+def uniform_targets(y1: Tensor, y2: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    """Targets for a mixer that cannot aim: each attribute from the first parent with probability q ~ U(0, 1) per pair
+    (the class mixer's draw, so that every mixer is judged on the same kind of targets)."""
     q = torch.rand(len(y1), 1, generator=generator)
     from_first = torch.bernoulli(q.expand_as(y1).contiguous(), generator=generator)
     return from_first * y1 + (1 - from_first) * y2, from_first
@@ -279,13 +275,11 @@ def decode_mixes(run: Any, x1: Tensor, x2: Tensor, y_mix: Tensor, from_first: Te
         raise MixframeError(f"run {run.dir} has no two-parent mixer; attribute-accuracy compares mixes of pairs "
                             "(use a run with a mixer such as class_mixer, bernoulli or mixup)")
     h1, h2 = run.encode(x1), run.encode(x2)
-    if callable(getattr(mixer, "masks_for", None)):
-        condition = y_mix if mask_condition(mixer) == "y_mix" else from_first
+    if isinstance(mixer, PredictsMasks):
+        condition = y_mix if mixer.mask_condition == "y_mix" else from_first
         p = mixer.masks_for(condition.to(run.device)).float()
-        soft = getattr(getattr(mixer, "config", None), "estimator", None) == "soft"
-        m = p if soft else sample_masks(p, torch.Generator().manual_seed(seed))
-        view = m.reshape(*m.shape, *([1] * (h1.dim() - 2))).to(h1.dtype)
-        codes = view * h1 + (1 - view) * h2
+        m = p if mixer.soft_masks else sample_masks(p, torch.Generator().manual_seed(seed))
+        codes = blend([h1, h2], torch.stack([m, 1 - m], dim=1).to(h1.dtype))
     else:
         with torch.random.fork_rng(devices=[run.device] if run.device.type == "cuda" else []):
             torch.manual_seed(seed)
@@ -310,9 +304,11 @@ def measure_mixes(run: Any, predict: Predict, pairs: int = 2000, seed: int = 0) 
     gen = torch.Generator().manual_seed(seed)
     i1 = torch.randint(len(x), (pairs,), generator=gen)
     i2 = (i1 + torch.randint(1, len(x), (pairs,), generator=gen)) % len(x)  # a different example
-    y_mix, from_first = draw_targets(y[i1], y[i2], gen)
+    mixer = run.mixer
+    draw = mixer.draw_targets if isinstance(mixer, PredictsMasks) else uniform_targets
+    y_mix, from_first = draw(y[i1], y[i2], gen)
     x_mix = decode_mixes(run, x[i1], x[i2], y_mix, from_first, seed).cpu()
-    names = tuple(run.data.spec.attribute_names)
+    names = tuple(run.spec.attribute_names)
     out = {f"mix_{k}": v for k, v in agreement(predict(x_mix), y_mix, names).items()}
     out.update({f"first_parent_{k}": v for k, v in agreement(predict(x[i1]), y_mix).items()})
     x_rec = run.decode(run.encode(x)).cpu()
@@ -322,48 +318,41 @@ def measure_mixes(run: Any, predict: Predict, pairs: int = 2000, seed: int = 0) 
 
 
 # -- commands -----------------------------------------------------------------------------------------
-@extension
-def _parsers(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("masks", help="supervised AMR: the class mixer's masks p and sampled m per attribute combination (Figure 6)")
-    p.add_argument("run_dir", type=Path)
+def masks_arguments(p: argparse.ArgumentParser) -> None:
+    add_run_dirs(p, many=False)
     p.add_argument("--out", type=Path, default=None, help="picture file (default: RUN_DIR/masks.png; masks.json beside it)")
     p.add_argument("--samples", type=int, default=1, help="sampled masks m to draw per combination (default 1)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the sampled masks")
-    p.add_argument("--device", default="cpu", help="device to load the run on (default cpu)")
+    add_seed(p, "the sampled masks")
+    add_device(p)
 
-    p = sub.add_parser("supervised-grid", help="supervised AMR: decoded mixes of test pairs aimed at every attribute combination")
-    p.add_argument("run_dir", type=Path)
+
+def grid_arguments(p: argparse.ArgumentParser) -> None:
+    add_run_dirs(p, many=False)
     p.add_argument("--pairs", type=int, default=4, help="test pairs, one row each (default 4)")
     p.add_argument("--out", type=Path, default=None, help="picture file (default: RUN_DIR/supervised_grid.png)")
     p.add_argument("--mask", choices=["sample", "soft"], default="sample", help="m sampled from p (default, seeded) or m = p")
-    p.add_argument("--seed", type=int, default=0, help="seed of the sampled masks")
-    p.add_argument("--device", default="cpu", help="device to load the run on (default cpu)")
+    add_seed(p, "the sampled masks")
+    add_device(p)
 
-    p = sub.add_parser("attribute-accuracy",
-                       help="supervised AMR: how often an attribute classifier reads y_mix in decoded mixes (see docs/supervised.md)")
-    p.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
+
+def accuracy_arguments(p: argparse.ArgumentParser) -> None:
+    add_run_dirs(p)
     p.add_argument("--pairs", type=int, default=2000, help="random test pairs, one target y_mix each (default 2000)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the classifier, the pairs, the targets and the masks")
+    add_seed(p, "the classifier, the pairs, the targets and the masks")
     p.add_argument("--classifier-epochs", type=int, default=4, help="epochs of classifier training on the real training split")
-    p.add_argument("--device", default="cpu", help="device to load the runs on (default cpu)")
-
-
-def _positive(value: int, option: str) -> None:
-    if value < 1:
-        raise MixframeError(f"{option} must be at least 1, got {value}")
+    add_device(p)
 
 
 def _load(run_dir: Path, device: str) -> Any:
-    from mixframe.runs import TrainedRun
+    from mixframe import load_run
 
-    return TrainedRun(run_dir, device=device)
+    return load_run(run_dir, device=device)
 
 
-@command("masks")
 def cmd_masks(args: argparse.Namespace) -> int:
     from mixframe.runs import write_json
 
-    _positive(args.samples, "--samples")
+    at_least_one(args.samples, "--samples")
     run = _load(args.run_dir, args.device)
     table = mask_table(run, samples=args.samples, seed=args.seed)
     rows = mask_summary(table)
@@ -376,9 +365,8 @@ def cmd_masks(args: argparse.Namespace) -> int:
     return 0
 
 
-@command("supervised-grid")
 def cmd_supervised_grid(args: argparse.Namespace) -> int:
-    _positive(args.pairs, "--pairs")
+    at_least_one(args.pairs, "--pairs")
     run = _load(args.run_dir, args.device)
     class_mixer_of(run)
     from mixframe.pictures import first_pairs
@@ -392,9 +380,9 @@ def cmd_supervised_grid(args: argparse.Namespace) -> int:
     rows = [torch.cat([x1[i : i + 1].to(mixes.device), x2[i : i + 1].to(mixes.device), mixes[i]]) for i in range(n)]
     columns = ["x1", "x2", *(bits(y) for y in combos)]
     row_labels = [f"{bits(ys[i])} + {bits(ys[n + i])}" for i in range(n)]
-    names = ", ".join(run.data.spec.attribute_names)
+    names = ", ".join(run.spec.attribute_names)
     out = args.out or run.dir / "supervised_grid.png"
-    aim = ("the mix aimed at y_mix" if mask_condition(run.mixer) == "y_mix"
+    aim = ("the mix aimed at y_mix" if run.mixer.mask_condition == "y_mix"
            else "the mix taking each attribute from x1 (1) or x2 (0)")
     save_labelled_grid(rows, columns, row_labels, run.data, out,
                        f"columns: x1, x2, then {aim} = ({names}); rows: y(x1) + y(x2); m {args.mask}")
@@ -402,12 +390,11 @@ def cmd_supervised_grid(args: argparse.Namespace) -> int:
     return 0
 
 
-@command("attribute-accuracy")
 def cmd_attribute_accuracy(args: argparse.Namespace) -> int:
     from mixframe.runs import write_json
 
-    _positive(args.pairs, "--pairs")
-    _positive(args.classifier_epochs, "--classifier-epochs")
+    at_least_one(args.pairs, "--pairs")
+    at_least_one(args.classifier_epochs, "--classifier-epochs")
     classifiers: dict[str, tuple[Predict, dict[str, float]]] = {}
     results = []
     for run_dir in args.run_dirs:
@@ -429,3 +416,16 @@ def cmd_attribute_accuracy(args: argparse.Namespace) -> int:
     print("mix: the classifier reads y_mix in the decoded mix; x1: in the real first parent (a copy-one-parent reference); "
           "recon: reconstructions read as their own labels. Written to RUN_DIR/attribute_accuracy.json")
     return 0
+
+
+@hookimpl
+def mixframe_commands() -> list[Command]:
+    return [
+        Command(name="masks", help="supervised AMR: the class mixer's masks p and sampled m per attribute combination (Figure 6)",
+                add_arguments=masks_arguments, run=cmd_masks),
+        Command(name="supervised-grid", help="supervised AMR: decoded mixes of test pairs aimed at every attribute combination",
+                add_arguments=grid_arguments, run=cmd_supervised_grid),
+        Command(name="attribute-accuracy",
+                help="supervised AMR: how often an attribute classifier reads y_mix in decoded mixes (see docs/supervised.md)",
+                add_arguments=accuracy_arguments, run=cmd_attribute_accuracy),
+    ]

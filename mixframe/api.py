@@ -1,0 +1,346 @@
+"""The Python API: train a recipe into a run folder, resume it, load it back, and use the model.
+
+    import mixframe
+    run = mixframe.train("recipes/digits_amr_mixup.yaml", overrides=["train.epochs=2"])
+    run = mixframe.load_run("runs/digits_amr_mixup-20261129-101500")
+    x = run.to_input(["a.png", "b.png"])
+    run.to_images(run.interpolate(x[:1], x[1:], steps=8)[0])[3].save("middle.png")
+
+The command line calls these same functions; it holds no logic of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from mixframe.errors import MixframeError
+from mixframe.interfaces import BuildContext, Callback, DataBundle, DataSpec, Mixer, MixResult, blend
+from mixframe.recipe import Recipe
+from mixframe.runs import RunFolder
+
+RecipeLike = str | Path | Recipe
+ImageLike = Any  # a PIL image, a path to an image file, a numpy array (H, W[, C]) or a tensor ((C, H, W) or (N, C, H, W))
+MAX_IMAGE_PIXELS = 50_000_000
+
+
+def load(recipe: RecipeLike, overrides: Sequence[str] = ()) -> Recipe:
+    """A checked recipe from a path or a recipe, with ``--set``-style overrides applied."""
+    from mixframe.recipe import apply_overrides, check, load_recipe
+    from mixframe.registry import get_registry
+
+    if isinstance(recipe, Recipe):
+        if not overrides:
+            return recipe
+        return check(apply_overrides(recipe.to_dict(), overrides, get_registry()), "recipe (with overrides)")
+    return load_recipe(Path(recipe), list(overrides))
+
+
+def train(recipe: RecipeLike, overrides: Sequence[str] = (), *, out: str | Path = "runs", name: str | None = None,
+          callbacks: Sequence[Callback] = (), progress: bool = True) -> Run:
+    """Train ``recipe`` into a new run folder under ``out`` and return the trained :class:`Run`.
+
+    Exactly what ``mixframe train`` does: the folder (``NAME-TIME``, never an existing one) gets the
+    resolved recipe, run.json, environment, plugins and data description before training starts,
+    then logs, checkpoints and pictures. ``callbacks`` are your own :class:`mixframe.Callback`
+    objects, run beside the recipe's. Under ``torchrun`` every process calls this; rank 0 writes.
+    """
+    from mixframe.engine import distributed
+    from mixframe.engine.callbacks import recipe_callbacks, run_folder_callbacks
+    from mixframe.engine.loop import Trainer
+
+    checked = load(recipe, overrides)
+    rank, world = distributed.setup(checked.train.device)
+    trainer = Trainer(checked, rank=rank, world=world)  # data and model first: a mistake leaves no run folder
+    folder = None
+    if rank == 0:
+        stem = name or (Path(recipe).stem if not isinstance(recipe, Recipe) else "run")
+        folder = RunFolder.create(out, stem)
+        folder.write_record(checked, trainer.data.spec, trainer.data.label_kind, device=trainer.device, world=world,
+                            recipe_file=None if isinstance(recipe, Recipe) else str(recipe), overrides=list(overrides))
+        print(f"run folder: {folder.path}")
+    path = distributed.share(str(folder.path) if folder else None, world)
+    trainer.run = folder
+    trainer.callbacks = [*recipe_callbacks(checked, _context(trainer)), *callbacks, *run_folder_callbacks(folder, progress=progress)]
+    trainer.fit()
+    _check_identical(trainer)
+    return Run(RunFolder(path), trainer.model.eval(), data=trainer.data, epoch=trainer.epoch, step=trainer.step)
+
+
+def resume(run_dir: str | Path, overrides: Sequence[str] = (), *, callbacks: Sequence[Callback] = (), progress: bool = True) -> Run:
+    """Continue a stopped (even SIGKILLed) run from its last checkpoint, in its own folder.
+
+    ``overrides`` may change the ``train`` section only (a lower ``train.lr`` after a divergence, more
+    ``train.epochs`` for a finished run); the recipe.yaml of the run is updated and run.json records them.
+    """
+    from mixframe.engine import distributed
+    from mixframe.engine.callbacks import recipe_callbacks, run_folder_callbacks
+    from mixframe.engine.loop import Trainer
+
+    folder = RunFolder.open(run_dir)
+    outside = [o for o in overrides if not o.strip().startswith("train.")]
+    if outside:
+        raise MixframeError(f"resume changes only the train section (train.lr, train.epochs, ...), not {', '.join(outside)}; "
+                            "for another recipe, train a new run")
+    recipe = folder.read_recipe(overrides)
+    rank, world = distributed.setup(recipe.train.device)
+    state = folder.load_checkpoint() if folder.has_checkpoint else None
+    trainer = Trainer(recipe, rank=rank, world=world)
+    if state is not None:
+        trainer.load_state(state)
+    if trainer.done:
+        if rank == 0:
+            print(f"{folder.path} is already complete ({trainer.epoch} epochs); nothing to do (raise train.epochs with --set to go on)")
+        return Run(folder, trainer.model.eval(), data=trainer.data, epoch=trainer.epoch, step=trainer.step)
+    if rank == 0:
+        folder.remove_stale_temporaries()
+        if overrides:
+            from mixframe.runs import atomic_write_bytes
+
+            atomic_write_bytes(folder.file(RunFolder.RECIPE), recipe.to_yaml().encode())
+        history = [*folder.info().get("resumes", []), {"at_epoch": trainer.epoch, "overrides": list(overrides)}]
+        folder.update_info(status="running", resumes=history)
+        if state is None:
+            print(f"no checkpoint in {folder.path}: starting it from the beginning")
+    trainer.run = folder if rank == 0 else None
+    resume_step = trainer.step if rank == 0 else None
+    trainer.callbacks = [*recipe_callbacks(recipe, _context(trainer)), *callbacks,
+                         *run_folder_callbacks(trainer.run, progress=progress, resume_step=resume_step)]
+    trainer.fit()
+    _check_identical(trainer)
+    return Run(folder, trainer.model.eval(), data=trainer.data, epoch=trainer.epoch, step=trainer.step)
+
+
+def _context(trainer: Any) -> BuildContext:
+    return BuildContext(data=trainer.data.spec, code_shape=tuple(trainer.model.encoder.code_shape))
+
+
+def _check_identical(trainer: Any) -> None:
+    if not trainer.ranks_identical:
+        raise MixframeError("the processes ended with different weights; the gradient synchronisation failed")
+
+
+def load_run(path: str | Path, device: str | torch.device = "cpu") -> Run:
+    """Open a finished or stopped run: its recipe, data description and last checkpoint.
+
+    Needs no training data on disk (the data's shape and scaling were recorded in data.json);
+    ``run.data`` reads the data on first use, for evaluation.
+    """
+    from mixframe.model import Model
+
+    folder = RunFolder.open(path)
+    recipe = folder.read_recipe()
+    spec = folder.read_spec()
+    data = None
+    if spec is None:  # a run from before data.json was recorded: the data tells its shape
+        from mixframe.model import build_data
+
+        data = build_data(recipe)
+        spec = data.spec
+    model = Model(recipe, spec)
+    state = folder.load_checkpoint()
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as err:
+        lines = str(err).strip().splitlines()
+        detail = lines[1].strip() if len(lines) > 1 else lines[0]
+        raise MixframeError(f"the checkpoint of {folder.path} does not fit the model its recipe builds now ({detail}); "
+                            "the networks changed since it was trained: train it again") from None
+    return Run(folder, model.to(device).eval(), data=data, epoch=int(state["epoch"]), step=int(state["step"]))
+
+
+class Run:
+    """A trained model with its run folder: encode, decode, mix, interpolate, evaluate, and turn images in and out.
+
+    Every method works in eval mode without gradients, batch by batch, on ``device``. Codes and
+    decoded outputs are tensors in the data's value range (``spec.value_range``); ``to_images``
+    turns them into pictures and ``to_input`` turns pictures into model input.
+    """
+
+    def __init__(self, folder: RunFolder, model: Any, *, data: DataBundle | None = None, epoch: int = 0, step: int = 0,
+                 batch_size: int = 256) -> None:
+        self.folder, self.model = folder, model
+        self.recipe: Recipe = model.recipe
+        self.spec: DataSpec = model.spec
+        self.encoder, self.decoder, self.mixer = model.encoder, model.decoder, model.mixer
+        self.epoch, self.step, self.batch_size = epoch, step, batch_size
+        self.seed = self.recipe.seed
+        self._data = data
+        self._codes: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    def __repr__(self) -> str:
+        return f"<mixframe.Run {self.name}: epoch {self.epoch}, {self.recipe.mixer.name if self.recipe.mixer else 'no'} mixer>"
+
+    @property
+    def dir(self) -> Path:
+        return self.folder.path
+
+    @property
+    def name(self) -> str:
+        return self.folder.name
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def data(self) -> DataBundle:
+        """The run's dataset, read on first use (a MixframeError names what is missing when it is not on disk)."""
+        if self._data is None:
+            from mixframe.model import build_data
+
+            self._data = build_data(self.recipe)
+        return self._data
+
+    def to(self, device: str | torch.device) -> Run:
+        self.model.to(device)
+        return self
+
+    # -- the model ---------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def encode(self, x: Tensor) -> Tensor:
+        """Codes ``(N, *code_shape)`` of data ``(N, *spec.shape)``."""
+        return torch.cat([self.encoder(b.to(self.device)) for b in x.split(self.batch_size)])
+
+    @torch.no_grad()
+    def decode(self, h: Tensor) -> Tensor:
+        """Data ``(N, *spec.shape)`` (in ``spec.value_range``) decoded from codes."""
+        return torch.cat([self.decoder.to_data(self.decoder(b.to(self.device))) for b in h.split(self.batch_size)])
+
+    def reconstruct(self, x: Tensor) -> Tensor:
+        return self.decode(self.encode(x))
+
+    @torch.no_grad()
+    def mix(self, *codes: Tensor, mixer: str | Mixer | None = None, labels: Sequence[Tensor] | None = None,
+            seed: int | None = None, **params: Any) -> MixResult:
+        """Mix batches of codes with the run's own mixer, or any registered one by name (``params`` are its
+        recipe parameters), or a Mixer instance. ``seed`` makes the mixer's random draws repeatable."""
+        chosen = self._mixer(mixer, params)
+        if len(codes) != chosen.num_sources:
+            raise MixframeError(f"this mixer mixes {chosen.num_sources} batches of codes; {len(codes)} were given")
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            if seed is not None:
+                torch.manual_seed(seed)
+            return chosen([c.to(self.device) for c in codes], labels)
+
+    def _mixer(self, mixer: str | Mixer | None, params: dict[str, Any]) -> Mixer:
+        if isinstance(mixer, Mixer):
+            return mixer
+        if mixer is None and not params:
+            if self.mixer is None:
+                raise MixframeError(f"run {self.name} was trained without a mixer; name one, e.g. run.mix(h1, h2, mixer='mixup')")
+            return self.mixer
+        from mixframe.config import Problems, structure
+        from mixframe.recipe import RecipeError
+        from mixframe.registry import get_registry
+
+        name = mixer or self.recipe.mixer.name  # type: ignore[union-attr]
+        comp = get_registry().get("mixer", name)
+        problems = Problems()
+        config = structure(comp.config, dict(params), f"mixer {name}", problems)
+        if problems:
+            raise RecipeError(f"mixer {name}", problems.items)
+        return comp.implementation(config, BuildContext(data=self.spec, code_shape=tuple(self.encoder.code_shape))).to(self.device).eval()
+
+    def interpolate(self, x1: Tensor, x2: Tensor, steps: int = 8, mode: str = "linear", seed: int = 0) -> Tensor:
+        """``(pairs, steps, *spec.shape)``: decoded codes moving from f(x1) (first) to f(x2) (last), linearly or
+        by swapping progressively more feature maps (``mode="bernoulli"``)."""
+        from mixframe.interpolate import interpolation_weights
+
+        x1, x2 = self._batch(x1), self._batch(x2)
+        h1, h2 = self.encode(x1), self.encode(x2)
+        weights = interpolation_weights(h1.shape[1], steps, mode, seed).to(h1.device, h1.dtype)  # (steps, 2, C)
+        codes = torch.stack([blend([h1, h2], w.expand(len(h1), -1, -1)) for w in weights], dim=1)
+        return self.decode(codes.flatten(0, 1)).reshape(len(x1), steps, *x1.shape[1:]).cpu()
+
+    def _batch(self, x: Tensor) -> Tensor:
+        return x[None] if x.dim() == len(self.spec.shape) else x
+
+    # -- data --------------------------------------------------------------------------------------------
+    def split(self, name: str) -> tuple[Tensor, Tensor]:
+        """All examples and labels of a split (train, val or test), stacked."""
+        dataset = getattr(self.data, name)
+        xs, ys = zip(*torch.utils.data.DataLoader(dataset, batch_size=self.batch_size, shuffle=False))
+        return torch.cat(xs), torch.cat(ys)
+
+    def codes(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """Flattened codes ``(N, D)`` and labels of a whole split, as numpy arrays (cached)."""
+        if split not in self._codes:
+            x, y = self.split(split)
+            self._codes[split] = (self.encode(x).flatten(1).cpu().numpy(), y.numpy())
+        return self._codes[split]
+
+    def evaluate(self, metrics: Sequence[str] = (), *, write: bool = True) -> dict[str, float]:
+        """Compute metrics (default: the recipe's ``metrics``); merged into the run's evaluation.json when ``write``."""
+        from mixframe.evaluation import evaluate
+
+        return evaluate(self, metrics, write=write)
+
+    def logged(self) -> dict[str, list[tuple[int, float]]]:
+        """The per-epoch means logged during training: name -> [(epoch, value)]."""
+        return self.folder.epoch_curves()
+
+    # -- images in and out -------------------------------------------------------------------------------
+    def to_input(self, images: ImageLike | Sequence[ImageLike]) -> Tensor:
+        """Model input ``(N, *spec.shape)`` from images: PIL images, file paths, arrays or tensors.
+
+        Images are converted to the run's channels, resized to its height and width, and scaled from
+        [0, 1] to ``spec.value_range``, as its training data was. Tensors are taken as already scaled.
+        """
+        if not self.spec.is_image:
+            raise MixframeError(f"run {self.name} models data of shape {self.spec.shape}, not images; pass a tensor")
+        if isinstance(images, Tensor):
+            return self._batch(images).float()
+        if not isinstance(images, (list, tuple)):
+            images = [images]
+        return torch.stack([self._one_input(im) for im in images])
+
+    def _one_input(self, image: ImageLike) -> Tensor:
+        from PIL import Image
+
+        channels, height, width = self.spec.shape
+        if isinstance(image, Tensor):
+            return image.float()
+        if isinstance(image, (str, Path)):
+            image = open_image(Path(image))
+        if isinstance(image, np.ndarray):
+            array = image.astype(np.float32) / (255.0 if image.dtype == np.uint8 else 1.0)
+            image = Image.fromarray((np.clip(array, 0, 1) * 255).round().astype(np.uint8).squeeze())
+        if not isinstance(image, Image.Image):
+            raise MixframeError(f"cannot read {type(image).__name__} as an image; pass PIL images, file paths, arrays or tensors")
+        image = image.convert("L" if channels == 1 else "RGB").resize((width, height), Image.BILINEAR)
+        unit = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0)
+        unit = unit[None] if unit.dim() == 2 else unit.permute(2, 0, 1)
+        low, high = self.spec.value_range
+        return unit * (high - low) + low
+
+    def to_images(self, x: Tensor) -> list[Any]:
+        """PIL images of data ``(N, C, H, W)`` (or one ``(C, H, W)``) in the run's value range."""
+        from PIL import Image
+
+        from mixframe.pictures import to_unit
+
+        x = self._batch(x.detach().cpu().float())
+        pixels = (to_unit(x, self.spec) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        return [Image.fromarray(p[..., 0] if p.shape[-1] == 1 else p) for p in pixels]
+
+
+def open_image(path: Path) -> Any:
+    """An image file, checked: it exists, is an image, and is not a decompression bomb (its size is read first)."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not path.is_file():
+        raise MixframeError(f"image {path} does not exist or is not a file")
+    try:
+        image = Image.open(path)
+        if image.width * image.height > MAX_IMAGE_PIXELS:
+            raise MixframeError(f"image {path} is {image.width}x{image.height} pixels, over the limit of {MAX_IMAGE_PIXELS:,}; resize it first")
+        image.load()
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as err:
+        raise MixframeError(f"cannot read {path} as an image ({err})") from None
+    return image

@@ -1,0 +1,263 @@
+"""The training engine: composes the losses a recipe names, on the schedule it gives, and raises events.
+
+One minibatch: the encoder, decoder and mixer produce a :class:`~mixframe.Step`; every critic takes
+one optimizer step on it; on one minibatch in ``update_g_every`` the autoencoder takes one too.
+On a critic-only minibatch the step's tensors are computed under ``torch.no_grad``: nothing of the
+autoencoder's loss is built there (the authors' code builds that graph and throws it away).
+
+The loop itself only loops: checkpoints, logs, the progress bar, pictures and stall watches are
+:class:`~mixframe.Callback` objects reacting to its events. Losses stay on the device as tensors;
+they become Python floats once per epoch (and when a callback logs them), not on every step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Sampler, Subset
+
+from mixframe.engine import distributed
+from mixframe.errors import MixframeError
+from mixframe.interfaces import Callback, DataBundle
+from mixframe.model import Model, build_data
+from mixframe.recipe import Recipe
+
+
+class TrainingDiverged(MixframeError):
+    """A loss became NaN or infinite; training stopped before the next checkpoint."""
+
+
+class EpochSampler(Sampler[int]):
+    """Shuffles each epoch with a generator seeded by (seed, epoch), then takes this rank's shard.
+
+    The order depends only on the seed and the epoch, so a resumed run sees the same batches.
+    """
+
+    def __init__(self, size: int, seed: int, rank: int = 0, world: int = 1) -> None:
+        self.size, self.seed, self.rank, self.world, self.epoch = size, seed, rank, world, 0
+        self.per_rank = size // world
+
+    def __iter__(self):  # noqa: ANN204
+        gen = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        order = torch.randperm(self.size, generator=gen)[: self.per_rank * self.world]
+        return iter(order[self.rank :: self.world].tolist())
+
+    def __len__(self) -> int:
+        return self.per_rank
+
+
+class EpochMeans:
+    """Running sums of the step logs, kept on the device; read back (one transfer) at the epoch's end."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, Tensor] = {}
+        self.counts: dict[str, int] = {}
+        self.started = time.perf_counter()
+
+    def add(self, logs: dict[str, Tensor]) -> None:
+        for k, v in logs.items():
+            self.sums[k] = self.sums[k] + v if k in self.sums else v.float().clone()
+            self.counts[k] = self.counts.get(k, 0) + 1
+
+    def nonfinite(self) -> list[str]:
+        """Names whose sum is NaN or infinite (a loss went bad somewhere in the epoch)."""
+        if not self.sums:
+            return []
+        finite = torch.isfinite(torch.stack(list(self.sums.values()))).tolist()
+        return [k for k, ok in zip(self.sums, finite) if not ok]
+
+    def means(self) -> dict[str, float]:
+        values = torch.stack(list(self.sums.values())).tolist() if self.sums else []
+        out = {f"epoch/{k}": v / self.counts[k] for k, v in zip(self.sums, values)}
+        out["epoch/seconds"] = time.perf_counter() - self.started
+        return out
+
+
+class Trainer:
+    """Trains a :class:`Model` built from a recipe and tells its callbacks what happens.
+
+    ``run`` is the :class:`~mixframe.RunFolder` being written (None in memory, and on ranks above 0).
+    """
+
+    def __init__(self, recipe: Recipe, *, data: DataBundle | None = None, callbacks: Sequence[Callback] = (),
+                 run: Any = None, rank: int = 0, world: int = 1) -> None:
+        self.recipe, self.cfg = recipe, recipe.train
+        self.rank, self.world, self.run = rank, world, run
+        self.callbacks = list(callbacks)
+        self.device = distributed.pick_device(self.cfg.device)
+        if self.device.type == "cpu":
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        self.data = data or build_data(recipe)
+        self.model = Model(recipe, self.data.spec).to(self.device)
+        distributed.broadcast_parameters(self.model, world)
+        betas = tuple(self.cfg.betas)
+        self.ae_params = self.model.autoencoder_parameters()
+        self.ae_opt = torch.optim.Adam(self.ae_params, lr=self.cfg.lr, betas=betas, weight_decay=self.cfg.weight_decay)
+        self.critics = self.model.critics()
+        self.critic_opts = {
+            name: torch.optim.Adam(list(reg.critic_parameters()), lr=self.critic_lr, betas=betas, weight_decay=self.cfg.weight_decay)
+            for name, reg in self.critics
+        }
+        self.sampler = EpochSampler(len(self.data.train), recipe.seed, rank, world)
+        if len(self.sampler) < self.cfg.batch_size:
+            raise MixframeError(f"train.batch_size {self.cfg.batch_size} is larger than the training split per process ({len(self.sampler)} examples)")
+        self.loader = DataLoader(self.data.train, batch_size=self.cfg.batch_size, sampler=self.sampler, drop_last=True,
+                                 num_workers=self.cfg.num_workers, pin_memory=self.device.type == "cuda")
+        self.epoch, self.step = 0, 0
+        self.means: dict[str, float] = {}
+        self.warnings: list[str] = []
+        self.ranks_identical = True
+        self.autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if self.cfg.amp and self.device.type == "cuda"
+                         else contextlib.nullcontext())
+
+    @property
+    def critic_lr(self) -> float:
+        return self.cfg.critic_lr or self.cfg.lr
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return len(self.loader)
+
+    @property
+    def total_steps(self) -> int:
+        full = self.cfg.epochs * self.steps_per_epoch
+        return min(full, self.cfg.max_steps) if self.cfg.max_steps else full
+
+    @property
+    def done(self) -> bool:
+        return self.epoch >= self.cfg.epochs or self.step >= self.total_steps
+
+    # -- the loop --------------------------------------------------------------------------------------
+    def fit(self) -> dict[str, float]:
+        """Train until the recipe's epochs (or max_steps) are done; returns the last epoch's means."""
+        self.emit("on_start")
+        try:
+            self.model.train()
+            while not self.done:
+                # Mixing and pairing draws: a stream per (seed, rank, epoch), so a resumed run draws the same.
+                torch.manual_seed(self.recipe.seed * 7919 + self.rank + 1_000_003 * self.epoch)
+                self.sampler.epoch = self.epoch
+                epoch = EpochMeans()
+                for x, y in self.loader:
+                    if self.step >= self.total_steps:
+                        break
+                    logs = self.train_step(x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True))
+                    epoch.add(logs)
+                    if self.step % self.cfg.log_every == 0:
+                        self.check_finite(epoch)
+                    self.emit("on_step_end", logs)
+                self.check_finite(epoch)
+                self.epoch += 1
+                self.means = epoch.means()
+                self.emit("on_epoch_end", self.means)
+            self.ranks_identical = distributed.ranks_identical(self.model, self.world)
+        except BaseException as err:
+            self.emit("on_failure", err)
+            raise
+        summary = {k.removeprefix("epoch/"): v for k, v in self.means.items()}
+        self.emit("on_end", summary)
+        return summary
+
+    def emit(self, event: str, *args: Any) -> None:
+        for callback in self.callbacks:
+            getattr(callback, event)(self, *args)
+
+    def warn(self, message: str) -> None:
+        """A warning for the user: kept in ``warnings`` and handed to the callbacks (printed, written to warnings.log)."""
+        if self.rank == 0:
+            self.warnings.append(message)
+            self.emit("on_warning", message)
+
+    def check_finite(self, epoch: EpochMeans) -> None:
+        bad = epoch.nonfinite()
+        if bad:
+            kept = "the last good checkpoint was kept" if self.run is not None and self.run.has_checkpoint else "no checkpoint had been written yet"
+            raise TrainingDiverged(f"the loss term(s) {', '.join(bad)} became nan or infinite at epoch {self.epoch + 1}, "
+                                   f"by minibatch {self.step}; training stopped and {kept}. "
+                                   "Lower train.lr or a loss weight, then resume (mixframe resume RUN_DIR --set train.lr=...) or retrain")
+
+    # -- one minibatch ---------------------------------------------------------------------------------
+    def train_step(self, x: Tensor, y: Tensor | None) -> dict[str, Tensor]:
+        """One minibatch: critic updates, then (on schedule) the autoencoder update; returns detached losses."""
+        update_ae = (self.step + 1) % self.cfg.update_g_every == 0
+        model = self.model
+        with torch.set_grad_enabled(update_ae), self.autocast:
+            step, out = model.forward_step(x, y, with_mix=model.needs_mix)
+        logs: dict[str, Tensor] = {}
+        if step.mix is not None:
+            logs.update({f"mix/{k}": v.detach().float().mean() for k, v in step.mix.extras.items()})
+        for name, reg in self.critics:
+            with self.autocast:
+                terms = reg.critic_loss(step)
+            opt = self.critic_opts[name]
+            opt.zero_grad(set_to_none=True)
+            sum(terms.values()).backward()
+            distributed.average_gradients(reg.critic_parameters(), self.world)
+            opt.step()
+            logs.update({f"critic/{name}/{k}": v.detach() for k, v in terms.items()})
+        if update_ae:
+            critic_params = [p for _, reg in self.critics for p in reg.critic_parameters()]
+            for p in critic_params:
+                p.requires_grad_(False)  # the autoencoder's loss needs no critic weight gradients
+            try:
+                with self.autocast:
+                    terms = {"reconstruction": model.reconstruction_loss(out, x)}
+                    if step.mix is not None and step.mix.loss is not None:
+                        terms["mixer"] = step.mix.loss
+                    for i, (name, reg) in enumerate(zip(model.regularizer_names, model.regularizers)):
+                        terms.update({f"{i}_{name}/{k}": v for k, v in reg.autoencoder_loss(step).items()})
+                loss = sum(terms.values())
+                self.ae_opt.zero_grad(set_to_none=True)
+                loss.backward()
+            finally:
+                for p in critic_params:
+                    p.requires_grad_(True)
+            distributed.average_gradients(self.ae_params, self.world)
+            self.ae_opt.step()
+            logs.update({f"ae/{k}": v.detach() for k, v in terms.items()})
+            logs["ae/total"] = loss.detach()
+        self.step += 1
+        return logs
+
+    # -- state -----------------------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "ae_opt": self.ae_opt.state_dict(),
+            "critic_opts": {k: o.state_dict() for k, o in self.critic_opts.items()},
+            "epoch": self.epoch,
+            "step": self.step,
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Continue from a checkpoint; the recipe's learning rates win over the ones saved with the optimizers."""
+        try:
+            self.model.load_state_dict(state["model"])
+            self.ae_opt.load_state_dict(state["ae_opt"])
+            for k, o in self.critic_opts.items():
+                o.load_state_dict(state["critic_opts"][k])
+        except (RuntimeError, KeyError, ValueError) as err:
+            lines = str(err).strip().splitlines()
+            detail = lines[1].strip() if len(lines) > 1 else (lines[0] if lines else type(err).__name__)
+            raise MixframeError(f"the checkpoint does not fit the model this recipe builds ({detail}); "
+                                "it was written by another recipe or an older version of the networks") from None
+        for opt, lr in [(self.ae_opt, self.cfg.lr), *((o, self.critic_lr) for o in self.critic_opts.values())]:
+            for group in opt.param_groups:
+                group["lr"] = lr
+        self.epoch, self.step = int(state["epoch"]), int(state["step"])
+
+    @torch.no_grad()
+    def mean_image_loss(self, limit: int = 4096) -> float:
+        """Reconstruction loss of drawing the mean training image for every input (over the first ``limit``
+        training examples): the plateau a decoder that ignores its input sits on."""
+        first = Subset(self.data.train, range(min(limit, len(self.data.train))))
+        x = torch.cat([x for x, _ in DataLoader(first, batch_size=512)]).float()
+        mean = x.mean(dim=0, keepdim=True)
+        if self.model.decoder.outputs_logits:
+            mean = torch.logit(mean.clamp(1e-4, 1 - 1e-4))
+        return float(self.model.reconstruction_loss(mean.expand_as(x), x))

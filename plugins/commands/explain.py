@@ -1,0 +1,38 @@
+"""``mixframe explain KIND NAME``: a component's parameters, with types, defaults and help."""
+
+from __future__ import annotations
+
+import argparse
+
+from mixframe import Command, hookimpl
+from mixframe.hookspecs import KINDS
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("kind", help=f"the component's kind: {', '.join(KINDS)}")
+    parser.add_argument("name", help="its registered name (see mixframe components KIND)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from mixframe.config import describe_fields
+    from mixframe.registry import get_registry
+
+    reg = get_registry()
+    comp = reg.get(args.kind, args.name)
+    print(f"{args.kind} {comp.name}: {comp.summary}")
+    print(f"  provided by plugin {reg.provider(args.kind, comp.name)}; recipe: {{kind: {comp.name}, ...}}")
+    doc = (comp.implementation.__doc__ or "").strip()
+    if doc:
+        print("\n  " + doc.replace("\n", "\n  "))
+    rows = describe_fields(comp.config)
+    print("\nparameters:" if rows else "\nparameters: (none)")
+    for row in rows:
+        print(f"  {row['name']}: {row['type']} = {row['default']}")
+        if row["help"]:
+            print(f"      {row['help']}")
+    return 0
+
+
+@hookimpl
+def mixframe_commands() -> list[Command]:
+    return [Command(name="explain", help="show a component's parameters: types, defaults and help", add_arguments=add_arguments, run=run)]

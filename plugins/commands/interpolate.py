@@ -1,0 +1,41 @@
+"""``mixframe interpolate RUN_DIR...``: the same pairs interpolated by several runs, pixel space first."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from mixframe import Command, hookimpl
+from mixframe.arguments import add_device, add_run_dirs, add_seed, check_suffix
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from mixframe.interpolate import MODES, SPLITS
+
+    add_run_dirs(parser)
+    parser.add_argument("--pairs", type=int, default=4, help="number of pairs of examples (default 4)")
+    parser.add_argument("--steps", type=int, default=8, help="decoded interpolants per row, ends included (default 8)")
+    parser.add_argument("--out", type=Path, default=Path("interpolation.png"), help="PNG file to write (default interpolation.png)")
+    parser.add_argument("--mode", choices=MODES, default="linear", help="linear mixing of codes, or a Bernoulli mask that swaps feature maps")
+    parser.add_argument("--split", choices=SPLITS, default="test", help="split the pairs come from (default test)")
+    add_seed(parser, "the pairs and the Bernoulli channel order")
+    add_device(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from mixframe.interpolate import check_steps, interpolation_png, load_runs
+
+    check_suffix(args.out, (".png",), "the picture is a PNG file")
+    check_steps(args.steps)
+    runs = load_runs(args.run_dirs, device=args.device)
+    png = interpolation_png(runs, args.pairs, args.steps, args.mode, args.split, args.seed)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_bytes(png)
+    print(args.out)
+    return 0
+
+
+@hookimpl
+def mixframe_commands() -> list[Command]:
+    return [Command(name="interpolate", help="interpolate the same test pairs with several runs (rows per run, plus pixel space)",
+                    add_arguments=add_arguments, run=run)]

@@ -1,0 +1,41 @@
+"""``mixframe recipe check|show FILE``: check a recipe (every problem at once) or print it resolved."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from mixframe import Command, hookimpl
+from mixframe.arguments import add_overrides
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="recipe_command", metavar="ACTION")
+    actions.required = True
+    check = actions.add_parser("check", help="check a recipe; exit 0 when valid, 2 with every problem when not")
+    check.add_argument("file", type=Path, metavar="RECIPE")
+    add_overrides(check)
+    show = actions.add_parser("show", help="print a recipe (with --resolved: merged, overridden, every default filled in)")
+    show.add_argument("file", type=Path, metavar="RECIPE")
+    show.add_argument("--resolved", action="store_true", help="print the checked recipe with all defaults")
+    add_overrides(show)
+
+
+def run(args: argparse.Namespace) -> int:
+    from mixframe.recipe import apply_overrides, dump_yaml, load_recipe, resolve_file
+    from mixframe.registry import get_registry
+
+    if args.recipe_command == "check":
+        recipe = load_recipe(args.file, args.overrides)
+        print(f"{args.file}: ok ({recipe.encoder.name} encoder, mixer {recipe.mixer.name if recipe.mixer else 'none'}, "
+              f"{len(recipe.regularizers)} regularizer(s), data {recipe.data.name})")
+    elif args.resolved:
+        print(load_recipe(args.file, args.overrides).to_yaml(), end="")
+    else:
+        print(dump_yaml(apply_overrides(resolve_file(args.file), args.overrides, get_registry())), end="")
+    return 0
+
+
+@hookimpl
+def mixframe_commands() -> list[Command]:
+    return [Command(name="recipe", help="check or show a recipe", add_arguments=add_arguments, run=run)]

@@ -1,0 +1,34 @@
+"""``mixframe report RUN_DIR...``: one self-contained HTML page comparing runs (``mixframe.report.build_report``)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from mixframe import Command, hookimpl
+from mixframe.arguments import add_run_dirs, check_suffix
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_run_dirs(parser)
+    parser.add_argument("--out", type=Path, default=Path("report.html"), help="HTML file to write (default report.html)")
+    parser.add_argument("--pairs", type=int, default=4, help="pairs in the interpolation picture (default 4)")
+    parser.add_argument("--steps", type=int, default=8, help="interpolants per row in the interpolation picture (default 8)")
+    parser.add_argument("--no-interpolation", action="store_true", help="skip the interpolation picture (it loads every model)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from mixframe.report import build_report
+
+    check_suffix(args.out, (".html", ".htm"), "the report is one HTML page")
+    page = build_report(args.run_dirs, pairs=args.pairs, steps=args.steps, interpolation=not args.no_interpolation)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(page, encoding="utf-8")
+    print(args.out)
+    return 0
+
+
+@hookimpl
+def mixframe_commands() -> list[Command]:
+    return [Command(name="report", help="write one self-contained HTML page comparing runs (table, recipes, warnings, pictures)",
+                    add_arguments=add_arguments, run=run)]
