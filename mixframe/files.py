@@ -29,6 +29,7 @@ API::
     open_user_file(path, *, what, max_bytes) -> BinaryIO      # a checked, open binary file
     read_user_bytes(path, *, what, max_bytes) -> bytes
     read_user_text(path, *, what, max_bytes) -> str
+    open_user_image(path, *, what="image", max_pixels, max_bytes=MAX_IMAGE_BYTES, formats=IMAGE_FORMATS) -> PIL.Image.Image
     load_user_yaml(path, *, what, max_bytes=MAX_YAML_BYTES, ...) -> Any
     parse_user_yaml(text, *, source, what, ...) -> Any         # YAML already in memory
     load_user_json(path, *, what, max_bytes, max_depth=MAX_DEPTH) -> Any
@@ -43,6 +44,8 @@ import math
 import os
 import re
 import stat
+import struct
+import zlib
 from collections.abc import Sequence
 from typing import Any, BinaryIO
 
@@ -200,6 +203,73 @@ def read_user_text(path: str | os.PathLike[str], *, what: str, max_bytes: int) -
     A leading byte-order mark is removed; line endings are left as they are.
     """
     return decode_user_text(read_user_bytes(path, what=what, max_bytes=max_bytes), path, what=what)
+
+
+# ---------------------------------------------------------------- images
+
+IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "WEBP", "GIF", "TIFF", "PPM")
+"""Formats PIL may read from a user's image (no EPS: PIL hands it to Ghostscript)."""
+MAX_IMAGE_BYTES = 256 * 1024 * 1024
+_IMAGE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, zlib.error, IndexError, TypeError, MemoryError)
+
+
+def _header_size(f: BinaryIO, formats: Sequence[str]) -> tuple[int, int] | None:
+    """(width, height) from an image's header without PIL's decompression-bomb check, or None (for messages only)."""
+    from PIL import Image
+
+    try:
+        Image.init()
+        f.seek(0)
+        prefix = f.read(16)
+        for fmt in formats:
+            factory, accept = Image.OPEN.get(fmt, (None, None))
+            if factory is None or (accept is not None and not accept(prefix)):
+                continue
+            f.seek(0)
+            try:
+                return factory(f, "").size
+            except Exception:  # noqa: BLE001 - try the next format
+                continue
+    except Exception:  # noqa: BLE001 - only a message depends on it
+        return None
+    return None
+
+
+def open_user_image(path: str | os.PathLike[str], *, what: str = "image", max_pixels: int, max_bytes: int = MAX_IMAGE_BYTES,
+                    formats: Sequence[str] = IMAGE_FORMATS) -> Any:
+    """A user's image, decoded (a ``PIL.Image.Image`` whose file is closed), within ``max_pixels`` and ``max_bytes``.
+
+    The pixel size is read from the header (``Image.open`` is lazy) and checked against
+    ``max_pixels`` before anything is decoded, so a 27 KB PNG that claims 15000x15000 pixels is
+    refused at once (PIL's own decompression-bomb error becomes the same message). A file that
+    is not an image in one of ``formats``, or is truncated or damaged, is a :class:`UserFileError`.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    with open_user_file(path, what=what, max_bytes=max_bytes) as f:
+        def too_big(size: tuple[int, int] | None, pixels: int | None = None) -> UserFileError:
+            shown = f"{size[0]}x{size[1]} pixels ({size[0] * size[1]:,})" if size else f"{pixels:,} pixels" if pixels else "too large"
+            return _refuse(path, what, f"is {shown}, over the limit of {max_pixels:,} pixels for this dataset's images; "
+                                       "resize it (the model sees far fewer pixels) or remove it")
+
+        try:
+            img = Image.open(f, formats=list(formats))
+        except Image.DecompressionBombError as err:
+            found = re.search(r"\((\d+) pixels\)", str(err))
+            raise too_big(_header_size(f, formats), int(found.group(1)) if found else None) from None
+        except UnidentifiedImageError:
+            raise _refuse(path, what, f"is not an image in a format read here ({', '.join(formats)}); replace or remove it") from None
+        except _IMAGE_ERRORS as err:
+            raise _refuse(path, what, f"is not an image that can be read ({type(err).__name__}: {err}); replace or remove it") from None
+        width, height = img.size
+        if width * height > max_pixels:
+            raise too_big((width, height))
+        try:
+            img.load()
+        except (Image.DecompressionBombError, *_IMAGE_ERRORS) as err:
+            raise _refuse(path, what, f"cannot be decoded ({type(err).__name__}: {err}): it is truncated or damaged; "
+                                      "replace or remove it") from None
+    return img
 
 
 # ---------------------------------------------------------------- YAML
@@ -441,6 +511,7 @@ def load_user_json(path: str | os.PathLike[str], *, what: str, max_bytes: int, m
 
 
 __all__ = [
-    "MAX_DEPTH", "MAX_INT_DIGITS", "MAX_LINE_CHARS", "MAX_NODES", "MAX_YAML_BYTES", "UserFileError", "decode_user_text",
-    "load_user_json", "load_user_yaml", "open_user_file", "parse_user_yaml", "read_user_bytes", "read_user_text",
+    "IMAGE_FORMATS", "MAX_DEPTH", "MAX_IMAGE_BYTES", "MAX_INT_DIGITS", "MAX_LINE_CHARS", "MAX_NODES", "MAX_YAML_BYTES",
+    "UserFileError", "decode_user_text", "load_user_json", "load_user_yaml", "open_user_file", "open_user_image", "parse_user_yaml",
+    "read_user_bytes", "read_user_text",
 ]

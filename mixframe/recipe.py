@@ -244,7 +244,12 @@ def _valid_keys(parents: list[str], node: dict[str, Any], registry: Registry) ->
 
 
 def check(raw: Any, source: str = "recipe", registry: Registry | None = None) -> Recipe:
-    """A checked :class:`Recipe` from resolved data, or a RecipeError listing every problem."""
+    """A checked :class:`Recipe` from resolved data, or a RecipeError listing every problem.
+
+    Besides each section on its own, it checks that the components fit together: every need a
+    component declares (``Component.requires``) must be met by what the others provide
+    (``Component.provides``); see :func:`_check_needs`.
+    """
     registry = registry or get_registry()
     problems = Problems()
     if not isinstance(raw, dict):

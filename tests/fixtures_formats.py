@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import pickle
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -60,30 +61,62 @@ def write_svhn(root: Path, n_train: int = 12, n_test: int = 4) -> dict[str, np.n
     return out
 
 
-def write_cifar10(root: Path, per_batch: int = 3, n_test: int = 4) -> dict[str, np.ndarray]:
-    """cifar-10-batches-py/{data_batch_1..5, test_batch, batches.meta} as python pickles."""
-    folder = root / "cifar-10-batches-py"
+CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+def cifar10_records(levels: np.ndarray, labels: np.ndarray) -> bytes:
+    """CIFAR-10 binary records: a label byte, then the red, green and blue 32x32 planes (levels - 1, levels, levels + 1)."""
+    planes = np.repeat(np.stack([levels - 1, levels, levels + 1], axis=1).astype(np.uint8), 1024, axis=1)
+    return np.concatenate([labels.astype(np.uint8)[:, None], planes], axis=1).tobytes()
+
+
+def write_cifar10(root: Path, per_batch: int = 3, n_test: int = 4, *, meta: bool = True) -> dict[str, np.ndarray]:
+    """cifar-10-batches-bin/{data_batch_1..5.bin, test_batch.bin, batches.meta.txt}: the official binary version.
+
+    Image i has the constant planes R = level - 1, G = level, B = level + 1 (the mean is its level).
+    """
+    folder = root / "cifar-10-batches-bin"
     folder.mkdir(parents=True, exist_ok=True)
     n_train = 5 * per_batch
-    train_levels, test_levels = gray_levels(n_train), gray_levels(n_test, 150)
+    train_levels, test_levels = gray_levels(n_train, 3), gray_levels(n_test, 150)
     train_labels, test_labels = np.arange(n_train) % 10, (np.arange(n_test) + 3) % 10
-
-    def batch(levels: np.ndarray, labels: np.ndarray, name: str) -> dict:
-        data = np.repeat(levels[:, None], 3 * 32 * 32, axis=1).astype(np.uint8)  # rows: R plane, G plane, B plane
-        return {"batch_label": name, "labels": [int(v) for v in labels], "data": data,
-                "filenames": [f"img_{i}.png" for i in range(len(levels))]}
-
     for b in range(5):
         sl = slice(b * per_batch, (b + 1) * per_batch)
-        with open(folder / f"data_batch_{b + 1}", "wb") as f:
-            pickle.dump(batch(train_levels[sl], train_labels[sl], f"training batch {b + 1} of 5"), f)
-    with open(folder / "test_batch", "wb") as f:
-        pickle.dump(batch(test_levels, test_labels, "testing batch 1 of 1"), f)
-    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
-    with open(folder / "batches.meta", "wb") as f:
-        pickle.dump({"label_names": names, "num_cases_per_batch": per_batch, "num_vis": 3072}, f)
+        (folder / f"data_batch_{b + 1}.bin").write_bytes(cifar10_records(train_levels[sl], train_labels[sl]))
+    (folder / "test_batch.bin").write_bytes(cifar10_records(test_levels, test_labels))
+    if meta:
+        (folder / "batches.meta.txt").write_text("\n".join(CIFAR_CLASSES) + "\n\n")
     return {"train_levels": train_levels, "train_labels": train_labels.astype(np.int64),
             "test_levels": test_levels, "test_labels": test_labels.astype(np.int64)}
+
+
+def write_cifar10_python(root: Path, meta_payload: object | None = None) -> Path:
+    """cifar-10-batches-py/ as the python version lays it out (pickles); ``meta_payload`` replaces batches.meta's content."""
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True, exist_ok=True)
+    data = {"batch_label": "x", "labels": [0, 1], "data": np.zeros((2, 3072), np.uint8), "filenames": ["a.png", "b.png"]}
+    for name in [*(f"data_batch_{b}" for b in range(1, 6)), "test_batch"]:
+        (folder / name).write_bytes(pickle.dumps(data))
+    meta = meta_payload if meta_payload is not None else {"label_names": CIFAR_CLASSES, "num_cases_per_batch": 2, "num_vis": 3072}
+    (folder / "batches.meta").write_bytes(pickle.dumps(meta))
+    return folder
+
+
+def write_bomb_png(path: Path, width: int, height: int) -> None:
+    """A PNG whose header claims ``width`` x ``height`` gray pixels, with 1-bit rows that are all zero (a decompression bomb).
+
+    The pixel data is compressed as it is produced, so a 15000x15000 image is about 27 KB and
+    costs a few MB of memory to write.
+    """
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    packer = zlib.compressobj(9)
+    row = bytes(1 + (width + 7) // 8)  # filter byte 0, then the bits of one row
+    idat = b"".join(packer.compress(row * 500) for _ in range(height // 500)) + packer.compress(row * (height % 500)) + packer.flush()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
+                     + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
 
 
 def write_image(path: Path, level: int, size: tuple[int, int] = (12, 10), mode: str = "RGB") -> None:

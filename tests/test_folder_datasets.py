@@ -117,22 +117,44 @@ def test_svhn_checks_official_checksums_by_default(tmp_path: Path) -> None:
     assert "set data.verify_checksums: false" in str(err.value)
 
 
-def test_cifar10_reads_python_batches(tmp_path: Path) -> None:
+def test_cifar10_reads_binary_batches(tmp_path: Path) -> None:
     data = write_cifar10(tmp_path, per_batch=3, n_test=4)
     bundle = torchvision_sets.build_cifar10(ChecksummedSetConfig(root=str(tmp_path), val_size=5, size=8, verify_checksums=False))
     assert bundle.train.base.classes[3] == "cat"
     check_class_splits(bundle, data, (3, 8, 8), 5)
+    x, _ = bundle.test[0]
+    red, green, blue = (float(x[c].mean()) for c in range(3))
+    assert red < green < blue, "each record holds the red, then the green, then the blue plane"
+    (tmp_path / "cifar-10-batches-bin" / "batches.meta.txt").unlink()  # optional: the official names are used
+    bundle = torchvision_sets.build_cifar10(ChecksummedSetConfig(root=str(tmp_path), val_size=5, size=8, verify_checksums=False))
+    assert bundle.train.base.classes[9] == "truck"
 
 
 def test_cifar10_missing_batch_and_checksums_are_explained(tmp_path: Path) -> None:
     write_cifar10(tmp_path)
-    with pytest.raises(MixframeError, match=r"CIFAR-10: .*data_batch_1 does not match the official md5 checksum"):
+    with pytest.raises(MixframeError, match=r"CIFAR-10: .*data_batch_1.bin does not match the official md5 checksum 5dd7e06a"):
         torchvision_sets.build_cifar10(ChecksummedSetConfig(root=str(tmp_path), val_size=2))
-    (tmp_path / "cifar-10-batches-py" / "data_batch_3").unlink()
+    (tmp_path / "cifar-10-batches-bin" / "data_batch_3.bin").unlink()
     with pytest.raises(MixframeError) as err:
         torchvision_sets.build_cifar10(ChecksummedSetConfig(root=str(tmp_path), val_size=2, verify_checksums=False))
-    assert f"CIFAR-10 not found under {tmp_path}: expected cifar-10-batches-py/data_batch_1" in str(err.value)
-    assert "as written by torchvision.datasets.CIFAR10 (missing: cifar-10-batches-py/data_batch_3)" in str(err.value)
+    assert f"CIFAR-10 not found under {tmp_path}: expected cifar-10-batches-bin/data_batch_1.bin" in str(err.value)
+    assert "cifar-10-binary.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html" in str(err.value)
+    assert "(missing: cifar-10-batches-bin/data_batch_3.bin)" in str(err.value)
+
+
+def test_cifar10_damaged_binary_batches_are_explained(tmp_path: Path) -> None:
+    write_cifar10(tmp_path)
+    config = ChecksummedSetConfig(root=str(tmp_path), val_size=2, verify_checksums=False)
+    batch = tmp_path / "cifar-10-batches-bin" / "data_batch_2.bin"
+    batch.write_bytes(batch.read_bytes()[:-5])
+    with pytest.raises(MixframeError, match=r"data_batch_2.bin is 9,214 bytes, not a whole number of 3073-byte records"):
+        torchvision_sets.build_cifar10(config)
+    batch.write_bytes(bytes([7]) + bytes(3072) + bytes([12]) + bytes(3072))
+    with pytest.raises(MixframeError, match=r"record 1 of .*data_batch_2.bin has the label byte 12, not a class 0..9"):
+        torchvision_sets.build_cifar10(config)
+    (tmp_path / "cifar-10-batches-bin" / "batches.meta.txt").write_text("cat\ndog\n")
+    with pytest.raises(MixframeError, match=r"batches.meta.txt lists 2 class names, not 10"):
+        torchvision_sets.build_cifar10(config)
 
 
 # ---------------------------------------------------------------- image folder

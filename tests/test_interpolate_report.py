@@ -16,14 +16,14 @@ from PIL import Image
 from mixframe.cli import main
 from mixframe.interpolate import (
     PIXEL,
-    bernoulli_schedule,
-    interpolate_codes,
+    interpolation_weights,
     interpolation_blocks,
     load_runs,
     pick_pairs,
     render_blocks,
     tile_scale,
 )
+from mixframe import blend
 from mixframe.report import format_value
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,7 +68,7 @@ def test_interpolation_picture_has_a_row_per_run_plus_pixel_for_each_pair(runs: 
     x1, x2 = pick_pairs(loaded[0], pairs)
     blocks = interpolation_blocks(loaded, x1, x2, steps)
     assert [label for label, _ in blocks[0]] == [PIXEL, runs["digits"].name, runs["twin"].name]
-    _, layout = render_blocks(blocks, loaded[0].data.spec, steps)
+    _, layout = render_blocks(blocks, loaded[0].spec, steps)
     assert (layout.rows, layout.cols) == (pairs * (2 + 1), steps + 2)
     tile = 16 * tile_scale(16, 16)
     assert tile == 48  # 16 px digits are enlarged (nearest neighbour) to be readable
@@ -88,6 +88,15 @@ def test_interpolation_picture_has_a_row_per_run_plus_pixel_for_each_pair(runs: 
         assert np.array_equal(x1_tile[0::3, 0::3], x1_tile[2::3, 2::3])
     # the twin run has the same weights, so its rows equal the first run's
     assert np.array_equal(_cell(picture, layout, 0, 1, 3), _cell(picture, layout, 0, 2, 3))
+
+
+def bernoulli_schedule(channels: int, steps: int, seed: int) -> torch.Tensor:
+    return interpolation_weights(channels, steps, "bernoulli", seed)[:, 1]  # the weight of h2
+
+
+def interpolate_codes(h1: torch.Tensor, h2: torch.Tensor, steps: int, mode: str, seed: int = 0) -> torch.Tensor:
+    weights = interpolation_weights(h1.shape[1], steps, mode, seed)
+    return torch.stack([blend([h1, h2], w.expand(len(h1), -1, -1)) for w in weights], dim=1)
 
 
 def test_bernoulli_schedule_swaps_progressively_more_feature_maps() -> None:

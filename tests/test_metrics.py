@@ -288,6 +288,7 @@ class LineGenerator:
     """A fake lines dataset: 16x16 images in [-1, 1] of a soft segment from the centre at an angle."""
 
     size = 16
+    angle_period = 2 * math.pi
 
     def __init__(self) -> None:
         self.grid = torch.linspace(0, 2 * math.pi, 720 + 1)[:-1]

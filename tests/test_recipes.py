@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ import yaml
 
 from mixframe.cli import main
 from mixframe.recipe import RecipeError, apply_overrides, check, load_recipe, merge, resolve_file
-from mixframe.registry import get_registry
+from mixframe.registry import Registry, get_registry
 
 ROOT = Path(__file__).resolve().parent.parent
 BAD = sorted((ROOT / "tests" / "bad_recipes").glob("*.yaml"))
@@ -85,6 +86,64 @@ def test_overrides() -> None:
         apply_overrides(resolve_file(ROOT / "recipes" / "digits_amr_mixup.yaml"), ["regularizers.3.weight=1"], reg)
     with pytest.raises(RecipeError, match="KEY.PATH=VALUE"):
         apply_overrides({}, ["mixer"], reg)
+
+
+def test_the_override_message_gives_working_examples() -> None:
+    reg = get_registry()
+    with pytest.raises(RecipeError) as info:
+        apply_overrides({}, ["mixer"], reg)
+    examples = re.findall(r"\b([a-z_.0-9]+=\S+)", str(info.value).split("for example", 1)[1])
+    assert examples
+    for example in examples:
+        check(apply_overrides(resolve_file(ROOT / "recipes" / "digits_amr_mixup.yaml"), [example], reg))
+
+
+def _needs_problems(raw: dict, registry: Registry | None = None) -> list[tuple[str, str]]:
+    with pytest.raises(RecipeError) as info:
+        check(raw, registry=registry)
+    return info.value.problems
+
+
+def test_unmet_needs_are_reported_at_check_time_with_the_other_problems() -> None:
+    raw = resolve_file(ROOT / "recipes" / "digits_acai.yaml")
+    problems = _needs_problems({**raw, "mixer": {"kind": "mixup", "per_channel": True}, "seed": "x", "discriminator": None})
+    paths = [path for path, _ in problems]
+    assert paths == ["seed", "regularizers[0]", "regularizers[0]"]
+    assert "the recipe's mixer 'mixup' provides it only with per_channel: false" in problems[1][1]
+    assert problems[2][1].startswith("acai needs a critic network (critic), because it trains a critic")
+    assert "the recipe has no 'discriminator:' section; discriminators that provide it: betavae, conv, mlp" in problems[2][1]
+    # only the most specific unmet need per providing kind: no second message about 'mix'
+    [(path, message)] = _needs_problems({**raw, "mixer": None})
+    assert path == "regularizers[0]" and "(per_example_weight)" in message and "the recipe has no 'mixer:' section" in message
+    # the reconstruction loss needs a matching decoder output
+    [(path, message)] = _needs_problems({**raw, "decoder": {"kind": "betavae"}})
+    assert path == "reconstruction.loss" and message.startswith("the l2 loss needs a decoder whose output is linear")
+    # metrics: caught before training, not after it
+    [(path, message)] = _needs_problems({**raw, "metrics": [{"kind": "reconstruction"}, {"kind": "disentanglement"}]})
+    assert path == "metrics[1]" and "datasets that provide it: dsprites" in message
+
+
+def test_needs_are_not_checked_against_components_that_could_not_be_checked_or_declare_nothing() -> None:
+    raw = resolve_file(ROOT / "recipes" / "digits_acai.yaml")
+    [(path, _)] = _needs_problems({**raw, "mixer": {"kind": "mixpu"}})  # no guess about what 'mixpu' would provide
+    assert path == "mixer.kind"
+
+    import attrs
+
+    from mixframe import Component, hookimpl
+
+    @attrs.frozen(kw_only=True)
+    class PlainConfig:
+        pass
+
+    class ThirdParty:
+        @staticmethod
+        @hookimpl
+        def mixframe_mixers():  # noqa: ANN205
+            return [Component(kind="mixer", name="plain", implementation=object, config=PlainConfig, summary="declares nothing")]
+
+    reg = Registry(autoload=False, plugins=[("third_party", ThirdParty)])
+    assert check({**raw, "mixer": {"kind": "plain"}}, registry=reg).mixer.name == "plain"
 
 
 def test_resolved_recipe_printed_by_the_cli_loads_to_the_same_recipe(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

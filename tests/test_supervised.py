@@ -13,15 +13,15 @@ from torch import Tensor, nn
 
 from mixframe import MixframeError
 from mixframe.cli import main
-from mixframe.supervised import (agreement, class_mixer_of, combinations, decode_mixes, draw_targets, mask_summary, mask_table,
-                                 measure_mixes)
+from mixframe_plugins.commands.supervised import (agreement, class_mixer_of, combinations, decode_mixes, mask_summary, mask_table,
+                                                  measure_mixes, uniform_targets)
 from mixframe_plugins.mixers.class_mixer import ClassMixer, ClassMixerConfig
 from mixframe.interfaces import BuildContext, DataSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "recipes" / "dsprites_supervised.yaml"
 TINY = ["data.n_train=128", "data.n_val=16", "data.n_test=32", "train.batch_size=32", "train.max_steps=2", "train.epochs=1",
-        "encoder.depth=4", "decoder.depth=4", "discriminator.channels=8", "discriminator.features=16", "train.grid_every=1"]
+        "encoder.depth=4", "decoder.depth=4", "discriminator.channels=8", "discriminator.features=16", "callbacks=[{kind: training_pictures, every: 1}]"]
 
 
 def train_tiny(out: Path, *extra: str) -> Path:
@@ -68,9 +68,9 @@ def test_masks_picture_json_and_summary(tiny_run: Path, capsys: pytest.CaptureFi
 
 
 def test_mask_table_matches_the_mixer_and_is_seeded(tiny_run: Path) -> None:
-    from mixframe.runs import Run
+    from mixframe import load_run
 
-    run = Run(tiny_run)
+    run = load_run(tiny_run)
     table = mask_table(run, samples=2, seed=5)
     with torch.no_grad():
         torch.testing.assert_close(table["p"], run.mixer.masks_for(combinations(3)))
@@ -104,7 +104,9 @@ def test_agreement_counts_attributes_and_whole_vectors() -> None:
     assert out["accuracy_a"] == pytest.approx(0.75) and out["accuracy_b"] == 1.0 and out["accuracy_c"] == pytest.approx(0.75)
 
 
-def test_draw_targets_take_each_attribute_from_a_parent_with_one_q_per_pair() -> None:
+@pytest.mark.parametrize("draw_targets", [uniform_targets, ClassMixer(ClassMixerConfig(), BuildContext(
+    data=DataSpec(shape=(3, 2, 2), attribute_names=("a", "b", "c")), code_shape=(4, 2, 2))).draw_targets])
+def test_draw_targets_take_each_attribute_from_a_parent_with_one_q_per_pair(draw_targets) -> None:  # noqa: ANN001
     gen = torch.Generator().manual_seed(0)
     n, k = 40000, 3
     y1 = torch.zeros(n, k)
@@ -128,6 +130,7 @@ class FakeRun:
         test = list(zip(x, y))
         spec = DataSpec(shape=(k, 2, 2), value_range=(0.0, 1.0), attribute_names=tuple("abc"[:k]))
         self.data = types.SimpleNamespace(spec=spec, test=test)
+        self.spec = spec
         self.mixer, self.device, self.dir = mixer, torch.device("cpu"), Path("fake")
         self.recipe = types.SimpleNamespace(mixer=types.SimpleNamespace(name="fake"))
 
@@ -144,10 +147,16 @@ def read_channels(images: Tensor) -> Tensor:
 
 
 class FirstParentMasks(nn.Module):
-    """A 'class mixer' whose masks always take every map from the first parent."""
+    """A 'class mixer' (mixframe.PredictsMasks) whose masks always take every map from the first parent."""
+
+    mask_condition = "y_mix"
+    soft_masks = False
 
     def masks_for(self, y_mix: Tensor) -> Tensor:
         return torch.ones(len(y_mix), 3)
+
+    def draw_targets(self, y1: Tensor, y2: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        return uniform_targets(y1, y2, generator)
 
 
 class SecondParentMixer(nn.Module):
@@ -219,7 +228,7 @@ def test_training_step_judges_attributes_and_trains_the_mask_network() -> None:
     # End to end: on an autoencoder step the critic logs d_cls and g_cls (g_cls judges mixes against the mixer's
     # y_mix, see test_regularizers), and the class mixer's MLP is updated with the autoencoder.
     from mixframe.recipe import load_recipe
-    from mixframe.train import Trainer
+    from mixframe.engine import Trainer
 
     recipe = load_recipe(RECIPE, [*TINY, "train.lr=1e-2"])
     trainer = Trainer(recipe)
@@ -232,13 +241,12 @@ def test_training_step_judges_attributes_and_trains_the_mask_network() -> None:
 
 def test_celeba_recipe_assembles_and_mixes_at_64_px() -> None:
     # The CelebA recipe needs the user's files to train; its model is checked here on a stand-in spec.
-    from mixframe.interfaces import DataBundle
     from mixframe.model import Model
     from mixframe.recipe import load_recipe
 
     recipe = load_recipe(ROOT / "recipes" / "celeba_supervised.yaml")
     spec = DataSpec(shape=(3, 64, 64), value_range=(-1.0, 1.0), attribute_names=("Male", "Smiling", "Eyeglasses"))
-    model = Model(recipe, DataBundle(spec=spec, train=[], val=[], test=[], label_kind="attributes"))
+    model = Model(recipe, spec)
     assert tuple(model.encoder.code_shape) == (16, 4, 4) and callable(model.mixer.masks_for)
     with torch.no_grad():
         step, _ = model.forward_step(torch.zeros(2, 3, 64, 64), torch.tensor([[1.0, 0, 1], [0, 1, 0]]), with_mix=True)

@@ -16,6 +16,7 @@ insist on files (identity and landmark lists, checksums) that an images-and-attr
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -24,6 +25,7 @@ import numpy as np
 import torch
 
 from mixframe import Component, DataBundle, DataSpec, MixframeError, hookimpl, param, positive
+from mixframe.files import read_user_text
 from mixframe_plugins.datasets.image_folder import ImageFiles, check_attribute_names, pixel_transform, resolve_root, value_range
 
 IMAGES = "img_align_celeba"
@@ -31,6 +33,8 @@ ATTR_FILE = "list_attr_celeba.txt"
 PARTITION_FILE = "list_eval_partition.txt"
 LAYOUT = (f"expected {IMAGES}/ (the aligned jpg faces), {ATTR_FILE} and {PARTITION_FILE} "
           "from the official CelebA release")
+TEXT_MAX_BYTES = 128 * 1024 * 1024  # the official list_attr_celeba.txt is about 26 MB
+MAX_PIXELS = 4_000_000  # the aligned faces are 178x218; checked from each header before decoding
 
 
 @attrs.frozen(kw_only=True)
@@ -45,15 +49,16 @@ class CelebAConfig:
 
 
 def _lines(path: Path) -> list[str]:
-    if not path.is_file():
+    """The non-blank lines of one of CelebA's text files, read through the guarded path (size limit, UTF-8)."""
+    if not path.exists():
         raise MixframeError(f"CelebA file {path} not found; {LAYOUT}; put them under {path.parent} or set data.root")
-    return [line for line in path.read_text().splitlines() if line.strip()]
+    return [line for line in read_user_text(path, what="CelebA file", max_bytes=TEXT_MAX_BYTES).splitlines() if line.strip()]
 
 
 def read_attributes(path: Path) -> tuple[list[str], list[str], np.ndarray]:
     """(image names, the 40 attribute names, {0,1} uint8 matrix) from ``list_attr_celeba.txt``."""
     lines = _lines(path)
-    if len(lines) < 2 or not lines[0].strip().isdigit():
+    if len(lines) < 2 or not re.fullmatch(r"[0-9]{1,12}", lines[0].strip()):
         raise MixframeError(f"{path} is not in CelebA's format: line 1 must be the image count and line 2 the attribute names")
     count, names = int(lines[0]), lines[1].split()
     rows = lines[2:]
@@ -108,7 +113,7 @@ def build(config: CelebAConfig) -> DataBundle:
 
     def part(code: int) -> ImageFiles:
         idx = np.flatnonzero(which == code)
-        return ImageFiles([image_dir / files[i] for i in idx], labels[torch.from_numpy(idx)], transform, "RGB")
+        return ImageFiles([image_dir / files[i] for i in idx], labels[torch.from_numpy(idx)], transform, "RGB", max_pixels=MAX_PIXELS)
 
     names = tuple(all_names[c] for c in columns)
     spec = DataSpec(shape=(3, config.size, config.size), value_range=value_range(config.scale), attribute_names=names)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import difflib
+import io
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -27,9 +28,13 @@ from torch.utils.data import Dataset
 from torchvision import transforms
 
 from mixframe import Component, DataBundle, DataSpec, MixframeError, hookimpl, in_range, param, positive
+from mixframe.files import open_user_image, read_user_text
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 DATA_ENV = "MIXFRAME_DATA"
+MAX_PIXELS = 40_000_000
+"""Largest image read (width x height, checked from the header before decoding): an 8000x5000 photo; the model sees ``size`` px."""
+ATTRIBUTE_CSV_MAX_BYTES = 256 * 1024 * 1024
 
 
 # ---------------------------------------------------------------- helpers shared by folder datasets
@@ -117,13 +122,20 @@ def check_attribute_names(wanted: Sequence[str], available: Sequence[str], sourc
 
 
 class ImageFiles(Dataset):
-    """Images read lazily from disk, with one label row each (or a 0 label when there are none)."""
+    """Images read lazily from disk, with one label row each (or a 0 label when there are none).
 
-    def __init__(self, paths: Sequence[Path], labels: Tensor | None, transform: Callable[[Image.Image], Tensor], mode: str) -> None:
+    Each image is opened through :func:`mixframe.files.open_user_image`: its pixel size is checked
+    against ``max_pixels`` from the header before it is decoded (a decompression bomb is refused),
+    and a file that is not an image, or is truncated, is a MixframeError naming it.
+    """
+
+    def __init__(self, paths: Sequence[Path], labels: Tensor | None, transform: Callable[[Image.Image], Tensor], mode: str,
+                 max_pixels: int = MAX_PIXELS) -> None:
         self.paths = list(paths)
         self.labels = labels
         self.transform = transform
         self.mode = mode
+        self.max_pixels = max_pixels
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -131,9 +143,11 @@ class ImageFiles(Dataset):
     def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
         path = self.paths[index]
         try:
-            with Image.open(path) as img:
-                x = self.transform(img.convert(self.mode))
-        except OSError as err:
+            img = open_user_image(path, what="image", max_pixels=self.max_pixels)
+            x = self.transform(img.convert(self.mode))
+        except MixframeError as err:  # plain: a DataLoader worker re-raises an error by building its type from the message
+            raise MixframeError(str(err)) from None
+        except (OSError, ValueError) as err:
             raise MixframeError(f"cannot read image {path}: {err}; replace or remove the file") from None
         y = self.labels[index].float() if self.labels is not None else torch.zeros(())
         return x, y
@@ -170,10 +184,13 @@ def find_images(folder: Path) -> list[Path]:
 
 def _read_attribute_csv(path: Path, config: ImageFolderConfig) -> tuple[list[str], list[str], np.ndarray]:
     """(filenames, attribute names, {0,1} uint8 matrix) from the attribute CSV."""
-    if not path.is_file():
+    if not path.exists():
         raise MixframeError(f"attribute CSV {path} not found; set data.attributes to the CSV's path (or null for no labels)")
-    with path.open(newline="") as f:
-        rows = list(csv.reader(f))
+    reader = csv.reader(io.StringIO(read_user_text(path, what="attribute CSV", max_bytes=ATTRIBUTE_CSV_MAX_BYTES), newline=""))
+    try:
+        rows = list(reader)
+    except csv.Error as err:
+        raise MixframeError(f"attribute CSV {path} line {reader.line_num}: {err}; fix the row (a CSV of file names and 0/1 values)") from None
     if not rows:
         raise MixframeError(f"attribute CSV {path} is empty; its first line must name the columns ({config.filename_column}, then attributes)")
     header = [h.strip() for h in rows[0]]

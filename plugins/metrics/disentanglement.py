@@ -142,7 +142,7 @@ class DisentanglementMetric(Metric):
             raise MixframeError(
                 "metric 'disentanglement' needs a dataset with known generative factors (spec.factor_sizes, and a generator "
                 "implementing mixframe.RendersFactors: sample_factors and render), such as dsprites; "
-                f"dataset {run.recipe.data.name!r} has none")
+                f"this dataset has none (label_kind {data.label_kind!r})")
 
         def encode(factors: Tensor) -> np.ndarray:
             return to_numpy(run.encode(generator.render(factors))).reshape(len(factors), -1)
