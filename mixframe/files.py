@@ -101,6 +101,14 @@ class UserFileError(MixframeError):
             text = f"{what} {self.path} has {count}:\n  {lines}"
         super().__init__(text)
 
+    def __reduce__(self) -> tuple[Any, ...]:  # pickles (to and from worker processes) with its fields
+        return (type(self), (self.path, self.what, self.problems))
+
+
+def _a(noun: str) -> str:
+    """``noun`` with its indefinite article."""
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
+
 
 def _refuse(path: str | os.PathLike[str], what: str, message: str, where: str = "(file)") -> UserFileError:
     return UserFileError(path, what, [(where, message)])
@@ -122,10 +130,10 @@ def _kind(mode: int) -> str:
 
 def _check_stat(path: str | os.PathLike[str], what: str, st: os.stat_result, max_bytes: int) -> None:
     if not stat.S_ISREG(st.st_mode):
-        raise _refuse(path, what, f"is {_kind(st.st_mode)}, not a regular file; give the path of a {what} file "
+        raise _refuse(path, what, f"is {_kind(st.st_mode)}, not a regular file; give the path of {_a(what)} file "
                                   "(devices, pipes and folders are not read)")
     if st.st_size > max_bytes:
-        raise _refuse(path, what, f"is {st.st_size:,} bytes, over the limit of {max_bytes:,} bytes for a {what}; "
+        raise _refuse(path, what, f"is {st.st_size:,} bytes, over the limit of {max_bytes:,} bytes for {_a(what)}; "
                                   "is it the right file?")
 
 
@@ -146,6 +154,8 @@ def open_user_file(path: str | os.PathLike[str], *, what: str, max_bytes: int) -
         raise _refuse(path, what, "not found; check the path") from None
     except OSError as err:
         raise _refuse(path, what, f"cannot be read: {err.strerror or err}") from None
+    except ValueError:  # a NUL character in the path, or one the file system cannot encode
+        raise _refuse(path, what, "is not a valid path (it contains a NUL character or cannot be encoded); check the path") from None
     try:
         _check_stat(path, what, os.fstat(fd), max_bytes)  # the path may have been swapped since os.stat
         return os.fdopen(fd, "rb")
@@ -162,7 +172,7 @@ def read_user_bytes(path: str | os.PathLike[str], *, what: str, max_bytes: int) 
         except OSError as err:
             raise _refuse(path, what, f"cannot be read: {err.strerror or err}") from None
     if len(data) > max_bytes:
-        raise _refuse(path, what, f"is over the limit of {max_bytes:,} bytes for a {what} (it grew while it was read); "
+        raise _refuse(path, what, f"is over the limit of {max_bytes:,} bytes for {_a(what)} (it grew while it was read); "
                                   "is it the right file?")
     return data
 
@@ -186,14 +196,14 @@ def decode_user_text(data: bytes, path: str | os.PathLike[str], *, what: str) ->
         line = data[:offset].count(b"\n") + 1
         byte = body[err.start:err.start + 1].hex()
         raise _refuse(path, what, f"is not {label} text: the byte 0x{byte} at offset {offset} (line {line}) cannot be decoded"
-                                  f"{_looks_like(data)}; a {what} must be UTF-8 text (UTF-16 with a byte-order mark is "
+                                  f"{_looks_like(data)}; {_a(what)} must be UTF-8 text (UTF-16 with a byte-order mark is "
                                   "accepted too): save it as UTF-8") from None
     nul = text.find("\x00")
     if nul >= 0:
         line = text.count("\n", 0, nul) + 1
         column = nul - (text.rfind("\n", 0, nul) + 1) + 1
         raise _refuse(path, what, f"contains a NUL character (line {line}, column {column}){_looks_like(data)}: it is not a "
-                                  f"text file, or it is UTF-16 without a byte-order mark; a {what} must be UTF-8 text")
+                                  f"text file, or it is UTF-16 without a byte-order mark; {_a(what)} must be UTF-8 text")
     return text
 
 
@@ -327,12 +337,12 @@ class _GuardedLoader(yaml.SafeLoader):
                 size = self._sizes.get(id(target))
                 if size is None:
                     raise ComposerError(None, None, f"the alias *{event.anchor} refers to the value that contains it (a recursive "
-                                                    f"structure); a {self.what} is a plain tree of values", event.start_mark)
+                                                    f"structure); {_a(self.what)} is a plain tree of values", event.start_mark)
                 self._count(size, event.start_mark)
             return super().compose_node(parent, index)
         mark = self.peek_event().start_mark
         if self._depth >= self.max_depth:
-            raise ComposerError(None, None, f"values are nested more than {self.max_depth} levels deep; a {self.what} is not "
+            raise ComposerError(None, None, f"values are nested more than {self.max_depth} levels deep; {_a(self.what)} is not "
                                             "nested that deeply: check the brackets and the indentation", mark)
         path = self._path_of(parent, index)
         before = self._nodes
@@ -418,7 +428,7 @@ def parse_user_yaml(text: str, *, source: str, what: str, max_depth: int = MAX_D
             problem = f"{err.context}: {problem}"
         if "could not determine a constructor" in problem:
             custom = "python tags are refused" if "python/" in problem else "custom tags (!name) are refused"
-            problem += f" (a {what} is plain data: {custom})"
+            problem += f" ({_a(what)} is plain data: {custom})"
         raise UserFileError(source, what, [(_where(err.problem_mark), problem)]) from None
     except yaml.reader.ReaderError as err:
         where = "(file)"
@@ -432,7 +442,7 @@ def parse_user_yaml(text: str, *, source: str, what: str, max_depth: int = MAX_D
     except yaml.YAMLError as err:
         raise UserFileError(source, what, [("(file)", str(err))]) from None
     except RecursionError:
-        raise UserFileError(source, what, [("(file)", f"values are nested too deeply; a {what} is not nested that deeply")]) from None
+        raise UserFileError(source, what, [("(file)", f"values are nested too deeply; {_a(what)} is not nested that deeply")]) from None
     finally:
         if loader is not None:
             loader.dispose()

@@ -340,7 +340,8 @@ def _check_needs(sections: dict[str, Any], raw: dict[str, Any], problems: Proble
             problems.add(path, _unmet_message(who, need, placed, registry))
 
 
-def _placed_components(sections: dict[str, Any], raw: dict[str, Any], registry: Registry) -> tuple[list[tuple[str, ComponentSpec, Any]], set[str]]:
+def _placed_components(sections: dict[str, Any], raw: dict[str, Any],
+                       registry: Registry) -> tuple[list[tuple[str, ComponentSpec, Any]], set[str]]:
     """The recipe's checked components with their key paths and registry entries, and the kinds of
     those that could not be checked."""
     placed: list[tuple[str, ComponentSpec]] = []

@@ -128,7 +128,8 @@ class Component:
         for field, cls, items in (("requires", Requires, self.requires), ("provides", Provides, self.provides or ())):
             for item in items:
                 if not isinstance(item, cls) or not callable(item.when):
-                    raise TypeError(f"{self.kind} {self.name!r}: {field} must hold {cls.__name__} objects or capability names, got {item!r}")
+                    raise TypeError(f"{self.kind} {self.name!r}: {field} must hold {cls.__name__} objects or capability names, "
+                                    f"got {item!r}")
 
 
 @attrs.frozen(kw_only=True)

@@ -189,7 +189,7 @@ def test_guarded_readers_directly(tmp_path: Path) -> None:
     big.write_text('{"a": [1, 2.5, NaN], "b": {"c": null}}')
     assert load_user_json(big, what="run record", max_bytes=1000)["b"] == {"c": None}
     for content, fragment in [('{"a": 1e400}', "1e400 is too large for a float"), ('{"a": ' + "7" * 5000 + "}", "5,000 digits"),
-                              ('{"a": [1, 2}', "line 1, column 11: is not valid JSON"),
+                              ('{"a": [1, 2}', "line 1, column 12: is not valid JSON"),
                               ("[" * 100 + "]" * 100, "nested more than 64 levels"), ("[" * 100_000 + "]" * 100_000, "nested")]:
         big.write_text(content)
         with pytest.raises(UserFileError, match=r"run record .*run.json") as err:
