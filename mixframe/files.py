@@ -29,6 +29,7 @@ API::
     open_user_file(path, *, what, max_bytes) -> BinaryIO      # a checked, open binary file
     read_user_bytes(path, *, what, max_bytes) -> bytes
     read_user_text(path, *, what, max_bytes) -> str
+    decode_user_text(data, path, *, what) -> str               # bytes already read (an archive member)
     open_user_image(path, *, what="image", max_pixels, max_bytes=MAX_IMAGE_BYTES, formats=IMAGE_FORMATS) -> PIL.Image.Image
     load_user_yaml(path, *, what, max_bytes=MAX_YAML_BYTES, ...) -> Any
     parse_user_yaml(text, *, source, what, ...) -> Any         # YAML already in memory
@@ -51,8 +52,7 @@ from typing import Any, BinaryIO
 
 import yaml
 from yaml.composer import ComposerError
-from yaml.constructor import ConstructorError
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.nodes import Node, ScalarNode, SequenceNode
 
 from mixframe.errors import MixframeError
 
@@ -125,7 +125,7 @@ def _kind(mode: int) -> str:
         return "a block device"
     if stat.S_ISSOCK(mode):
         return "a socket"
-    return "not a regular file"
+    return "a special file"
 
 
 def _check_stat(path: str | os.PathLike[str], what: str, st: os.stat_result, max_bytes: int) -> None:
@@ -138,7 +138,8 @@ def _check_stat(path: str | os.PathLike[str], what: str, st: os.stat_result, max
 
 
 # O_NONBLOCK: opening a FIFO (swapped in after the stat) returns at once instead of waiting for a writer
-_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0) \
+    | getattr(os, "O_BINARY", 0)
 
 
 def open_user_file(path: str | os.PathLike[str], *, what: str, max_bytes: int) -> BinaryIO:
@@ -259,8 +260,8 @@ def open_user_image(path: str | os.PathLike[str], *, what: str = "image", max_pi
     with open_user_file(path, what=what, max_bytes=max_bytes) as f:
         def too_big(size: tuple[int, int] | None, pixels: int | None = None) -> UserFileError:
             shown = f"{size[0]}x{size[1]} pixels ({size[0] * size[1]:,})" if size else f"{pixels:,} pixels" if pixels else "too large"
-            return _refuse(path, what, f"is {shown}, over the limit of {max_pixels:,} pixels for this dataset's images; "
-                                       "resize it (the model sees far fewer pixels) or remove it")
+            return _refuse(path, what, f"is {shown}, over the limit of {max_pixels:,} pixels for {_a(what)} here; "
+                                       "shrink it (it is resized to the model's size anyway) or remove it")
 
         try:
             img = Image.open(f, formats=list(formats))
@@ -326,7 +327,7 @@ class _GuardedLoader(yaml.SafeLoader):
         self._nodes += size
         if self._nodes > self.max_nodes:
             raise ComposerError(None, None, f"holds more than {self.max_nodes:,} values (each alias *name counted as the whole "
-                                            f"value it repeats); a {self.what} is far smaller: is it the right file? (or remove the "
+                                            f"value it repeats); {_a(self.what)} is far smaller: is it the right file? (or remove the "
                                             "repeated aliases)", mark)
 
     def compose_node(self, parent: Node | None, index: Any) -> Node:

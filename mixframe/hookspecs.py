@@ -2,8 +2,9 @@
 
 A plugin is a module (or object) whose functions carry the ``@mixframe.hookimpl`` marker and are
 named after a spec below. Each component hook returns an iterable of :class:`mixframe.Component`
-value objects; the core gathers them from every plugin, so it sees all names at once, refuses a
-duplicate name by naming both providers, and answers an unknown name with the choices.
+value objects; the core gathers them from every plugin, so it sees all names at once, reports a
+name two plugins provide (a recipe then chooses with ``kind: PLUGIN:NAME``), and answers an unknown
+name with the choices.
 
 Built-in plugins (``mixframe_plugins``) are registered through these same hooks, from the same
 ``mixframe`` entry-point group that third-party packages use::

@@ -305,7 +305,9 @@ class Callback:
     Built as ``Callback(config, context)`` when a recipe names it under ``callbacks:``; a callback
     passed to ``mixframe.train(..., callbacks=[...])`` is any instance. ``trainer`` gives the
     recipe, model, data, device, ``epoch``/``step``, ``rank``, the run folder ``trainer.run``
-    (a :class:`mixframe.RunFolder`, None when training in memory) and ``trainer.warn(message)``.
+    (a :class:`mixframe.RunFolder`, None when training in memory), ``trainer.warn(message)``, and
+    ``trainer.should_stop``: set it to True to end training after this minibatch (an early stop;
+    the run is saved and marked complete, and ``mixframe resume`` can go on from there).
     ``logs`` holds this minibatch's losses as detached tensors (turn one into a float only when you
     need it: on a GPU that waits for the device); ``means`` the epoch's means as floats.
     """

@@ -246,6 +246,10 @@ def test_cifar10_batch_that_is_a_fifo_or_too_big_is_refused(tmp_path: Path) -> N
         f.truncate(3073 * 60_001)
     with pytest.raises(MixframeError, match=r"CIFAR-10 batch .*test_batch.bin is 184,383,073 bytes, over the limit"):
         torchvision_sets.build_cifar10(ChecksummedSetConfig(root=str(tmp_path), val_size=2, verify_checksums=False))
+    batch.unlink()
+    os.mkfifo(batch)
+    with pytest.raises(MixframeError, match=r"CIFAR-10 not found under .*\(missing: cifar-10-batches-bin/test_batch.bin\)"):
+        torchvision_sets.build_cifar10(ChecksummedSetConfig(root=str(tmp_path), val_size=2, verify_checksums=False))
 
 
 def test_decompression_bomb_png_in_an_image_folder_names_file_size_and_limit(tmp_path: Path) -> None:
@@ -334,7 +338,7 @@ def test_mnist_gzip_bomb_and_legacy_pickles_are_not_read(tmp_path: Path, monkeyp
         f.write(bytes(50_000))
     with pytest.raises(MixframeError, match=r"t10k-labels-idx1-ubyte.gz unpacks to more than 10,000 bytes"):
         torchvision_sets.build_mnist(VisionSetConfig(root=str(tmp_path), val_size=2))
-    assert not raw.exists(), "a partly unpacked file must not stay behind"
+    assert not raw.exists() and not list(raw.parent.glob("*.part")), "a partly unpacked file must not stay behind"
 
 
 def test_mnist_labels_outside_0_to_9_are_refused(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ import textwrap
 import types
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mixframe.hookspecs import KINDS
@@ -44,6 +45,9 @@ class HalfMixer(Mixer):
 def mixframe_mixers():
     return [Component(kind="mixer", name="{name}", implementation=HalfMixer, config=HalfConfig, summary="a fixed-weight mix")]
 '''
+
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def make_distribution(site: Path, dist: str, module: str, source: str, version: str = "0.3.1") -> None:
@@ -279,10 +283,11 @@ def _blocks(markdown: str, lang: str) -> list[str]:
 
 
 def test_contributing_walkthrough_builds_a_working_third_party_package(tmp_path: Path) -> None:
-    """Follow CONTRIBUTING.md alone: its pyproject, module and test, installed with pip."""
+    """Follow CONTRIBUTING.md alone: its pyproject, module (two mixers, a callback, a command) and test, installed with pip."""
     guide = (Path(__file__).resolve().parent.parent / "CONTRIBUTING.md").read_text()
     [pyproject] = [b for b in _blocks(guide, "toml") if "[project]" in b]
-    [module] = [b for b in _blocks(guide, "python") if "class HalfMixer" in b]
+    module = "\n\n".join(b for b in _blocks(guide, "python")
+                          if any(name in b for name in ("class HalfMixer", "class LatentCutMix", "class PlateauStop", "def export_codes")))
     [first_test] = [b for b in _blocks(guide, "python") if "MixerContract" in b]
     pkg = tmp_path / "mixframe-half"
     (pkg / "src" / "mixframe_half").mkdir(parents=True)
@@ -294,10 +299,30 @@ def test_contributing_walkthrough_builds_a_working_third_party_package(tmp_path:
     install = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", str(site), str(pkg)],
                              capture_output=True, text=True, timeout=300)
     assert install.returncode == 0, install.stderr
-    listed = mixframe("components", "mixer", site=site)
-    assert listed.returncode == 0 and "half" in listed.stdout, listed.stderr
+    listed = mixframe("components", site=site)
+    assert listed.returncode == 0, listed.stderr
+    for name in ("half", "cutmix", "plateau_stop"):
+        assert f"  {name} " in listed.stdout
     env = {**os.environ, "PYTHONPATH": str(site)}
     contract = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(pkg / "tests")], capture_output=True,
                               text=True, env=env, cwd=tmp_path, timeout=300)
     assert contract.returncode == 0, contract.stdout[-2000:]
-    assert "5 passed" in contract.stdout
+    assert "10 passed" in contract.stdout  # the five mixer contract tests, for half and for the spatial cutmix
+
+    helped = mixframe("--help", site=site)
+    assert "codes" in helped.stdout and "write a run's codes of one split" in helped.stdout
+    recipe = tmp_path / "stop.yaml"  # the callback named in a recipe: the reconstruction of a frozen autoencoder never improves
+    recipe.write_text(f"extends: {ROOT / 'recipes' / 'spiral_amr.yaml'}\nmixer: {{kind: mixup}}\nregularizers: []\n"
+                      "callbacks: [{kind: plateau_stop, patience: 1}]\n"
+                      "train: {epochs: 6, lr: 1.0e-12, batch_size: 64}\ndata: {kind: spiral, n_train: 256, n_val: 64, n_test: 64}\n")
+    trained = mixframe("train", str(recipe), "--out", str(tmp_path / "runs"), "--no-progress", site=site)
+    assert trained.returncode == 0, trained.stderr
+    assert "plateau_stop: no better reconstruction for 1 epochs" in trained.stdout
+    (run,) = (tmp_path / "runs").iterdir()
+    info = json.loads((run / "run.json").read_text())
+    assert info["status"] == "complete" and info["stopped_early"] is True and info["epoch"] < 6
+    exported = mixframe("codes", str(run), "--out", str(tmp_path / "test.npz"), site=site)
+    assert exported.returncode == 0, exported.stderr
+    assert np.load(tmp_path / "test.npz")["codes"].shape[0] == 64
+    wrong = mixframe("codes", str(run), "--out", str(tmp_path / "test.csv"), site=site)
+    assert wrong.returncode == 2 and "must end in .npz" in wrong.stderr and "Traceback" not in wrong.stderr

@@ -93,6 +93,7 @@ class RunStatus(Callback):
 
     def on_end(self, trainer: Any, summary: dict[str, float]) -> None:
         self.run.update_info(status="complete", finished=now(), epoch=trainer.epoch, step=trainer.step, world_size=trainer.world,
+                             stopped_early=trainer.should_stop,
                              ranks_identical=trainer.ranks_identical, final={k: round(v, 6) for k, v in summary.items()})
 
     def on_failure(self, trainer: Any, error: BaseException) -> None:

@@ -111,6 +111,7 @@ class Trainer:
         self.epoch, self.step = 0, 0
         self.means: dict[str, float] = {}
         self.warnings: list[str] = []
+        self.should_stop = False  # a callback sets it (an early stop); the loop ends after this minibatch
         self.ranks_identical = True
         self.autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if self.cfg.amp and self.device.type == "cuda"
                          else contextlib.nullcontext())
@@ -130,7 +131,7 @@ class Trainer:
 
     @property
     def done(self) -> bool:
-        return self.epoch >= self.cfg.epochs or self.step >= self.total_steps
+        return self.should_stop or self.epoch >= self.cfg.epochs or self.step >= self.total_steps
 
     # -- the loop --------------------------------------------------------------------------------------
     def fit(self) -> dict[str, float]:
@@ -144,7 +145,7 @@ class Trainer:
                 self.sampler.epoch = self.epoch
                 epoch = EpochMeans()
                 for x, y in self.loader:
-                    if self.step >= self.total_steps:
+                    if self.step >= self.total_steps or self.should_stop:
                         break
                     logs = self.train_step(x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True))
                     epoch.add(logs)

@@ -113,7 +113,8 @@ def build(config: CelebAConfig) -> DataBundle:
 
     def part(code: int) -> ImageFiles:
         idx = np.flatnonzero(which == code)
-        return ImageFiles([image_dir / files[i] for i in idx], labels[torch.from_numpy(idx)], transform, "RGB", max_pixels=MAX_PIXELS)
+        return ImageFiles([image_dir / files[i] for i in idx], labels[torch.from_numpy(idx)], transform, "RGB",
+                          max_pixels=MAX_PIXELS)
 
     names = tuple(all_names[c] for c in columns)
     spec = DataSpec(shape=(3, config.size, config.size), value_range=value_range(config.scale), attribute_names=names)

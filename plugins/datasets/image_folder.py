@@ -5,6 +5,11 @@ square ``size`` and scaled to [-1, 1] (or [0, 1]). With ``attributes`` set, a CS
 image (a filename column plus one 0/1 or -1/1 column per attribute) gives each image a float {0, 1}
 vector; without it the label is a 0 tensor. The split into train/val/test is drawn with ``seed``.
 
+Images and the CSV are user files, read through :mod:`mixframe.files`: an image's pixel size is
+checked from its header (at most :data:`MAX_PIXELS`) before it is decoded, a file that is not an
+image or is truncated is an error naming it, and the CSV is size-limited UTF-8 (or UTF-16 with a
+byte-order mark) text.
+
 The small helpers here (finding the data folder, the pixel transform, the seeded split, the lazy
 image-file dataset) are shared by the other folder-based dataset plugins (celeba, torchvision_sets).
 """
@@ -190,7 +195,8 @@ def _read_attribute_csv(path: Path, config: ImageFolderConfig) -> tuple[list[str
     try:
         rows = list(reader)
     except csv.Error as err:
-        raise MixframeError(f"attribute CSV {path} line {reader.line_num}: {err}; fix the row (a CSV of file names and 0/1 values)") from None
+        raise MixframeError(f"attribute CSV {path} line {reader.line_num}: {err}; "
+                            "fix the row (a CSV of file names and 0/1 values)") from None
     if not rows:
         raise MixframeError(f"attribute CSV {path} is empty; its first line must name the columns ({config.filename_column}, then attributes)")
     header = [h.strip() for h in rows[0]]

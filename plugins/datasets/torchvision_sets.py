@@ -134,9 +134,10 @@ def _prepare_idx(root: Path, folder: str) -> None:
 def _gunzip(src: Path, dst: Path, folder: str) -> None:
     """Unpack ``src`` (a user's .gz) into ``dst``, refusing more than IDX_MAX_BYTES of output (a gzip bomb)."""
     # torchvision reads the unpacked files only; it unpacks them itself after a download
+    part = dst.with_name(f"{dst.name}.part")  # renamed when whole: a failure never leaves a truncated idx file
     try:
         with open_user_file(src, what=f"{folder} archive", max_bytes=IDX_MAX_BYTES) as f, \
-                gzip.GzipFile(fileobj=f, mode="rb") as packed, open(dst, "wb") as out:
+                gzip.GzipFile(fileobj=f, mode="rb") as packed, open(part, "wb") as out:
             written = 0
             while chunk := packed.read(1 << 20):
                 written += len(chunk)
@@ -144,8 +145,9 @@ def _gunzip(src: Path, dst: Path, folder: str) -> None:
                     raise MixframeError(f"{folder}: {src} unpacks to more than {IDX_MAX_BYTES:,} bytes (the official files are at most "
                                         "47,040,016 bytes): it is not an MNIST-style idx file; replace it with the official file")
                 out.write(chunk)
+        os.replace(part, dst)
     except (OSError, EOFError, zlib.error, MixframeError) as err:
-        dst.unlink(missing_ok=True)
+        part.unlink(missing_ok=True)
         if isinstance(err, MixframeError):
             raise
         raise MixframeError(f"{folder}: cannot unpack {src} ({err}); gunzip it yourself into {src.parent}") from None
