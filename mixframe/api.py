@@ -331,16 +331,7 @@ class Run:
 
 
 def open_image(path: Path) -> Any:
-    """An image file, checked: it exists, is an image, and is not a decompression bomb (its size is read first)."""
-    from PIL import Image, UnidentifiedImageError
+    """A user's image file through the guarded path: it exists, is an image, and is not a decompression bomb."""
+    from mixframe.files import open_user_image
 
-    if not path.is_file():
-        raise MixframeError(f"image {path} does not exist or is not a file")
-    try:
-        image = Image.open(path)
-        if image.width * image.height > MAX_IMAGE_PIXELS:
-            raise MixframeError(f"image {path} is {image.width}x{image.height} pixels, over the limit of {MAX_IMAGE_PIXELS:,}; resize it first")
-        image.load()
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as err:
-        raise MixframeError(f"cannot read {path} as an image ({err})") from None
-    return image
+    return open_user_image(path, what="image", max_pixels=MAX_IMAGE_PIXELS)

@@ -117,11 +117,11 @@ def test_inputs_in_every_form_give_the_same_tensor(image_run: tuple[Path, Path])
     as_array = run.to_input(np.asarray(Image.open(path)))
     assert torch.allclose(as_path, as_pil) and torch.allclose(as_path, as_array)
     assert torch.equal(run.to_input(as_path), as_path)  # tensors are taken as model input already
-    with pytest.raises(MixframeError, match="does not exist"):
+    with pytest.raises(MixframeError, match="missing.png not found"):
         run.to_input(images / "missing.png")
     (images / "broken.png").write_bytes(b"not a png")
     try:
-        with pytest.raises(MixframeError, match="cannot read .* as an image"):
+        with pytest.raises(MixframeError, match="broken.png is not an image"):
             run.to_input(images / "broken.png")
     finally:
         (images / "broken.png").unlink()

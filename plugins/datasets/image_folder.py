@@ -30,7 +30,6 @@ import torch
 from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
-from torchvision import transforms
 
 from mixframe import Component, DataBundle, DataSpec, MixframeError, hookimpl, in_range, param, positive
 from mixframe.files import open_user_image, read_user_text
@@ -76,6 +75,8 @@ def pixel_transform(size: int, scale: str, *, crop: int | None = None, keep_aspe
     ``crop`` center-crops first (CelebA's customary 140 px face crop). ``keep_aspect`` resizes the
     shorter side then center-crops the longer one; otherwise the image is stretched to a square.
     """
+    from torchvision import transforms
+
     steps: list[Callable] = []
     if crop is not None:
         steps.append(transforms.CenterCrop(crop))

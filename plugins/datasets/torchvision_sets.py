@@ -28,20 +28,21 @@ import tarfile
 import zlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
-from torchvision import datasets
 from PIL import Image
-from torchvision.datasets.utils import check_md5, download_url
 
 from mixframe import Component, DataBundle, DataSpec, MixframeError, hookimpl, in_range, param, positive
 from mixframe.files import open_user_file, read_user_bytes, read_user_text
 from mixframe_plugins.datasets.image_folder import pixel_transform, resolve_root, seeded_split, value_range
+
+if TYPE_CHECKING:  # torchvision is imported when a dataset is built, not when the plugin registers (it is slow to import)
+    from torchvision import datasets
 
 
 @attrs.frozen(kw_only=True)
@@ -75,11 +76,12 @@ class LazySplit(Dataset):
         return self.transform(img), torch.tensor(int(label), dtype=torch.int64)
 
 
-class LocalSVHN(datasets.SVHN):
+def _local_svhn() -> type[datasets.SVHN]:
     """torchvision's SVHN whose own md5 check is replaced by ours (done before, and optional)."""
+    from torchvision import datasets
 
-    def _check_integrity(self) -> bool:
-        return os.path.isfile(os.path.join(self.root, self.filename))
+    return type("LocalSVHN", (datasets.SVHN,), {"_check_integrity": lambda self: os.path.isfile(os.path.join(self.root, self.filename)),
+                                                "__module__": __name__})
 
 
 def _no_legacy(cls: type[datasets.MNIST]) -> type[datasets.MNIST]:
@@ -101,6 +103,8 @@ def _require(title: str, root: Path, files: list[tuple[str, str]], writer: str, 
         raise _missing_error(title, root, [rel for rel, _ in files], missing, source or f"as written by torchvision.datasets.{writer}")
     if verify:
         for rel, md5 in files:
+            from torchvision.datasets.utils import check_md5
+
             if not check_md5(str(root / rel), md5):
                 raise MixframeError(
                     f"{title}: {root / rel} does not match the official md5 checksum {md5}: the file is truncated or corrupted; "
@@ -198,16 +202,22 @@ def _idx_set(name: str, cls: type[datasets.MNIST], config: VisionSetConfig) -> D
 
 def build_mnist(config: VisionSetConfig) -> DataBundle:
     """MNIST digits (1 channel) from <root>/MNIST/raw, official train/test split plus a seeded validation subset."""
+    from torchvision import datasets
+
     return _idx_set("mnist", datasets.MNIST, config)
 
 
 def build_kmnist(config: VisionSetConfig) -> DataBundle:
     """Kuzushiji-MNIST (1 channel) from <root>/KMNIST/raw, official train/test split plus a seeded validation subset."""
+    from torchvision import datasets
+
     return _idx_set("kmnist", datasets.KMNIST, config)
 
 
 def build_svhn(config: ChecksummedSetConfig) -> DataBundle:
     """SVHN cropped digits (train_32x32.mat, test_32x32.mat; the 'extra' set is not used)."""
+    from torchvision import datasets
+
     root = resolve_root(config.root, "svhn")
     if not config.download:
         files = [(v[1], v[2]) for k, v in datasets.SVHN.split_list.items() if k in ("train", "test")]
@@ -215,7 +225,7 @@ def build_svhn(config: ChecksummedSetConfig) -> DataBundle:
         if not config.verify_checksums:
             for rel, _ in files:
                 _check_svhn_variables(root / rel)
-    train, test = _open("SVHN", root, lambda train: LocalSVHN(str(root), split="train" if train else "test", download=config.download))
+    train, test = _open("SVHN", root, lambda train: _local_svhn()(str(root), split="train" if train else "test", download=config.download))
     for split, ds in (("training", train), ("test", test)):
         _check_labels("SVHN", root, split, ds.data, ds.labels)
     return _bundle("SVHN", config, 3, train, test)
@@ -311,6 +321,8 @@ def _download_cifar(root: Path) -> None:
     """Fetch the official binary archive (md5-checked) and extract only the batch files and the class list."""
     wanted = {f"{CIFAR_FOLDER}/{name}" for name, _ in CIFAR_TRAIN + CIFAR_TEST} | {f"{CIFAR_FOLDER}/{CIFAR_META}"}
     try:
+        from torchvision.datasets.utils import download_url
+
         download_url(CIFAR_URL, str(root), filename=CIFAR_ARCHIVE, md5=CIFAR_ARCHIVE_MD5)
         (root / CIFAR_FOLDER).mkdir(parents=True, exist_ok=True)
         with tarfile.open(root / CIFAR_ARCHIVE, "r:gz") as tar:
