@@ -29,7 +29,7 @@ from mixframe.interfaces import (
     Step,
     blend,
 )
-from mixframe.registry_types import Command, Component
+from mixframe.registry_types import Command, Component, Provides, Requires
 from mixframe.runs import RunFolder
 from mixframe.api import Run, load_run, resume, train  # noqa: E402 - after the names plugins import
 
@@ -37,6 +37,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BuildContext", "Callback", "Command", "Component", "DataBundle", "DataSpec", "Decoder", "Discriminator", "Encoder",
-    "KnowsLineAngles", "KnowsManifold", "Metric", "Mixer", "MixResult", "MixframeError", "PredictsMasks", "Regularizer",
+    "KnowsLineAngles", "KnowsManifold", "Metric", "Mixer", "MixResult", "MixframeError", "PredictsMasks", "Provides", "Regularizer", "Requires",
     "RendersFactors", "Run", "RunFolder", "Step", "blend", "hookimpl", "in_range", "load_run", "param", "positive", "resume", "train",
 ]

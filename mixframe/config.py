@@ -15,6 +15,8 @@ reported with its key path.
 
 from __future__ import annotations
 
+import math
+
 import difflib
 import types
 import typing
@@ -131,13 +133,21 @@ def _convert(value: Any, tp: Any, path: str, problems: Problems) -> Any:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
     elif tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads 1e-4 as a string
+        number = value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+        if isinstance(value, str):  # a quoted number, "1e-4"
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
                 pass
+        if number is not None:
+            try:
+                number = float(number)
+            except OverflowError:
+                number = math.inf
+            if math.isfinite(number):
+                return number
+            problems.add(path, f"must be a finite number, got {value!r}")
+            return bad
     elif tp is str:
         if isinstance(value, str):
             return value

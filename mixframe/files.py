@@ -378,6 +378,18 @@ class _GuardedLoader(yaml.SafeLoader):
             self._problem(node, f"{value!r} is not a valid {tag} ({err}); write a valid value or quote it to make it text")
             return None
 
+    def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[str, int] = {}
+        for key, _ in node.value:
+            if isinstance(key, ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
+                if key.value in seen:
+                    parent = self._paths.get(id(node)) or ""
+                    where = f"{parent}.{_preview(key.value, 60)}" if parent else _preview(key.value, 60)
+                    self.problems.append((where, f"line {key.start_mark.line + 1}: written twice (first on line {seen[key.value]}); "
+                                                 "the second would silently replace the first: keep one"))
+                seen.setdefault(key.value, key.start_mark.line + 1)
+        return super().construct_mapping(node, deep)
+
     def construct_yaml_int(self, node: ScalarNode) -> int | None:
         digits = sum(c.isalnum() for c in node.value)
         if digits > MAX_INT_DIGITS:

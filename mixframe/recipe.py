@@ -171,23 +171,32 @@ def resolve_file(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     bases = raw.pop("extends", None)
     if bases is None:
         return raw
+    listed = [bases] if isinstance(bases, str) else bases
+    if not isinstance(listed, list) or not listed or not all(isinstance(b, str) and b for b in listed):
+        raise RecipeError(str(path), [("extends", f"must be a recipe file or a list of them (paths relative to this recipe), got {bases!r}")])
     merged: dict[str, Any] = {}
-    for base in [bases] if isinstance(bases, str) else list(bases):
-        base_path = (path.parent / str(base)) if not Path(str(base)).is_absolute() else Path(str(base))
-        if not base_path.is_file():
+    for base in listed:
+        base_path = (path.parent / base) if not Path(base).is_absolute() else Path(base)
+        if not base_path.exists():
             raise RecipeError(str(path), [("extends", f"base recipe {base_path} does not exist")])
-        merged = merge(merged, resolve_file(base_path, (*_seen, path.resolve())))
+        try:
+            merged = merge(merged, resolve_file(base_path, (*_seen, path.resolve())))
+        except RecipeError as err:  # name the recipe that extends it, too
+            raise RecipeError(str(path), [(f"extends {base}: {where}", problem) for where, problem in err.problems]) from None
     return merge(merged, raw)
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
     if "=" not in text:
         raise RecipeError("--set", [(text, "an override is written KEY.PATH=VALUE, for example train.epochs=5 or regularizers.0.weight=2")])
+    from mixframe.files import UserFileError, parse_user_yaml
+
     key, value = text.split("=", 1)
     try:
-        parsed = yaml.safe_load(value) if value.strip() else None
-    except yaml.YAMLError as err:
-        raise RecipeError("--set", [(key, f"value {value!r} is not valid YAML: {err}")]) from None
+        parsed = parse_user_yaml(value, source="--set", what="override") if value.strip() else None
+    except UserFileError as err:
+        raise RecipeError("--set", [(key.strip(), f"value {value!r}: {problem.split(': ', 1)[-1] if where == '(top level)' else problem}")
+                                    for where, problem in err.problems]) from None
     return key.strip().split("."), parsed
 
 
@@ -261,8 +270,8 @@ def check(raw: Any, source: str = "recipe", registry: Registry | None = None) ->
     if schema != SCHEMA_VERSION:
         problems.add("schema", f"must be {SCHEMA_VERSION} (the recipe format this mixframe reads), got {schema!r}; add 'schema: {SCHEMA_VERSION}'")
     seed = raw.get("seed", 0)
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        problems.add("seed", f"must be an integer, got {seed!r}")
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**63:
+        problems.add("seed", f"must be an integer from 0 to 2**63 - 1, got {seed!r}")
     description = raw.get("description", "")
     if not isinstance(description, str):
         problems.add("description", f"must be text, got {description!r}")

@@ -31,7 +31,12 @@ def split_values(text: str) -> list[Any]:
         else:
             current += ch
     parts.append(current)
-    return [yaml.safe_load(p) for p in parts if p.strip()]
+    from mixframe.files import UserFileError, parse_user_yaml
+
+    try:
+        return [parse_user_yaml(p, source="--grid", what="sweep value") for p in parts if p.strip()]
+    except UserFileError as err:
+        raise MixframeError(f"--grid value in {text!r}: {'; '.join(problem for _, problem in err.problems)}") from None
 
 
 def parse_grid(items: Sequence[str]) -> list[tuple[str, list[Any]]]:

@@ -119,6 +119,11 @@ HOSTILE: list[tuple[str, Callable[[Path], Path], list[str]]] = [
     ("syntax_error", write("syntax.yaml", "schema: 1\ndata: [1, 2\nencoder: 3\n"), ["line 3, column 8", "expected ',' or ']'"]),
     ("duplicate_anchor", write("anchor.yaml", VALID + "seed: &a 1\ndescription: &a x\n"), ["found duplicate anchor 'a'", "must be unique"]),
     ("two_documents", write("two.yaml", VALID + "---\nschema: 1\n"), ["expected a single document"]),
+    ("duplicate_key", write("dup.yaml", VALID + "seed: 3\nseed: 4\n"), ["seed: line 6: written twice (first on line 5)"]),
+    ("extends_not_a_path", write("ext.yaml", "schema: 1\nextends: 5\n"), ["extends: must be a recipe file or a list of them", "got 5"]),
+    ("extends_a_device", write("extdev.yaml", "schema: 1\nextends: /dev/zero\n"), ["is a character device"]),
+    ("not_a_number", write("nan.yaml", VALID + "train: {lr: .nan}\n"), ["train.lr: must be a finite number, got nan"]),
+    ("seed_out_of_range", write("seed.yaml", VALID + "seed: 99999999999999999999\n"), ["seed: must be an integer from 0 to 2**63 - 1"]),
     ("fifo", fifo, ["is a named pipe (FIFO), not a regular file"]),
     ("directory", directory, ["is a directory, not a regular file"]),
     ("missing", lambda tmp_path: tmp_path / "nowhere.yaml", ["not found"]),
@@ -158,7 +163,7 @@ def test_recipe_refusals_are_recipe_errors_with_the_path(tmp_path: Path) -> None
     assert err.value.source == str(path) and len(err.value.problems) == 1
     base = write("base.yaml", "# caf\xe9\n".encode("latin-1"))(tmp_path)
     child = write("child.yaml", "extends: base.yaml\n")(tmp_path)
-    with pytest.raises(RecipeError, match=r"recipe .*base.yaml has 1 problem"):
+    with pytest.raises(RecipeError, match=r"recipe .*child.yaml has 1 problem:\n  extends base.yaml: .*is not UTF-8 text"):
         load_recipe(child)
     assert base.exists()
 
