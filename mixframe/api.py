@@ -50,25 +50,28 @@ def train(recipe: RecipeLike, overrides: Sequence[str] = (), *, out: str | Path 
     then logs, checkpoints and pictures. ``callbacks`` are your own :class:`mixframe.Callback`
     objects, run beside the recipe's. Under ``torchrun`` every process calls this; rank 0 writes.
     """
+    from mixframe.arguments import check_output_path
     from mixframe.engine import distributed
     from mixframe.engine.callbacks import recipe_callbacks, run_folder_callbacks
     from mixframe.engine.loop import Trainer
 
     checked = load(recipe, overrides)
     rank, world = distributed.setup(checked.train.device)
+    if rank == 0:
+        check_output_path(Path(out), folder=True, option=None)  # before the data is read (the CLI checked --out already)
     trainer = Trainer(checked, rank=rank, world=world)  # data and model first: a mistake leaves no run folder
     folder = None
     if rank == 0:
         stem = name or (Path(recipe).stem if not isinstance(recipe, Recipe) else "run")
-        folder = RunFolder.create(out, stem)
-        folder.write_record(checked, trainer.data.spec, trainer.data.label_kind, device=trainer.device, world=world,
-                            recipe_file=None if isinstance(recipe, Recipe) else str(recipe), overrides=list(overrides))
+        # complete or absent: the record is written into a hidden folder that is then renamed
+        folder = RunFolder.create(out, stem, write=lambda new: new.write_record(
+            checked, trainer.data.spec, trainer.data.label_kind, device=trainer.device, world=world,
+            recipe_file=None if isinstance(recipe, Recipe) else str(recipe), overrides=list(overrides)))
         print(f"run folder: {folder.path}")
     path = distributed.share(str(folder.path) if folder else None, world)
     trainer.run = folder
     trainer.callbacks = [*recipe_callbacks(checked, _context(trainer)), *callbacks, *run_folder_callbacks(folder, progress=progress)]
-    trainer.fit()
-    _check_identical(trainer)
+    _fit(trainer, RunFolder(path))
     return Run(RunFolder(path), trainer.model.eval(), data=trainer.data, epoch=trainer.epoch, step=trainer.step)
 
 
@@ -89,14 +92,18 @@ def resume(run_dir: str | Path, overrides: Sequence[str] = (), *, callbacks: Seq
                             "for another recipe, train a new run")
     recipe = folder.read_recipe(overrides)
     rank, world = distributed.setup(recipe.train.device)
-    state = folder.load_checkpoint() if folder.has_checkpoint else None
-    trainer = Trainer(recipe, rank=rank, world=world)
+    try:
+        state = folder.load_checkpoint() if folder.has_checkpoint else None
+        trainer = Trainer(recipe, rank=rank, world=world)
+    except KeyboardInterrupt:
+        raise RunInterrupted(folder) from None
     if state is not None:
         trainer.load_state(state)
-    if trainer.done:
+    if trainer.done and folder.status == "complete":
         if rank == 0:
             print(f"{folder.path} is already complete ({trainer.epoch} epochs); nothing to do (raise train.epochs with --set to go on)")
         return Run(folder, trainer.model.eval(), data=trainer.data, epoch=trainer.epoch, step=trainer.step)
+    # (done but not marked complete: stopped after its last checkpoint; fit() runs no step and closes the record)
     if rank == 0:
         folder.remove_stale_temporaries()
         if overrides:
@@ -111,9 +118,28 @@ def resume(run_dir: str | Path, overrides: Sequence[str] = (), *, callbacks: Seq
     resume_step = trainer.step if rank == 0 else None
     trainer.callbacks = [*recipe_callbacks(recipe, _context(trainer)), *callbacks,
                          *run_folder_callbacks(trainer.run, progress=progress, resume_step=resume_step)]
-    trainer.fit()
-    _check_identical(trainer)
+    _fit(trainer, folder)
     return Run(folder, trainer.model.eval(), data=trainer.data, epoch=trainer.epoch, step=trainer.step)
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C once a run folder exists: a KeyboardInterrupt whose message says how to continue the run."""
+
+    def __init__(self, folder: RunFolder) -> None:
+        self.folder = folder
+        kept = "its last checkpoint is kept" if folder.has_checkpoint else "it has no checkpoint yet"
+        super().__init__(f"interrupted; the run is in {folder.path} ({kept}). Continue it with: mixframe resume {folder.path}")
+
+
+def _fit(trainer: Any, folder: RunFolder) -> None:
+    """``trainer.fit()``, with Ctrl-C turned into :class:`RunInterrupted` (how to continue), then the ranks' check."""
+    try:
+        trainer.fit()
+    except RunInterrupted:
+        raise
+    except KeyboardInterrupt:
+        raise RunInterrupted(folder) from None
+    _check_identical(trainer)
 
 
 def _context(trainer: Any) -> BuildContext:

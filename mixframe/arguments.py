@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import tempfile
 from pathlib import Path
 
 from mixframe.errors import MixframeError
@@ -21,6 +23,7 @@ def add_run_dirs(parser: argparse.ArgumentParser, many: bool = True) -> None:
 
 
 def add_device(parser: argparse.ArgumentParser) -> None:
+    """``--device``; a command checks it with :func:`check_device` before loading anything."""
     parser.add_argument("--device", default="cpu", help="torch device to load the runs on (default cpu)")
 
 
@@ -40,3 +43,100 @@ def at_least_one(value: int, option: str) -> None:
 def check_suffix(path: Path, suffixes: tuple[str, ...], what: str) -> None:
     if path.suffix.lower() not in suffixes:
         raise MixframeError(f"--out {path} must end in {' or '.join(suffixes)} ({what})")
+
+
+# -- checks made before any work starts: one message naming the problem ------------------------------------
+MAX_PICTURE_STEPS = 32  # interpolants per row of a picture (the paper's figures use 8 to 10)
+MAX_PICTURE_PAIRS = 32  # rows (pairs) of a picture
+MAX_PICTURE_SAMPLES = 32  # sampled masks per combination in a picture
+MAX_MEASURED_PAIRS = 10_000  # pairs decoded at once by a measurement (each pair holds four images in memory)
+
+
+def at_most(value: int, cap: int, option: str, why: str) -> None:
+    """``value`` within [1, cap]: a picture or measurement whose memory grows with it stays bounded."""
+    at_least_one(value, option)
+    if value > cap:
+        raise MixframeError(f"{option} is at most {cap:,} ({why}), got {value:,}")
+
+
+def check_output_path(path: Path, *, folder: bool = False, option: str | None = "--out") -> Path:
+    """``path`` can be written: a file (or, with ``folder``, a folder that receives new folders) whose
+    place is not under a file, and whose nearest existing folder accepts new files (tried, so that a
+    read-only file system and a root user's rights answer truly). Returns ``path``."""
+    what = f"{option} {path}" if option else str(path)
+    try:
+        _check_output_path(path, folder, option, what)
+    except OSError as err:  # a folder on the way that cannot be searched, say
+        raise MixframeError(f"{what} cannot be written: {err.strerror or err}") from None
+    return path
+
+
+def _check_output_path(path: Path, folder: bool, option: str | None, what: str) -> None:
+    if path.is_symlink() and not path.exists():
+        raise MixframeError(f"{what} is a broken symbolic link (to {os.readlink(path)}); name another path")
+    if path.exists():
+        if folder and not path.is_dir():
+            raise MixframeError(f"{what} is a file; {option or 'it'} names the folder that receives the new folders, "
+                                "so name a folder (it is created when missing)")
+        if not folder and path.is_dir():
+            raise MixframeError(f"{what} is a folder; name a file to write (a new one, or one to replace)")
+    existing = path if folder and path.is_dir() else path.parent
+    while not existing.exists() and not existing.is_symlink() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise MixframeError(f"{what} is under {existing}, which is a file, not a folder; name a path in a folder")
+    problem = _cannot_write(path) if (not folder and path.is_file()) else _cannot_create_in(existing)
+    if problem:
+        raise MixframeError(f"{what} cannot be written: {problem}")
+
+
+def check_writable_folder(path: Path, what: str) -> None:
+    """The existing folder ``path`` accepts new files (``what`` names what would be written there)."""
+    problem = _cannot_create_in(path)
+    if problem:
+        raise MixframeError(f"cannot save {what}: {problem}")
+
+
+def _cannot_create_in(folder: Path) -> str | None:
+    try:
+        fd, name = tempfile.mkstemp(dir=folder, prefix=".mixframe-write-check-")
+    except OSError as err:
+        return f"{folder} does not accept new files ({err.strerror or err})"
+    os.close(fd)
+    Path(name).unlink(missing_ok=True)
+    return None
+
+
+def _cannot_write(file: Path) -> str | None:
+    try:
+        with file.open("ab"):  # appends nothing: the file is unchanged
+            pass
+    except OSError as err:
+        return f"{file} cannot be replaced ({err.strerror or err})"
+    return _cannot_create_in(file.parent)
+
+
+def check_device(name: str, option: str = "--device") -> str:
+    """``name`` is a device torch knows and this machine has (a CUDA device when ``cuda``); returns it."""
+    import torch
+
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError, TypeError):
+        raise MixframeError(f"{option} {name!r} is not a torch device; use cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            built = "" if torch.version.cuda else f" (this torch {torch.__version__} is built without CUDA)"
+            raise MixframeError(f"{option} {name}: no CUDA device is available on this machine{built}; use {option} cpu")
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise MixframeError(f"{option} {name}: this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}")
+    elif device.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise MixframeError(f"{option} {name}: no MPS (Apple GPU) device is available on this machine; use {option} cpu")
+    elif device.type != "cpu":
+        try:
+            torch.empty(1, device=device)
+        except Exception as err:  # noqa: BLE001 - each backend fails its own way
+            raise MixframeError(f"{option} {name}: the device cannot be used here ({type(err).__name__}); use {option} cpu") from None
+    return name

@@ -14,7 +14,9 @@ from collections.abc import Sequence
 from mixframe.errors import MixframeError
 
 
-def build_parser(registry: object) -> argparse.ArgumentParser:
+def build_parser(registry: object, only: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command; with ``only``, the arguments of that command alone are declared (none
+    for ``""``; the others are listed with their help), so that ``mixframe --help`` imports no command's helpers."""
     from mixframe import __version__
 
     parser = argparse.ArgumentParser(prog="mixframe", description="Adversarial Mixup Resynthesis and its baselines, assembled from plugins.")
@@ -22,30 +24,47 @@ def build_parser(registry: object) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name, command in registry.commands().items():  # type: ignore[attr-defined]
-        command.add_arguments(sub.add_parser(name, help=command.help, description=command.help))
+        command_parser = sub.add_parser(name, help=command.help, description=command.help)
+        if only is None or name == only:
+            command.add_arguments(command_parser)
     return parser
+
+
+def chosen_command(argv: Sequence[str], names: Sequence[str]) -> str | None:
+    """The sub-command named in ``argv``: its first word that is not an option (the top-level options take no value)."""
+    for word in argv:
+        if word == "--":
+            return None
+        if not word.startswith("-"):
+            return word if word in names else None
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     name = "mixframe"
+    unwatch = None
     try:
         from mixframe.registry import get_registry
 
         registry = get_registry()
-        for line in registry.warnings():
-            print(f"mixframe: warning: {line}", file=sys.stderr)
-        args = build_parser(registry).parse_args(argv)
+        # warnings now, and those found when the components load (only if the command asks for them)
+        unwatch = registry.watch_warnings(lambda line: print(f"mixframe: warning: {line}", file=sys.stderr))
+        commands = registry.commands()
+        args = build_parser(registry, only=chosen_command(argv, list(commands)) or "").parse_args(argv)
         name = f"mixframe {args.command}"
-        return registry.commands()[args.command].run(args)
+        return commands[args.command].run(args)
     except MixframeError as err:
         print(f"{name}: error: {err}", file=sys.stderr)
         return err.exit_code
-    except KeyboardInterrupt:
-        print(f"{name}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as err:  # one line; once a run folder exists it says how to resume (api.RunInterrupted)
+        print(f"{name}: {str(err) or 'interrupted'}", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0
+    finally:
+        if unwatch is not None:
+            unwatch()
 
 
 if __name__ == "__main__":

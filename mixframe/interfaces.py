@@ -210,7 +210,9 @@ class Regularizer(nn.Module, abc.ABC):
     autoencoder's loss. A regularizer with a critic also implements ``critic_loss`` (named terms
     whose sum the engine minimises with the critic's own optimizer, on detached inputs) and
     ``critic_chance`` (the value each critic term takes for a critic that learns nothing, such as
-    ln 2 for a BCE term), so that logs can show whether the critic learns.
+    ln 2 for a BCE term), so that logs can show whether the critic learns. A critic that can score
+    any batch also implements :class:`ScoresData` (``critic_score``), so that the stall watch can
+    tell a blind critic from a fooled one.
     """
 
     needs_mix: bool = False
@@ -266,6 +268,17 @@ class PredictsMasks(Protocol):
     def masks_for(self, condition: Tensor) -> Tensor: ...
 
     def draw_targets(self, y1: Tensor, y2: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]: ...
+
+
+@runtime_checkable
+class ScoresData(Protocol):
+    """A regularizer whose critic scores arbitrary data: ``critic_score(x)`` maps a batch ``(B, *data.shape)``
+    to ``(B,)`` scores, higher meaning "more like real data" (unconditional: no labels). Called without
+    gradients, in eval mode. Used to probe whether a critic learned anything: a critic at its blind-guess
+    loss may be blind (it tells nothing apart) or fooled (it tells real data from obvious fakes, but not
+    from the autoencoder's outputs); only scores on inputs it was not trained on can say which."""
+
+    def critic_score(self, x: Tensor) -> Tensor: ...
 
 
 @runtime_checkable

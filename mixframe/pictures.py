@@ -100,7 +100,9 @@ def loss_panels(curves: dict[str, list[tuple[int, float]]]) -> list[tuple[str, d
     panels = [("reconstruction (dashed: mean image)", {k: v for k, v in series.items() if k == "ae/reconstruction"}),
               ("autoencoder terms", {k: v for k, v in series.items()
                                      if k.startswith("ae/") and k not in ("ae/reconstruction", "ae/total")}),
-              ("critic terms (dashed: blind guess)", {k: v for k, v in series.items() if k.startswith("critic/")})]
+              ("critic terms (dashed: blind guess)", {k: v for k, v in series.items()
+                                                      if k.startswith("critic/") and not k.endswith("/probe_auc")}),
+              ("critic probe: AUC real vs blends (dashed: blind)", {k: v for k, v in series.items() if k.endswith("/probe_auc")})]
     return [p for p in panels if p[1]]
 
 

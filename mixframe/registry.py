@@ -14,6 +14,16 @@ stable order (built-ins first, then by plugin name) is the one the command line 
 Autoload of third-party plugins is switched off by ``MIXFRAME_DISABLE_PLUGIN_AUTOLOAD=1``; the
 built-ins (entry points of the ``mixframe`` distribution itself) always load. ``MIXFRAME_PLUGINS``
 names extra plugin modules to import (comma separated), with or without autoload.
+
+Loading happens in two phases, so that a command that needs no component (``mixframe --help``,
+``mixframe plugins`` before it lists them) does not wait for torch: the constructor loads the
+built-in command modules (entry points named ``commands-*``, which import nothing heavy at their
+top level), every third-party plugin (in full: it may provide commands; keep your commands in a
+light module with its own entry point) and the in-process and ``MIXFRAME_PLUGINS`` ones, and
+gathers their commands. The other built-ins (mixers, networks, datasets, ...) load on the first
+question about components, plugins, failures or conflicts; warnings found then reach the callback
+given to :meth:`Registry.watch_warnings` at once. For a caller the registry behaves as if it had
+loaded everything in its constructor.
 """
 
 from __future__ import annotations
@@ -35,6 +45,8 @@ from mixframe.registry_types import Command, Component
 
 ENTRY_POINT_GROUP = "mixframe"
 BUILTIN_DISTRIBUTION = "mixframe"
+COMMAND_ENTRY_POINTS = "commands-"
+"""Built-in entry points with this prefix provide commands and import nothing heavy: they load first."""
 
 
 class PluginError(MixframeError):
@@ -146,30 +158,73 @@ class Registry:
         self.autoload = autoload
         self.manager = pluggy.PluginManager(hookspecs.PROJECT)
         self.manager.add_hookspecs(hookspecs)
-        self.failures: list[LoadFailure] = []
-        self.conflicts: list[Conflict] = []
-        """Names that several plugins provide (components and commands), in a stable order."""
+        self._failures: list[LoadFailure] = []
+        self._conflicts: list[Conflict] = []
         self._origin: dict[str, tuple[str, str]] = {}  # plugin name -> (distribution, version)
+        # kind -> name -> plugin -> component, plugins in the stable order (built-ins first, then by name)
+        self._offers: dict[str, dict[str, dict[str, Component]]] = {kind: {} for kind in hookspecs.KINDS}
+        self._commands: dict[str, dict[str, Command]] = {}  # name -> plugin -> command, same order
+        self._gathered: set[str] = set()  # plugins whose commands were gathered
+        self._watchers: list[Callable[[str], None]] = []
+        self._reported = 0  # warnings already handed to the watchers
+        self._later: list[tuple[str, str, str, Any]] | None = None
+        """Built-in entry points not loaded yet (None once everything is loaded)."""
         self._load_entry_points()
         for module_name in filter(None, os.environ.get("MIXFRAME_PLUGINS", "").split(",")):
             self._load(module_name.strip(), "MIXFRAME_PLUGINS", "", lambda m=module_name.strip(): importlib.import_module(m))
         for name, plugin in plugins:
             self._register(name, plugin, "(in process)", "")
-        try:
-            self.manager.check_pending()
-        except pluggy.PluginValidationError as err:
-            name = self.manager.get_name(err.plugin) or repr(err.plugin)
-            dist = self._origin.get(name, ("(unknown)",))[0]
-            raise PluginError(f"plugin {name!r} from {dist} is invalid: {err}; hooks are named "
-                              f"{', '.join(_hook_name(k) for k in (*hookspecs.KINDS, 'command'))}") from None
-        # kind -> name -> plugin -> component, plugins in the stable order (built-ins first, then by name)
-        self._offers: dict[str, dict[str, dict[str, Component]]] = {kind: {} for kind in hookspecs.KINDS}
-        self._commands: dict[str, dict[str, Command]] = {}  # name -> plugin -> command, same order
-        self._gather()
+        self._check_pending()
+        self._gather_commands()
+
+    # -- what the first phase leaves for later ----------------------------------------------------
+    @property
+    def failures(self) -> list[LoadFailure]:
+        """Plugins that failed to load, or whose hook failed (after loading everything)."""
+        self._complete()
+        return self._failures
+
+    @property
+    def conflicts(self) -> list[Conflict]:
+        """Names that several plugins provide (components and commands), in a stable order (after loading everything)."""
+        self._complete()
+        return self._conflicts
+
+    def _complete(self) -> None:
+        """Load the built-ins left for later and gather every component (once)."""
+        if self._later is None:
+            return
+        later, self._later = self._later, None
+        for name, dist, version, loader in later:
+            self._load(name, dist, version, loader)
+        self._check_pending()
+        self._gather_components()
+        self._gather_commands()
+        self._report()
+
+    def watch_warnings(self, report: Callable[[str], None]) -> Callable[[], None]:
+        """Call ``report(line)`` for every warning known now, and for each later one as soon as it is
+        known (the command line prints them as they come, without loading what it does not need).
+        Returns the function that stops the watch."""
+        self._watchers.append(report)
+        for line in self._warnings()[: self._reported]:
+            report(line)
+        self._report()
+        return lambda: self._watchers.remove(report)
+
+    def _report(self) -> None:
+        lines = self._warnings()
+        for line in lines[self._reported:]:
+            for report in self._watchers:
+                report(line)
+        if self._watchers:
+            self._reported = len(lines)
 
     # -- loading ---------------------------------------------------------------------------------
     def _load_entry_points(self) -> None:
+        """Load the first phase's entry points; keep the built-ins that are not ``commands-*`` in ``_later``."""
         seen: set[tuple[str, str]] = set()
+        now, self._later = [], []
         for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: (e.dist is None, e.name)):
             dist = ep.dist.name if ep.dist else "(unknown)"
             version = ep.dist.version if ep.dist else ""
@@ -178,22 +233,27 @@ class Registry:
             seen.add((dist, ep.name))
             if not self.autoload and dist != BUILTIN_DISTRIBUTION:
                 continue
-            self._load(ep.name, dist, version, ep.load)
+            later = dist == BUILTIN_DISTRIBUTION and not ep.name.startswith(COMMAND_ENTRY_POINTS)
+            (self._later if later else now).append((ep.name, dist, version, ep.load))
+        for name, dist, version, loader in now:
+            self._load(name, dist, version, loader)
 
     def _load(self, name: str, dist: str, version: str, loader: Any) -> None:
         try:
             plugin = loader()
         except Exception as err:  # noqa: BLE001 - any import error must be reported, not raised
-            self.failures.append(LoadFailure(name=name, distribution=dist, version=version, error=_one_line(err)))
+            self._failures.append(LoadFailure(name=name, distribution=dist, version=version, error=_one_line(err)))
             return
         self._register(name, plugin, dist, version)
 
     def _register(self, name: str, plugin: Any, dist: str, version: str) -> None:
         if self.manager.is_registered(plugin):
             return
-        if self.manager.has_plugin(name):  # the same plugin name twice: keep the first, report the second
-            taken = self._origin.get(name, ("(unknown)", ""))[0]
-            self.failures.append(LoadFailure(name=name, distribution=dist, version=version,
+        deferred = {entry[0]: entry[1] for entry in self._later or ()}  # built-ins not loaded yet keep their names
+        if self.manager.has_plugin(name) or (name in deferred and dist != BUILTIN_DISTRIBUTION):
+            # the same plugin name twice: keep the first (a built-in first), report the second
+            taken = self._origin.get(name, (deferred.get(name, "(unknown)"), ""))[0]
+            self._failures.append(LoadFailure(name=name, distribution=dist, version=version,
                                              error=f"the plugin name {name!r} is already taken by the plugin from {taken}; "
                                                    "one of the two must rename its entry point"))
             return
@@ -203,14 +263,23 @@ class Registry:
             raise PluginError(f"plugin {name!r} from {dist} is invalid: {err}") from None
         self._origin[name] = (dist, version)
 
+    def _check_pending(self) -> None:
+        try:
+            self.manager.check_pending()
+        except pluggy.PluginValidationError as err:
+            name = self.manager.get_name(err.plugin) or repr(err.plugin)
+            dist = self._origin.get(name, ("(unknown)",))[0]
+            raise PluginError(f"plugin {name!r} from {dist} is invalid: {err}; hooks are named "
+                              f"{', '.join(_hook_name(k) for k in (*hookspecs.KINDS, 'command'))}") from None
+
     def _order(self, plugin: str) -> tuple[bool, str]:
         """The stable order of providers: built-ins first, then by plugin name."""
         return (self._origin.get(plugin, ("",))[0] != BUILTIN_DISTRIBUTION, plugin)
 
-    def _call(self, hook: str, accept: Callable[[Any], bool], what: str) -> list[tuple[str, list[Any]]]:
-        """Each plugin's checked answers to ``hook``, in the stable order; a broken answer is a failure."""
+    def _call(self, hook: str, accept: Callable[[Any], bool], what: str, skip: set[str] = frozenset()) -> list[tuple[str, list[Any]]]:
+        """Each plugin's checked answers to ``hook`` (but those in ``skip``), in the stable order; a broken answer is a failure."""
         out = []
-        impls = getattr(self.manager.hook, hook).get_hookimpls()
+        impls = [i for i in getattr(self.manager.hook, hook).get_hookimpls() if i.plugin_name not in skip]
         for impl in sorted(impls, key=lambda i: self._order(i.plugin_name)):
             provider = impl.plugin_name
             try:
@@ -220,12 +289,12 @@ class Registry:
                         raise TypeError(f"{hook} must return {what}, got {item!r}")
             except Exception as err:  # noqa: BLE001 - a broken plugin must not stop the others
                 dist, version = self._origin.get(provider, ("(unknown)", ""))
-                self.failures.append(LoadFailure(name=provider, distribution=dist, version=version, error=_one_line(err), hook=hook))
+                self._failures.append(LoadFailure(name=provider, distribution=dist, version=version, error=_one_line(err), hook=hook))
                 continue
             out.append((provider, provided))
         return out
 
-    def _gather(self) -> None:
+    def _gather_components(self) -> None:
         for kind in hookspecs.KINDS:
             def accept(item: Any, kind: str = kind) -> bool:
                 return isinstance(item, Component) and item.kind == kind
@@ -233,13 +302,25 @@ class Registry:
             for provider, provided in self._call(_hook_name(kind), accept, f"mixframe.Component objects of kind {kind!r}"):
                 for comp in provided:
                     self._offers[kind].setdefault(comp.name, {}).setdefault(provider, comp)
-        for provider, commands in self._call("mixframe_commands", lambda item: isinstance(item, Command), "mixframe.Command objects"):
+        clashes = [(kind, name, list(by)) for kind in hookspecs.KINDS for name, by in sorted(self._offers[kind].items()) if len(by) > 1]
+        for kind, name, plugins in clashes:
+            self._conflicts.append(Conflict(kind=kind, name=name, providers=tuple(self._provider_info(p) for p in plugins)))
+
+    def _gather_commands(self) -> None:
+        """The commands of the plugins registered since the last call; a name that several plugins provide is a conflict."""
+        gathered = self._call("mixframe_commands", lambda item: isinstance(item, Command), "mixframe.Command objects", skip=self._gathered)
+        self._gathered |= {name for name, _ in self.manager.list_name_plugin()}
+        fresh: set[str] = set()
+        for provider, commands in gathered:
             for cmd in commands:
                 self._commands.setdefault(cmd.name, {}).setdefault(provider, cmd)
-        clashes = [(kind, name, list(by)) for kind in hookspecs.KINDS for name, by in sorted(self._offers[kind].items()) if len(by) > 1]
-        clashes += [("command", name, list(by)) for name, by in sorted(self._commands.items()) if len(by) > 1]
-        for kind, name, plugins in clashes:
-            self.conflicts.append(Conflict(kind=kind, name=name, providers=tuple(self._provider_info(p) for p in plugins)))
+                fresh.add(cmd.name)
+        for name in sorted(fresh):
+            by = self._commands[name]
+            if len(by) > 1:
+                self._commands[name] = dict(sorted(by.items(), key=lambda item: self._order(item[0])))
+                self._conflicts = [c for c in self._conflicts if (c.kind, c.name) != ("command", name)]
+                self._conflicts.append(Conflict(kind="command", name=name, providers=tuple(self._provider_info(p) for p in self._commands[name])))
 
     def _provider_info(self, plugin: str) -> Provider:
         dist, version = self._origin.get(plugin, ("(unknown)", ""))
@@ -248,20 +329,24 @@ class Registry:
     # -- queries ---------------------------------------------------------------------------------
     def names(self, kind: str) -> list[str]:
         """The component names of ``kind`` (a name that several plugins provide appears once)."""
+        self._complete()
         return sorted(self._offers[kind])
 
     def components(self, kind: str) -> list[Component]:
         """One component per name; of a name that several plugins provide, the first provider's
         (see :attr:`conflicts`)."""
+        self._complete()
         return [next(iter(self._offers[kind][n].values())) for n in self.names(kind)]
 
     def providers(self, kind: str, name: str) -> list[str]:
         """The plugins that provide ``kind`` ``name``, in the stable order (empty if none)."""
+        self._complete()
         return list(self._offers.get(kind, {}).get(name, {}))
 
     def provider(self, kind: str, name: str) -> str:
         """The plugin that provides ``name`` (``PLUGIN:NAME`` gives PLUGIN; a name that several
         plugins provide gives the first of them)."""
+        self._complete()
         if isinstance(name, str) and name not in self._offers[kind] and ":" in name:
             plugin, _, bare = name.partition(":")
             if plugin in self._offers[kind].get(bare, {}):
@@ -278,6 +363,7 @@ class Registry:
         :class:`AmbiguousComponentError` for a name several plugins provide, asked for without
         ``PLUGIN:``.
         """
+        self._complete()
         if kind not in self._offers:
             raise UnknownComponentError(f"unknown component kind {kind!r}; choices: {', '.join(hookspecs.KINDS)}{suggest(kind, hookspecs.KINDS)}")
         offers = self._offers[kind]
@@ -321,9 +407,15 @@ class Registry:
     def warnings(self) -> list[str]:
         """One line per plugin that failed to load (or whose hook failed) and per name that several
         plugins provide, each saying what happened and what to do; empty when all is well."""
-        return [f"{f.describe()}; {f.advice()}" for f in self.failures] + [c.describe() for c in self.conflicts]
+        self._complete()
+        return self._warnings()
+
+    def _warnings(self) -> list[str]:
+        """The warnings known so far (without loading what is left for later)."""
+        return [f"{f.describe()}; {f.advice()}" for f in self._failures] + [c.describe() for c in self._conflicts]
 
     def plugins(self) -> list[PluginInfo]:
+        self._complete()
         by_plugin: dict[str, list[tuple[str, str]]] = {}
         for kind in hookspecs.KINDS:
             for name, by in sorted(self._offers[kind].items()):

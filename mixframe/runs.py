@@ -17,28 +17,46 @@ A run folder holds::
     grid.png           the final interpolation grid
 
 Every command and the Python API read and write run folders through :class:`RunFolder` only.
+A run folder is absent or resumable at every moment: it is written as a hidden
+``.NAME.partial-XXXXXXXX`` folder and renamed once its record is complete; every file in it is
+replaced atomically (temporary file, rename) with the user's umask, and ``metrics.csv`` is repaired
+on resume.
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as _dt
+import errno
+import io
 import json
 import os
 import platform
+import secrets
+import shutil
 import sys
 import tempfile
+import time
 from collections import defaultdict
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from mixframe.errors import MixframeError
-from mixframe.interfaces import DataSpec
+
+if TYPE_CHECKING:  # imported where used: the run store is read by commands that do not need torch
+    from mixframe.interfaces import DataSpec
 
 CHECKPOINT_KEYS = ("model", "epoch", "step")
+SCALAR_LINE_END = "\n"  # metrics.csv line ends, whoever writes it (csv.writer would write \r\n)
+STALE_PARTIAL_SECONDS = 24 * 3600  # a folder still being created after a day was left by a killed process
+
+
+class NotSaved(MixframeError):
+    """A result was computed but could not be written into the run folder (the message says where and why)."""
 
 
 def now() -> str:
@@ -46,8 +64,12 @@ def now() -> str:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside ``path``, then rename: a kill never leaves half a file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    """Write to a temporary file beside ``path``, then rename: a kill never leaves half a file.
+
+    The temporary file is created with mode 0666 less the user's umask, like any other file
+    (``tempfile.mkstemp`` would make it 0600, and colleagues could not read the run).
+    """
+    fd, tmp = _create_temporary(path)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -55,8 +77,40 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def _create_temporary(path: Path) -> tuple[int, Path]:
+    """A new file ``.NAME.XXXXXXXX`` beside ``path``, opened for writing, permissions from the umask."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}"
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name beside {path}")
+
+
+def _fsync_folder(path: Path) -> None:
+    """Make a rename inside ``path`` durable (where the platform allows opening a folder)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -80,9 +134,27 @@ def spec_to_dict(spec: DataSpec, label_kind: str) -> dict[str, Any]:
 
 
 def spec_from_dict(data: dict[str, Any]) -> DataSpec:
+    from mixframe.interfaces import DataSpec
+
     fields = {f.name for f in attrs.fields(DataSpec)}
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in fields}
     return DataSpec(**values)
+
+
+def git_commit() -> str | None:
+    """The mixframe checkout's ``git rev-parse HEAD`` (with ``+dirty`` for uncommitted changes), or None
+    outside a git checkout: numbers are tied to the code that made them."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head.stdout.strip() + ("+dirty" if dirty.returncode == 0 and dirty.stdout.strip() else "")
 
 
 def environment(device: Any) -> dict[str, Any]:
@@ -105,6 +177,7 @@ def environment(device: Any) -> dict[str, Any]:
         "device": str(device),
         "cuda": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
         "threads": torch.get_num_threads(),
+        "commit": git_commit(),
         "time": now(),
     }
 
@@ -136,6 +209,7 @@ class RunFolder:
     GRIDS = "grids"
     LOSS_CURVES = "loss_curves.png"
     GRID = "grid.png"
+    PARTIAL = ".partial-"  # a folder being created: .NAME.partial-XXXXXXXX, renamed to NAME when its record is written
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -152,22 +226,62 @@ class RunFolder:
 
     # -- creating and opening --------------------------------------------------------------------------
     @classmethod
-    def create(cls, parent: str | Path, stem: str) -> RunFolder:
-        """A fresh folder ``parent/stem-TIME`` (``-2``, ``-3``... when taken): an existing run is never reused."""
+    def create(cls, parent: str | Path, stem: str, write: Callable[[RunFolder], None] | None = None) -> RunFolder:
+        """A fresh folder ``parent/stem-TIME`` (``-2``, ``-3``... when taken), complete or absent.
+
+        ``write`` fills it (the record: recipe, run.json, ...) while it is a hidden
+        ``.stem-TIME.partial-XXXXXXXX`` folder beside its final place; it is then renamed to the first
+        free name, never over an existing run. A kill before the rename leaves only that hidden folder
+        (a later ``create`` in the same parent removes it once it is a day old); after the rename the
+        folder is a run that ``mixframe resume`` continues.
+        """
         parent = Path(parent)
         try:
             parent.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise MixframeError(f"cannot create the output folder {parent}: {err.strerror or err}") from None
+        cls.remove_stale_partials(parent)
         base = f"{stem}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
-        for n in range(1, 1000):
-            path = parent / (base if n == 1 else f"{base}-{n}")
-            try:
-                path.mkdir()
+        try:
+            tmp = Path(tempfile.mkdtemp(prefix=f".{base}{cls.PARTIAL}", dir=parent))
+        except OSError as err:
+            raise MixframeError(f"cannot create a run folder in {parent}: {err.strerror or err}") from None
+        try:
+            os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it 0700
+            if write is not None:
+                write(cls(tmp))
+            for n in range(1, 1000):
+                path = parent / (base if n == 1 else f"{base}-{n}")
+                if path.exists() or path.is_symlink():
+                    continue
+                try:
+                    os.rename(tmp, path)  # fails on a non-empty folder: an existing run is never replaced
+                except OSError as err:
+                    if err.errno in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR):
+                        continue
+                    raise
+                _fsync_folder(parent)
                 return cls(path)
-            except FileExistsError:
-                continue
-        raise MixframeError(f"could not create a new run folder under {parent}")
+            raise MixframeError(f"could not find a free run folder name under {parent}")
+        except OSError as err:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise MixframeError(f"cannot write a new run folder in {parent}: {err.strerror or err}") from None
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+    @classmethod
+    def remove_stale_partials(cls, parent: Path, older_than: float = STALE_PARTIAL_SECONDS) -> list[Path]:
+        """Hidden ``.NAME.partial-*`` folders of creations killed more than ``older_than`` seconds ago; removed, and returned."""
+        stale = []
+        for p in parent.glob(f".*{cls.PARTIAL}*"):
+            try:
+                if p.is_dir() and not p.is_symlink() and time.time() - p.stat().st_mtime > older_than:
+                    shutil.rmtree(p)
+                    stale.append(p)
+            except OSError:
+                continue  # someone else's, or gone meanwhile: leave it
+        return stale
 
     @classmethod
     def open(cls, path: str | Path) -> RunFolder:
@@ -177,6 +291,9 @@ class RunFolder:
             raise MixframeError(f"{path} does not exist; pass a run folder made by 'mixframe train'")
         if not path.is_dir():
             raise MixframeError(f"{path} is a file, not a run folder; pass a folder made by 'mixframe train'")
+        if path.name.startswith(".") and cls.PARTIAL in path.name:
+            raise MixframeError(f"{path} is a run folder whose creation was stopped before it was complete (it holds no training); "
+                                "delete it and train again")
         if not (path / cls.RECIPE).is_file():
             raise MixframeError(f"{path} is not a mixframe run folder (no {cls.RECIPE}); pass a folder made by 'mixframe train'")
         return cls(path)
@@ -227,7 +344,7 @@ class RunFolder:
     def remove_stale_temporaries(self) -> list[Path]:
         """Temporary files left by a kill during an atomic write (``.checkpoint.pt.XXXX``); removed, and returned."""
         stale = [p for p in self.path.glob(".*.*") if p.is_file() and p.name.startswith(tuple(f".{n}." for n in (
-            self.CHECKPOINT, self.RUN, self.RECIPE, self.EVALUATION, self.DATA)))]
+            self.CHECKPOINT, self.RUN, self.RECIPE, self.EVALUATION, self.DATA, self.METRICS, self.ENVIRONMENT, self.PLUGINS)))]
         for p in stale:
             p.unlink(missing_ok=True)
         return stale
@@ -257,7 +374,10 @@ class RunFolder:
             return [row for row in csv.DictReader(f) if row.get("name") and row.get("value") not in (None, "")]
 
     def truncate_scalars(self, step: int) -> None:
-        """Drop rows logged after ``step`` (the checkpoint's position), so that a resumed run logs each step once."""
+        """Drop rows logged after ``step`` (the checkpoint's position), so that a resumed run logs each step once.
+
+        Also drops a row cut short by a kill, and writes ``\n`` line ends, as :class:`ScalarLog` does.
+        """
         path = self.file(self.METRICS)
         if not path.is_file():
             return
@@ -266,8 +386,10 @@ class RunFolder:
         if not rows:  # killed after creating the file, before its header
             path.unlink()
             return
-        keep = [rows[0]] + [r for r in rows[1:] if r and r[0].isdigit() and int(r[0]) <= step]
-        atomic_write_bytes(path, "".join(",".join(r) + "\n" for r in keep).encode())
+        keep = [rows[0]] + [r for r in rows[1:] if len(r) == len(rows[0]) and r[0].isdigit() and int(r[0]) <= step]
+        text = io.StringIO()
+        csv.writer(text, lineterminator=SCALAR_LINE_END).writerows(keep)
+        atomic_write_bytes(path, text.getvalue().encode())
 
     # -- evaluation --------------------------------------------------------------------------------------
     def evaluation(self) -> dict[str, Any]:
@@ -276,8 +398,11 @@ class RunFolder:
     def write_evaluation(self, results: dict[str, dict[str, float]], epoch: int, step: int) -> None:
         """Merge ``results`` (metric -> values) into evaluation.json."""
         by_metric = {**self.evaluation().get("by_metric", {}), **results}
-        write_json(self.file(self.EVALUATION), {"run": self.name, "epoch": epoch, "step": step, "evaluated": now(),
-                                                "by_metric": by_metric, "metrics": {k: v for m in by_metric.values() for k, v in m.items()}})
+        try:
+            write_json(self.file(self.EVALUATION), {"run": self.name, "epoch": epoch, "step": step, "evaluated": now(),
+                                                    "by_metric": by_metric, "metrics": {k: v for m in by_metric.values() for k, v in m.items()}})
+        except OSError as err:
+            raise NotSaved(f"could not save {self.file(self.EVALUATION)}: {err.strerror or err}") from None
 
     def pictures(self) -> list[Path]:
         """loss_curves.png and grid.png first, then every other PNG in the folder (masks.png, ...)."""
@@ -287,8 +412,6 @@ class RunFolder:
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     """Write ``state`` to a temporary file beside ``path``, then rename: a kill never leaves half a file."""
-    import io
-
     import torch
 
     buffer = io.BytesIO()

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from mixframe.errors import MixframeError
 from mixframe.interfaces import BuildContext, Callback
-from mixframe.runs import RunFolder, now
+from mixframe.runs import SCALAR_LINE_END, RunFolder, now
 
 
 class ScalarLog(Callback):
@@ -39,7 +39,7 @@ class ScalarLog(Callback):
             self.run.truncate_scalars(self.resume_step)
         new = not path.exists()
         self.file = path.open("a", newline="")
-        self.csv = csv.writer(self.file)
+        self.csv = csv.writer(self.file, lineterminator=SCALAR_LINE_END)  # the line ends truncate_scalars writes
         if new:
             self.csv.writerow(["step", "epoch", "name", "value"])
         self.tb = SummaryWriter(str(self.run.file(RunFolder.TENSORBOARD)), purge_step=self.resume_step)
@@ -69,9 +69,12 @@ class ScalarLog(Callback):
 
     def close(self) -> None:
         if self.file is not None:
-            self.file.close()
-            self.tb.close()
-            self.file = None
+            file, self.file = self.file, None
+            try:  # on a full disk the last rows may not flush: the run's own error is the one to report
+                file.close()
+                self.tb.close()
+            except OSError:
+                pass
 
 
 class Checkpoints(Callback):
@@ -92,6 +95,8 @@ class RunStatus(Callback):
         self.run = run
 
     def on_end(self, trainer: Any, summary: dict[str, float]) -> None:
+        if not summary:  # a resume that found the last checkpoint already final: the last logged epoch means
+            summary = {k: v[-1][1] for k, v in self.run.epoch_curves().items() if v}
         self.run.update_info(status="complete", finished=now(), epoch=trainer.epoch, step=trainer.step, world_size=trainer.world,
                              stopped_early=trainer.should_stop,
                              ranks_identical=trainer.ranks_identical, final={k: round(v, 6) for k, v in summary.items()})
@@ -105,8 +110,11 @@ class RunStatus(Callback):
             status = "interrupted"
         else:
             status = "failed"
-        self.run.update_info(status=status, stopped=now(), epoch=trainer.epoch, step=trainer.step,
-                             error=str(error) or type(error).__name__)
+        try:
+            self.run.update_info(status=status, stopped=now(), epoch=trainer.epoch, step=trainer.step,
+                                 error=str(error) or type(error).__name__)
+        except (OSError, MixframeError):  # a full disk or a damaged run.json: the error that stopped the run is what to show
+            pass
 
 
 class Progress(Callback):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from mixframe import Command, hookimpl
-from mixframe.arguments import add_device, add_run_dirs
+from mixframe import Command, MixframeError, RunFolder, hookimpl
+from mixframe.arguments import add_device, add_run_dirs, check_device, check_writable_folder
+from mixframe.runs import NotSaved
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,13 +20,22 @@ def run(args: argparse.Namespace) -> int:
     import mixframe
     from mixframe.evaluation import evaluate, format_table
 
-    table = {}
+    check_device(args.device)
+    for run_dir in args.run_dirs:  # every folder is a run that takes its evaluation.json, before any metric is computed
+        folder = RunFolder.open(run_dir)
+        check_writable_folder(folder.path, f"the metrics of {folder.path} (its {RunFolder.EVALUATION})")
+    table, unsaved = {}, []
     for run_dir in args.run_dirs:
         print(f"{run_dir}:")
         trained = mixframe.load_run(run_dir, device=args.device)
-        table[trained.name] = evaluate(trained, args.metric, echo=True)
+        try:
+            table[trained.name] = evaluate(trained, args.metric, echo=True)
+        except NotSaved as err:  # the metrics were printed as they finished
+            unsaved.append(str(err))
     print()
     print(format_table(table))
+    if unsaved:
+        raise MixframeError("the metrics printed above were computed but not saved: " + "; ".join(unsaved))
     return 0
 
 

@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 
 from mixframe import Command, hookimpl
-from mixframe.arguments import add_device, add_run_dirs, add_seed, check_suffix
+from mixframe.arguments import (MAX_PICTURE_PAIRS, MAX_PICTURE_STEPS, add_device, add_run_dirs, add_seed, at_most, check_device,
+                                check_output_path, check_suffix)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,7 +27,11 @@ def run(args: argparse.Namespace) -> int:
     from mixframe.interpolate import check_steps, interpolation_png, load_runs
 
     check_suffix(args.out, (".png",), "the picture is a PNG file")
+    check_output_path(args.out)
+    check_device(args.device)
     check_steps(args.steps)
+    at_most(args.steps, MAX_PICTURE_STEPS, "--steps", "interpolants per row of the picture")
+    at_most(args.pairs, MAX_PICTURE_PAIRS, "--pairs", "rows of the picture per run")
     runs = load_runs(args.run_dirs, device=args.device)
     png = interpolation_png(runs, args.pairs, args.steps, args.mode, args.split, args.seed)
     args.out.parent.mkdir(parents=True, exist_ok=True)

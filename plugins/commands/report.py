@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from mixframe import Command, hookimpl
-from mixframe.arguments import add_run_dirs, check_suffix
+from mixframe.arguments import MAX_PICTURE_PAIRS, MAX_PICTURE_STEPS, add_run_dirs, at_most, check_output_path, check_suffix
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,6 +21,9 @@ def run(args: argparse.Namespace) -> int:
     from mixframe.report import build_report
 
     check_suffix(args.out, (".html", ".htm"), "the report is one HTML page")
+    check_output_path(args.out)
+    at_most(args.pairs, MAX_PICTURE_PAIRS, "--pairs", "rows of the interpolation picture")
+    at_most(args.steps, MAX_PICTURE_STEPS, "--steps", "interpolants per row of the interpolation picture")
     page = build_report(args.run_dirs, pairs=args.pairs, steps=args.steps, interpolation=not args.no_interpolation)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(page, encoding="utf-8")

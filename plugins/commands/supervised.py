@@ -1,8 +1,9 @@
 """Supervised AMR: the class mixer's masks (the paper's Figure 6), supervised mix grids, and the
 attribute-accuracy measurement.
 
-Sub-commands (through the ``mixframe_commands`` hook); they serve any mixer implementing
-:class:`mixframe.PredictsMasks` (the built-in class mixer does):
+Sub-commands (registered by the light module ``supervised_commands.py``, which imports this one when
+one of them runs); they serve any mixer implementing :class:`mixframe.PredictsMasks` (the built-in
+class mixer does):
 
 ``mixframe masks RUN``
     p = masks_for(c) and sampled masks m for every combination c of the mask network's input (y_mix,
@@ -27,8 +28,9 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from mixframe import Command, MixframeError, PredictsMasks, blend, hookimpl
-from mixframe.arguments import add_device, add_run_dirs, add_seed, at_least_one
+from mixframe import MixframeError, PredictsMasks, RunFolder, blend
+from mixframe.arguments import (MAX_MEASURED_PAIRS, MAX_PICTURE_PAIRS, MAX_PICTURE_SAMPLES, add_device, add_run_dirs, add_seed, at_least_one,
+                                at_most, check_device, check_output_path, check_writable_folder)
 from mixframe.interfaces import DataBundle
 
 MAX_ATTRIBUTES = 6
@@ -343,6 +345,10 @@ def accuracy_arguments(p: argparse.ArgumentParser) -> None:
     add_device(p)
 
 
+def _default_out(run_dir: Path, name: str) -> Path:
+    return RunFolder.open(run_dir).file(name)  # a message when run_dir is not a run, before its writability is checked
+
+
 def _load(run_dir: Path, device: str) -> Any:
     from mixframe import load_run
 
@@ -352,11 +358,13 @@ def _load(run_dir: Path, device: str) -> Any:
 def cmd_masks(args: argparse.Namespace) -> int:
     from mixframe.runs import write_json
 
-    at_least_one(args.samples, "--samples")
+    at_most(args.samples, MAX_PICTURE_SAMPLES, "--samples", "rows of masks per combination in the picture")
+    check_device(args.device)
+    out = check_output_path(args.out or _default_out(args.run_dir, "masks.png"))
+    check_output_path(out.with_suffix(".json"))
     run = _load(args.run_dir, args.device)
     table = mask_table(run, samples=args.samples, seed=args.seed)
     rows = mask_summary(table)
-    out = args.out or run.dir / "masks.png"
     save_masks_picture(table, out, title=f"{run.name}: class mixer masks ({run.recipe.data.name}, epoch {run.epoch})")
     write_json(out.with_suffix(".json"), {"run": str(run.dir), "attributes": list(table["attributes"]), "samples": args.samples,
                                           "seed": args.seed, "maps": int(table["p"].shape[1]), "combinations": rows})
@@ -366,7 +374,9 @@ def cmd_masks(args: argparse.Namespace) -> int:
 
 
 def cmd_supervised_grid(args: argparse.Namespace) -> int:
-    at_least_one(args.pairs, "--pairs")
+    at_most(args.pairs, MAX_PICTURE_PAIRS, "--pairs", "rows of the picture")
+    check_device(args.device)
+    out = check_output_path(args.out or _default_out(args.run_dir, "supervised_grid.png"))
     run = _load(args.run_dir, args.device)
     class_mixer_of(run)
     from mixframe.pictures import first_pairs
@@ -381,7 +391,6 @@ def cmd_supervised_grid(args: argparse.Namespace) -> int:
     columns = ["x1", "x2", *(bits(y) for y in combos)]
     row_labels = [f"{bits(ys[i])} + {bits(ys[n + i])}" for i in range(n)]
     names = ", ".join(run.spec.attribute_names)
-    out = args.out or run.dir / "supervised_grid.png"
     aim = ("the mix aimed at y_mix" if run.mixer.mask_condition == "y_mix"
            else "the mix taking each attribute from x1 (1) or x2 (0)")
     save_labelled_grid(rows, columns, row_labels, run.data, out,
@@ -393,8 +402,11 @@ def cmd_supervised_grid(args: argparse.Namespace) -> int:
 def cmd_attribute_accuracy(args: argparse.Namespace) -> int:
     from mixframe.runs import write_json
 
-    at_least_one(args.pairs, "--pairs")
+    at_most(args.pairs, MAX_MEASURED_PAIRS, "--pairs", "the pairs' images are decoded and held in memory at once")
     at_least_one(args.classifier_epochs, "--classifier-epochs")
+    check_device(args.device)
+    for run_dir in args.run_dirs:
+        check_writable_folder(RunFolder.open(run_dir).path, f"the results of {run_dir} (its attribute_accuracy.json)")
     classifiers: dict[str, tuple[Predict, dict[str, float]]] = {}
     results = []
     for run_dir in args.run_dirs:
@@ -417,15 +429,3 @@ def cmd_attribute_accuracy(args: argparse.Namespace) -> int:
           "recon: reconstructions read as their own labels. Written to RUN_DIR/attribute_accuracy.json")
     return 0
 
-
-@hookimpl
-def mixframe_commands() -> list[Command]:
-    return [
-        Command(name="masks", help="supervised AMR: the class mixer's masks p and sampled m per attribute combination (Figure 6)",
-                add_arguments=masks_arguments, run=cmd_masks),
-        Command(name="supervised-grid", help="supervised AMR: decoded mixes of test pairs aimed at every attribute combination",
-                add_arguments=grid_arguments, run=cmd_supervised_grid),
-        Command(name="attribute-accuracy",
-                help="supervised AMR: how often an attribute classifier reads y_mix in decoded mixes (see docs/supervised.md)",
-                add_arguments=accuracy_arguments, run=cmd_attribute_accuracy),
-    ]

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from mixframe import Command, hookimpl
-from mixframe.arguments import add_overrides, add_progress
+from mixframe.arguments import add_overrides, add_progress, check_output_path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,6 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from mixframe.sweep import sweep
 
+    check_output_path(args.out, folder=True)
     folder = sweep(args.recipe, args.grid, seeds=args.seeds, metrics=args.metric, overrides=args.overrides, out=args.out,
                    progress=not args.no_progress)
     print(f"\nsweep folder: {folder} (summary.md, sweep.json)")

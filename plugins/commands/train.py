@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from mixframe import Command, hookimpl
-from mixframe.arguments import add_overrides, add_progress
+from mixframe.arguments import add_overrides, add_progress, check_output_path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,6 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import mixframe
 
+    check_output_path(args.out, folder=True)
     result = mixframe.train(args.recipe, args.overrides, out=args.out, name=args.name, progress=not args.no_progress)
     if result.folder.info().get("status") == "complete":
         print(f"run complete: {result.dir}")

@@ -1,8 +1,13 @@
 """A 2-D Archimedean spiral, the data distribution of AMR's spiral study (seed section 7.2).
 
-The noiseless curve is ``r = theta / theta_end``, ``(x, y) = r (cos theta, sin theta)`` for
-``theta`` in ``[pi/2, theta_end]`` with ``theta_end = pi/2 + 2 pi turns``, so points lie in
-[-1, 1]^2 and successive arms are ``2 pi / theta_end`` apart (0.5 with the default 1.75 turns). Each example is a point at a
+The noiseless curve is ``(x, y) = r (cos theta, sin theta)`` for ``theta`` in ``[pi/2, theta_end]``
+with ``theta_end = pi/2 + 2 pi turns``, and ``r`` growing linearly with ``theta`` from
+``inner_radius`` to 1, so points lie in [-1, 1]^2. By default (``inner_radius: null``) the spiral
+starts where an Archimedean spiral from the origin would, ``r = theta / theta_end`` (inner radius
+``1 / (1 + 4 turns)``, 0.125 at 1.75 turns), and successive arms are ``2 pi / theta_end`` apart (0.5
+with the default 1.75 turns); in general they are ``2 pi (1 - inner_radius) / (theta_end - pi/2)``
+apart. ``turns``, ``inner_radius`` and ``noise`` are parameters so that other published spiral
+set-ups can be matched. Each example is a point at a
 curve parameter ``t ~ U(0, 1)`` (theta linear in t) plus isotropic Gaussian noise of std
 ``noise``. ``y`` is ``t`` (a float; ``label_kind`` is "none").
 
@@ -35,21 +40,28 @@ class SpiralConfig:
     noise: float = param(0.02, help="std of the Gaussian noise added to each point (the arms are 0.5 apart at 1.75 turns)",
                          validator=in_range(0.0, 0.2))
     turns: float = param(1.75, help="number of turns of the spiral", validator=in_range(0.5, 4.0))
+    inner_radius: float | None = param(None, help="radius where the spiral starts, the outer end being at 1 "
+                                       "(null: 1 / (1 + 4 turns), an Archimedean spiral from the origin)",
+                                       validator=in_range(0.0, 0.95))
     seed: int = param(0, help="fixes the points and the split")
 
 
 class SpiralCurve:
     """The noiseless spiral: points from curve parameters, and distances of points to the curve."""
 
-    def __init__(self, turns: float, noise: float) -> None:
+    def __init__(self, turns: float, noise: float, inner_radius: float | None = None) -> None:
         self.theta_end = THETA_START + 2 * math.pi * turns
+        self.inner_radius = inner_radius
         self.on_manifold_threshold = max(3.0 * noise, 0.01)
         self.dense = self.points(torch.linspace(0.0, 1.0, DENSE_POINTS, dtype=torch.float64))
 
     def points(self, t: Tensor) -> Tensor:
         """Points (N, 2) on the curve at parameters t (N,) in [0, 1]."""
         theta = THETA_START + t * (self.theta_end - THETA_START)
-        r = theta / self.theta_end
+        if self.inner_radius is None:
+            r = theta / self.theta_end
+        else:
+            r = self.inner_radius + (1.0 - self.inner_radius) * t
         return torch.stack([r * torch.cos(theta), r * torch.sin(theta)], dim=1)
 
     def distance_to_manifold(self, points: Tensor) -> Tensor:
@@ -64,7 +76,7 @@ class SpiralCurve:
 
 def build(config: SpiralConfig) -> DataBundle:
     """Noisy points on the spiral, cut into fixed train/val/test splits."""
-    curve = SpiralCurve(config.turns, config.noise)
+    curve = SpiralCurve(config.turns, config.noise, config.inner_radius)
     gen = seeded(config.seed)
     total = config.n_train + config.n_val + config.n_test
     t = torch.rand(total, generator=gen, dtype=torch.float64)

@@ -1,8 +1,9 @@
 """Shared helpers for the built-in metrics: seeding, loading splits, and a small judge network.
 
 Not a plugin (no entry point names it). Every metric draws its randomness from
-:func:`metric_rng`, so that a metric's numbers depend only on the run's seed and the metric's own
-``seed``, never on global random state.
+:func:`metric_rng`, so that a metric's numbers depend only on its own evaluation ``seed`` (the same
+for every run of a dataset, whatever the run's training seed), never on global random state: every
+run is scored on the same pairs, subsets and judges, so methods can be compared seed for seed.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from mixframe import DataBundle, MixframeError
 
 
-def metric_rng(run_seed: int, seed: int) -> np.random.Generator:
-    """A numpy generator determined by the run's seed and the metric's seed only."""
-    return np.random.default_rng(np.random.SeedSequence([int(run_seed) & 0xFFFFFFFF, int(seed) & 0xFFFFFFFF]))
+def metric_rng(seed: int) -> np.random.Generator:
+    """A numpy generator determined by the metric's evaluation seed only (not the run's training seed)."""
+    return np.random.default_rng(np.random.SeedSequence([int(seed) & 0xFFFFFFFF]))
 
 
 def torch_generator(rng: np.random.Generator) -> torch.Generator:

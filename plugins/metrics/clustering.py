@@ -23,7 +23,7 @@ class ClusteringConfig:
     max_iter: int = param(300, validator=positive, help="k-means iterations per restart")
     max_train: int | None = param(None, validator=positive, help="fit whitening and k-means on at most this many training codes (null: all)")
     whiten: bool = param(True, help="SVD-whiten the codes before k-means, as ACAI does")
-    seed: int = param(0, help="combined with the run's seed for the k-means starts and the training subsample")
+    seed: int = param(0, help="evaluation seed, the same for every run (not the run's seed), for the k-means starts and the training subsample")
 
 
 def cluster_accuracy(clusters: np.ndarray, labels: np.ndarray) -> float:
@@ -70,7 +70,7 @@ class ClusteringMetric(Metric):
 
     def evaluate(self, run: Run) -> dict[str, float]:
         k = require_class_labels(run.data, "clustering")
-        rng = metric_rng(run.seed, self.config.seed)
+        rng = metric_rng(self.config.seed)
         train, _ = run.codes("train")
         test, test_labels = run.codes("test")
         train = train.reshape(len(train), -1)[pick(len(train), self.config.max_train, rng)]

@@ -51,7 +51,7 @@ class DisentanglementConfig:
     min_std_ratio: float = param(0.01, validator=in_range(0.0, 1.0),
                                  help="code dimensions whose global std is below this fraction of the largest are collapsed and ignored")
     batch_size: int = param(1024, validator=positive, help="factor vectors rendered and encoded at a time")
-    seed: int = param(0, help="combined with the run's seed for every draw")
+    seed: int = param(0, help="evaluation seed, the same for every run (not the run's seed), for every draw")
 
 
 def varying_factors(factor_sizes: tuple[int, ...]) -> np.ndarray:
@@ -147,7 +147,7 @@ class DisentanglementMetric(Metric):
         def encode(factors: Tensor) -> np.ndarray:
             return to_numpy(run.encode(generator.render(factors))).reshape(len(factors), -1)
 
-        rng = metric_rng(run.seed, cfg.seed)
+        rng = metric_rng(cfg.seed)
         sizes = tuple(data.spec.factor_sizes)
         out = factorvae_score(encode, generator.sample_factors, sizes, n_global=cfg.n_global, L=cfg.factorvae_L,
                               train_votes=cfg.factorvae_train_votes, test_votes=cfg.factorvae_test_votes, rng=rng,

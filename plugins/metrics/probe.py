@@ -44,7 +44,7 @@ class ProbeConfig:
                                         help="labelled training examples per class for the few-label probes (empty: none)")
     repeats: int = param(3, validator=positive, help="random draws of the few labelled examples, averaged")
     max_iter: int = param(1000, validator=positive, help="L-BFGS iterations per fit")
-    seed: int = param(0, help="combined with the run's seed to draw the few labelled examples")
+    seed: int = param(0, help="evaluation seed, the same for every run (not the run's seed), to draw the few labelled examples")
 
 
 def fit_probe(train: Split, val: Split, test: Split, c_grid: Sequence[float], max_iter: int = 1000) -> tuple[float, float]:
@@ -103,7 +103,7 @@ class ProbeMetric(Metric):
         require_class_labels(run.data, "probe")
         splits = [run.codes(name) for name in ("train", "val", "test")]
         train, val, test = [(codes.reshape(len(codes), -1), labels.reshape(-1)) for codes, labels in splits]
-        return probe_scores(train, val, test, self.config, metric_rng(run.seed, self.config.seed))
+        return probe_scores(train, val, test, self.config, metric_rng(self.config.seed))
 
 
 @hookimpl

@@ -68,7 +68,7 @@ class RealismConfig:
     width: int = param(32, validator=positive, help="judge width (the CNN's first layer; its features have twice as many)")
     lr: float = param(3e-3, validator=positive, help="judge Adam learning rate")
     batch_size: int = param(128, validator=positive, help="judge training batch size")
-    seed: int = param(0, help="combined with the run's seed for the judge's training and the pairs")
+    seed: int = param(0, help="evaluation seed, the same for every run (not the run's seed), for the judge's training and the pairs")
 
 
 class RealismMetric(Metric):
@@ -80,7 +80,7 @@ class RealismMetric(Metric):
     def evaluate(self, run: Run) -> dict[str, float]:
         cfg = self.config
         k = require_class_labels(run.data, "realism")
-        rng = metric_rng(run.seed, cfg.seed)
+        rng = metric_rng(cfg.seed)
         low, high = run.data.spec.value_range
         x_train, y_train = load(run.data.train, pick(len(run.data.train), cfg.max_train, rng))  # type: ignore[arg-type]
         net = train_judge(x_train, y_train.long(), k, epochs=cfg.epochs, seed=int(rng.integers(0, 2**62)), device=run.device,

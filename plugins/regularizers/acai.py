@@ -95,6 +95,10 @@ class AcaiRegularizer(Regularizer):
         self._alpha(step)  # validates the mixer
         return {"g_mix": self.config.weight * (self._critic(step.x_mix) ** 2).mean()}
 
+    def critic_score(self, x: Tensor) -> Tensor:
+        """-d(x), higher = judged real (:class:`mixframe.interfaces.ScoresData`): d regresses the mixing weight, 0 for real data."""
+        return -self._critic(x)
+
     def critic_chance(self) -> dict[str, float]:
         if self._alpha_moments is None:
             return _chance_levels(0.25, 1 / 12)  # folded alpha ~ U(0, 0.5)

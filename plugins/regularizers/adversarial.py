@@ -140,6 +140,11 @@ class AdversarialRegularizer(Regularizer):
             terms["g_cls"] = self.config.cls_weight * F.binary_cross_entropy_with_logits(self.cls_head(phi), target)
         return terms
 
+    def critic_score(self, x: Tensor) -> Tensor:
+        """The critic's logit per example, higher = judged real (:class:`mixframe.interfaces.ScoresData`); a projection
+        critic scores its unconditional part psi(phi(x))."""
+        return self.head(self.body(x)).squeeze(1)
+
     def critic_chance(self) -> dict[str, float]:
         real, fake = chance(self.config.loss, len(self.config.judge))
         out = {"d_real": real}

@@ -1,0 +1,521 @@
+"""Run folders stay true and user mistakes stay messages: kills at any moment, Ctrl-C, full disks, paths and devices.
+
+Every command-line case asserts the exit status (2, or 130 for an interrupt), the message, and that no
+traceback was printed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+import mixframe
+from mixframe import MixframeError, RunFolder
+from mixframe.cli import main
+from mixframe.engine import Trainer
+from mixframe.runs import atomic_write_bytes, load_checkpoint
+
+ROOT = Path(__file__).resolve().parent.parent
+SPIRAL = ROOT / "recipes" / "spiral_amr.yaml"
+TINY = ["data.n_train=256", "data.n_val=64", "data.n_test=64", "train.batch_size=64", "train.epochs=2", "encoder.hidden=[16, 16]",
+        "decoder.hidden=[16, 16]", "discriminator.hidden=[16, 16]", "train.log_every=1", "callbacks=[]"]
+CHECKPOINT = RunFolder.CHECKPOINT
+
+
+def sets(overrides: list[str]) -> list[str]:
+    return [a for s in overrides for a in ("--set", s)]
+
+
+def cli(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str, str]:
+    """``mixframe ARGS`` in this process: (status, stdout, stderr); a traceback is never part of it."""
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err, err
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def spiral_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny finished spiral run (2 epochs, checkpoint at each): copy it before changing it."""
+    run = mixframe.train(SPIRAL, [*TINY, "train.checkpoint_every=1"], out=tmp_path_factory.mktemp("safety") / "runs", progress=False)
+    return run.dir
+
+
+def copy_run(run: Path, to: Path) -> Path:
+    return Path(shutil.copytree(run, to / run.name))
+
+
+# -- kills at any moment --------------------------------------------------------------------------------------
+KILL_RECIPE = ["data.n_train=256", "data.n_val=64", "data.n_test=64", "train.batch_size=64", "train.epochs=40",
+               "encoder.hidden=[16, 16]", "decoder.hidden=[16, 16]", "discriminator.hidden=[16, 16]", "train.log_every=1",
+               "train.checkpoint_every=1", "callbacks=[]"]
+
+
+def _visible(out: Path) -> list[Path]:
+    return sorted(p for p in out.iterdir() if not p.name.startswith(".")) if out.is_dir() else []
+
+
+def _partials(out: Path) -> list[Path]:
+    return sorted(p for p in out.iterdir() if p.name.startswith(".") and RunFolder.PARTIAL in p.name) if out.is_dir() else []
+
+
+def _assert_absent_or_resumable(out: Path) -> Path | None:
+    """The invariant after every kill: no run folder (hidden partial ones aside), or one that resume can read."""
+    runs = _visible(out)
+    if out.is_dir():
+        assert set(out.iterdir()) == {*runs, *_partials(out)}  # nothing else: no stray temporary beside the runs
+    assert len(runs) <= 1, runs
+    if not runs:
+        return None
+    folder = RunFolder.open(runs[0])
+    assert folder.read_recipe().train.epochs == 40 and folder.status in ("running", "interrupted")
+    assert folder.read_spec() is not None and json.loads(folder.file(RunFolder.ENVIRONMENT).read_text())["packages"]
+    if folder.has_checkpoint:
+        assert load_checkpoint(folder.file(CHECKPOINT))["epoch"] >= 1
+    return folder.path
+
+
+def _wait(proc: subprocess.Popen[bytes], until: Callable[[], bool], timeout: float = 120) -> bool:
+    """Poll every 2 ms until ``until()`` holds (True) or the process ends (False)."""
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and time.monotonic() < deadline:
+        if until():
+            return True
+        time.sleep(0.002)
+    return False
+
+
+@pytest.mark.slow
+def test_a_run_killed_20_times_at_random_moments_resumes_to_the_weights_of_an_uninterrupted_run(tmp_path: Path) -> None:
+    # The uninterrupted reference, in this process (one thread, like the killed processes).
+    reference = mixframe.train(SPIRAL, KILL_RECIPE, out=tmp_path / "reference", progress=False).folder.load_checkpoint()["model"]
+    out = tmp_path / "killed"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    rng = random.Random(20261129)
+    phases = ["start-up", "record", "training", "checkpoint"]
+    seen: dict[str, int] = {p: 0 for p in phases}
+    run_dir: Path | None = None
+    kills = 0
+    while kills < 20:
+        if run_dir is None:
+            cmd = [sys.executable, "-m", "mixframe", "train", str(SPIRAL), "--out", str(out), "--no-progress", *sets(KILL_RECIPE)]
+        else:
+            cmd = [sys.executable, "-m", "mixframe", "resume", str(run_dir), "--no-progress"]
+        phase = phases[kills % 4] if kills < 8 else rng.choice(phases)  # every phase at least twice, then at random
+        metrics = run_dir / RunFolder.METRICS if run_dir else None
+        size_before = metrics.stat().st_size if metrics and metrics.exists() else 0
+        run_json_before = (run_dir / RunFolder.RUN).stat().st_mtime_ns if run_dir else 0
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        def folder() -> Path | None:
+            runs = _visible(out)
+            return runs[0] if runs else None
+
+        if phase == "start-up":  # imports, plugins, recipe, data: before anything is written
+            time.sleep(rng.uniform(0.0, 3.0))
+            caught = proc.poll() is None
+        elif phase == "record":  # train: while the record is written (hidden folder); resume: its run.json update
+            if run_dir is None:
+                caught = _wait(proc, lambda: bool(_partials(out)))
+            else:
+                caught = _wait(proc, lambda: (run_dir / RunFolder.RUN).stat().st_mtime_ns != run_json_before)
+            time.sleep(rng.uniform(0.0, 0.05))
+        elif phase == "training":  # while rows are logged
+            caught = _wait(proc, lambda: (f := folder()) is not None and (f / RunFolder.METRICS).is_file()
+                           and (f / RunFolder.METRICS).stat().st_size > max(size_before, 30))
+            time.sleep(rng.uniform(0.0, 0.2))
+        else:  # while a checkpoint's temporary file is being written
+            caught = _wait(proc, lambda: (f := folder()) is not None and any(f.glob(f".{CHECKPOINT}.*")))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert proc.returncode == -signal.SIGKILL, f"the run finished before kill {kills + 1} ({phase}); give it more epochs"
+        kills += 1
+        seen[phase] += caught
+        run_dir = _assert_absent_or_resumable(out)
+    assert all(seen[p] >= 1 for p in phases[1:]), seen  # the record, training and checkpoint phases were each hit
+    final = subprocess.run([sys.executable, "-m", "mixframe", "resume", str(run_dir), "--no-progress"] if run_dir else
+                           [sys.executable, "-m", "mixframe", "train", str(SPIRAL), "--out", str(out), "--no-progress", *sets(KILL_RECIPE)],
+                           env=env, capture_output=True, text=True, timeout=300)
+    assert final.returncode == 0, final.stderr[-3000:]
+    [run] = _visible(out)
+    folder = RunFolder(run)
+    assert folder.status == "complete" and folder.info()["epoch"] == 40
+    weights = folder.load_checkpoint()["model"]
+    assert weights.keys() == reference.keys()
+    assert all(torch.equal(weights[k], reference[k]) for k in reference)
+    text = folder.file(RunFolder.METRICS).read_bytes()
+    assert b"\r" not in text
+    rows = [line.split(",") for line in text.decode().splitlines()[1:]]
+    steps = [int(r[0]) for r in rows]
+    assert steps == sorted(steps) and steps[-1] == 160
+    assert len({(r[0], r[2]) for r in rows}) == len(rows)  # each (step, name) logged once
+    assert not list(run.glob(".*"))  # no temporary file left behind
+    for partial in _partials(out):  # a kill while the record was written leaves only a hidden, never-resumed folder
+        assert set(os.listdir(partial)) <= {RunFolder.RECIPE, RunFolder.RUN, RunFolder.ENVIRONMENT, RunFolder.PLUGINS, RunFolder.DATA} | {
+            n for n in os.listdir(partial) if n.startswith(".")}
+
+
+# -- run folder creation ----------------------------------------------------------------------------------------
+def test_a_run_folder_appears_complete_or_not_at_all(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    during: list[list[str]] = []
+
+    def write(new: RunFolder) -> None:
+        (new.file(RunFolder.RECIPE)).write_text("schema: 1\n")
+        during.append(sorted(os.listdir(tmp_path)))
+
+    folder = RunFolder.create(tmp_path, "x", write=write)
+    [visible_during] = during
+    assert len(visible_during) == 1 and visible_during[0].startswith(".x-") and RunFolder.PARTIAL in visible_during[0]
+    assert os.listdir(tmp_path) == [folder.name] and (folder.path / RunFolder.RECIPE).is_file()
+
+    def interrupted(new: RunFolder) -> None:
+        new.file(RunFolder.RECIPE).write_text("schema: 1\n")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        RunFolder.create(tmp_path, "y", write=interrupted)
+    assert os.listdir(tmp_path) == [folder.name]  # nothing of the interrupted creation is left
+
+    stale, fresh = tmp_path / ".old-1.partial-abc", tmp_path / ".new-1.partial-def"  # left by kills, a day ago and now
+    for p in (stale, fresh):
+        p.mkdir()
+        (p / RunFolder.RECIPE).write_text("schema: 1\n")
+    os.utime(stale, (time.time() - 2 * 86400,) * 2)
+    RunFolder.create(tmp_path, "z")
+    assert not stale.exists() and fresh.exists()
+    code, _, err = cli(capsys, "resume", fresh)
+    assert code == 2 and "whose creation was stopped before it was complete" in err and "train again" in err
+
+
+def test_files_and_folders_follow_the_users_umask(tmp_path: Path) -> None:
+    old = os.umask(0o027)
+    try:
+        run = mixframe.train(SPIRAL, [*TINY, "train.epochs=1"], out=tmp_path, progress=False)
+        mixframe.resume(run.dir, ["train.epochs=2"], progress=False)
+    finally:
+        os.umask(old)
+    modes = {p.relative_to(tmp_path): p.stat().st_mode & 0o777 for p in [run.dir, *run.dir.rglob("*")]}
+    assert modes[Path(run.name) / CHECKPOINT] == 0o640 and modes[Path(run.name) / RunFolder.RUN] == 0o640
+    assert {m for p, m in modes.items() if (tmp_path / p).is_file()} == {0o640}, modes
+    assert {m for p, m in modes.items() if (tmp_path / p).is_dir()} == {0o750}, modes
+
+
+# -- metrics.csv and temporaries on resume --------------------------------------------------------------------
+def test_metrics_csv_keeps_one_line_end_and_drops_a_row_cut_short(spiral_run: Path, tmp_path: Path) -> None:
+    run = copy_run(spiral_run, tmp_path)
+    metrics = run / RunFolder.METRICS
+    checkpoint_step = load_checkpoint(run / CHECKPOINT)["step"]
+    lines = metrics.read_text().splitlines()
+    assert b"\r" not in metrics.read_bytes()
+    # an older run's CRLF rows, and a row a kill cut in the middle (after the checkpoint)
+    metrics.write_bytes(("\r\n".join(lines) + f"\r\n{checkpoint_step + 1},3,ae/recons").encode())
+    mixframe.resume(run, ["train.epochs=3"], progress=False)
+    text = metrics.read_bytes()
+    assert b"\r" not in text and b"ae/recons\n" not in text
+    rows = [r.split(",") for r in text.decode().splitlines()]
+    assert rows[0] == ["step", "epoch", "name", "value"] and all(len(r) == 4 for r in rows)
+    assert int(rows[-1][0]) == 12
+
+
+def test_an_empty_metrics_csv_and_stale_temporaries_are_repaired_on_resume(spiral_run: Path, tmp_path: Path,
+                                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    run = copy_run(spiral_run, tmp_path)
+    (run / RunFolder.METRICS).write_bytes(b"")  # killed after creating the file, before its header
+    stale = [run / f".{CHECKPOINT}.1f2e3d4c", run / f".{RunFolder.RUN}.0a0b0c0d"]  # killed while writing
+    for p in stale:
+        p.write_bytes(b"")
+    code, _, _ = cli(capsys, "resume", run, "--set", "train.epochs=3", "--no-progress")
+    assert code == 0
+    assert not any(p.exists() for p in stale)
+    rows = (run / RunFolder.METRICS).read_text().splitlines()
+    assert rows[0] == "step,epoch,name,value" and {int(r.split(",")[0]) for r in rows[1:]} == set(range(9, 13))
+
+
+def test_a_run_stopped_after_its_last_checkpoint_is_completed_by_resume(spiral_run: Path, tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    run = copy_run(spiral_run, tmp_path)
+    RunFolder(run).update_info(status="running")  # killed after the final checkpoint, before run.json said complete
+    code, out, _ = cli(capsys, "resume", run, "--no-progress")
+    assert code == 0 and "already complete" not in out
+    info = RunFolder(run).info()
+    assert info["status"] == "complete" and info["epoch"] == 2 and "ae/reconstruction" in info["final"]
+    code, out, _ = cli(capsys, "resume", run, "--no-progress")
+    assert code == 0 and "already complete" in out
+
+
+# -- failures during training mark the run --------------------------------------------------------------------
+def test_a_full_disk_at_the_first_checkpoint_is_a_message_and_marks_the_run_failed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    def full_disk(path: Path, data: bytes) -> None:
+        if path.name == CHECKPOINT:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        atomic_write_bytes(path, data)
+
+    monkeypatch.setattr("mixframe.runs.atomic_write_bytes", full_disk)
+    code, _, err = cli(capsys, "train", SPIRAL, "--out", tmp_path, "--no-progress", *sets(TINY))
+    assert code == 2
+    assert "could not write the checkpoint" in err and "No space left on device; no earlier checkpoint exists" in err
+    assert "then resume the run" in err
+    [run] = tmp_path.iterdir()
+    info = RunFolder(run).info()
+    assert info["status"] == "failed" and "No space left on device" in info["error"]
+    assert not list(run.glob(".*"))
+
+
+def test_a_data_error_found_during_training_marks_the_run_failed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(12):  # files named like images that are not: found only when a minibatch reads them
+        (images / f"im{i:02d}.png").write_bytes(b"not a png " * 20)
+    recipe = tmp_path / "folder.yaml"
+    recipe.write_text(f"""schema: 1
+data: {{kind: image_folder, root: {images}, size: 16, val_fraction: 0.2, test_fraction: 0.2}}
+encoder: {{kind: conv, depth: 4, latent: 4}}
+decoder: {{kind: conv, depth: 4}}
+mixer: {{kind: none}}
+train: {{epochs: 1, batch_size: 4, device: cpu}}
+callbacks: []
+""")
+    code, _, err = cli(capsys, "train", recipe, "--out", tmp_path / "runs", "--no-progress")
+    assert code == 2 and f"image {images}" in err and "is not an image" in err and "replace or remove it" in err
+    [run] = (tmp_path / "runs").iterdir()
+    info = RunFolder(run).info()
+    assert info["status"] == "failed" and "is not an image" in info["error"]
+
+
+# -- Ctrl-C ------------------------------------------------------------------------------------------------------
+def test_ctrl_c_during_training_says_how_to_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    original = Trainer.train_step
+    calls = {"n": 0}
+
+    def interrupted_at_step_6(self: Trainer, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        calls["n"] += 1
+        if calls["n"] == 6:
+            raise KeyboardInterrupt
+        return original(self, x, y)
+
+    monkeypatch.setattr(Trainer, "train_step", interrupted_at_step_6)
+    code, _, err = cli(capsys, "train", SPIRAL, "--out", tmp_path, "--no-progress", *sets([*TINY, "train.checkpoint_every=1"]))
+    [run] = tmp_path.iterdir()
+    assert code == 130
+    assert err.strip().splitlines() == [f"mixframe train: interrupted; the run is in {run} (its last checkpoint is kept). "
+                                        f"Continue it with: mixframe resume {run}"]
+    assert RunFolder(run).status == "interrupted"
+    calls["n"] = 0
+    code, _, err = cli(capsys, "resume", run, "--no-progress")
+    assert code == 130 and f"Continue it with: mixframe resume {run}" in err
+    monkeypatch.undo()
+    code, _, _ = cli(capsys, "resume", run, "--no-progress")
+    assert code == 0 and RunFolder(run).status == "complete"
+
+
+def test_ctrl_c_before_the_run_folder_exists_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("mixframe.runs.plugin_record", interrupted)  # while the record is written
+    code, _, err = cli(capsys, "train", SPIRAL, "--out", tmp_path, "--no-progress", *sets(TINY))
+    assert code == 130 and err == "mixframe train: interrupted\n"
+    assert os.listdir(tmp_path) == []  # the half-written record is gone
+
+
+def test_ctrl_c_during_start_up_is_one_line_and_status_130() -> None:
+    script = Path(sys.executable).with_name("mixframe")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "mixframe"]
+    for delay in (0.7, 1.6):  # while torch and the plugins are imported
+        proc = subprocess.Popen([*command, "recipe", "check", str(SPIRAL)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        if proc.returncode == 0:
+            continue  # a fast machine checked the recipe first
+        assert proc.returncode == 130 and err == "mixframe: interrupted\n", err[-2000:]
+
+
+# -- paths --------------------------------------------------------------------------------------------------------
+CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH = 1, 2
+
+
+@contextlib.contextmanager
+def read_only(folder: Path) -> Iterator[None]:
+    """``folder`` made read-only for this process, also when it runs as root (whose DAC override is dropped meanwhile)."""
+    folder.chmod(0o555)
+    restore = _drop_dac_override() if os.geteuid() == 0 else None
+    try:
+        yield
+    finally:
+        if restore:
+            restore()
+        folder.chmod(0o755)
+
+
+def _drop_dac_override() -> Callable[[], None]:
+    class Header(ctypes.Structure):
+        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+    class Data(ctypes.Structure):
+        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    header, data = Header(0x20080522, 0), (Data * 2)()  # _LINUX_CAPABILITY_VERSION_3
+    if libc.capget(ctypes.byref(header), data) != 0:
+        pytest.skip("cannot read this process's capabilities")
+    saved = data[0].effective
+    data[0].effective &= ~((1 << CAP_DAC_OVERRIDE) | (1 << CAP_DAC_READ_SEARCH))
+    if libc.capset(ctypes.byref(header), data) != 0:
+        pytest.skip("cannot drop CAP_DAC_OVERRIDE to make a folder read-only for root")
+
+    def restore() -> None:
+        data[0].effective = saved
+        libc.capset(ctypes.byref(Header(0x20080522, 0)), data)
+
+    return restore
+
+
+# command -> (arguments before --out given a run folder, what --out names: a folder that receives new ones, or a file)
+OUT_COMMANDS: dict[str, tuple[Callable[[Path], list[str]], str]] = {
+    "train": (lambda run: ["train", str(SPIRAL), *sets(TINY)], "folder"),
+    "sweep": (lambda run: ["sweep", str(SPIRAL), "--grid", "seed=1,2", *sets(TINY)], "folder"),
+    "report": (lambda run: ["report", str(run)], "report.html"),
+    "interpolate": (lambda run: ["interpolate", str(run)], "picture.png"),
+    "masks": (lambda run: ["masks", str(run)], "masks.png"),
+    "supervised-grid": (lambda run: ["supervised-grid", str(run)], "grid.png"),
+}
+
+
+@pytest.mark.parametrize("command", list(OUT_COMMANDS))
+def test_out_paths_are_checked_before_work_starts(command: str, spiral_run: Path, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    args, kind = OUT_COMMANDS[command]
+    name = "runs" if kind == "folder" else kind
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine\n")
+    a_folder = tmp_path / "a_folder"
+    a_folder.mkdir()
+    cases = [(a_file / name, f"is under {a_file}, which is a file, not a folder")]
+    if kind == "folder":
+        cases.append((a_file, f"--out {a_file} is a file; --out names the folder"))
+    else:
+        cases.append((a_folder, f"--out {a_folder} is a folder; name a file"))
+    for out, message in cases:
+        code, stdout, err = cli(capsys, *args(spiral_run), "--out", out)
+        assert code == 2 and message in err, err
+        assert err.count("\n") == 1 and "run folder:" not in stdout
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    with read_only(locked):
+        code, stdout, err = cli(capsys, *args(spiral_run), "--out", locked / name)
+    assert code == 2 and f"cannot be written: {locked} does not accept new files (Permission denied)" in err, err
+    assert a_file.read_text() == "mine\n" and os.listdir(locked) == [] and os.listdir(a_folder) == []
+
+
+def test_out_paths_of_the_python_api_are_checked_before_the_data_is_read(tmp_path: Path) -> None:
+    (tmp_path / "f").write_text("")
+    with pytest.raises(MixframeError, match="is a file; it names the folder"):
+        mixframe.train(SPIRAL, TINY, out=tmp_path / "f", progress=False)
+
+
+def test_evaluate_checks_that_it_can_save_before_computing(spiral_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    run = copy_run(spiral_run, tmp_path)
+    with read_only(run):
+        code, out, err = cli(capsys, "evaluate", run, "--metric", "reconstruction")
+    assert code == 2 and out == ""
+    assert f"cannot save the metrics of {run} (its evaluation.json): {run} does not accept new files (Permission denied)" in err
+
+    def read_only_file_system(path: Path, data: bytes) -> None:  # the folder turns read-only after the check
+        if path.name == RunFolder.EVALUATION:
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+        atomic_write_bytes(path, data)
+
+    monkeypatch.setattr("mixframe.runs.atomic_write_bytes", read_only_file_system)
+    code, out, err = cli(capsys, "evaluate", run, "--metric", "reconstruction")
+    assert code == 2 and "reconstruction: " in out  # the metrics were printed
+    assert "the metrics printed above were computed but not saved" in err and "Read-only file system" in err
+    assert not (run / RunFolder.EVALUATION).exists()
+
+
+# -- devices and sizes ------------------------------------------------------------------------------------------
+DEVICE_COMMANDS = {
+    "evaluate": lambda run: ["evaluate", str(run)],
+    "interpolate": lambda run: ["interpolate", str(run), "--out", str(run.parent / "x.png")],
+    "masks": lambda run: ["masks", str(run)],
+    "supervised-grid": lambda run: ["supervised-grid", str(run)],
+    "attribute-accuracy": lambda run: ["attribute-accuracy", str(run)],
+}
+
+
+@pytest.mark.parametrize("command", list(DEVICE_COMMANDS))
+def test_devices_are_checked_before_loading(command: str, spiral_run: Path, monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    args = DEVICE_COMMANDS[command](spiral_run)
+    code, _, err = cli(capsys, *args, "--device", "nosuch")
+    assert code == 2 and err.endswith("error: --device 'nosuch' is not a torch device; use cpu, cuda, cuda:N or mps\n")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # a machine without a GPU
+    code, _, err = cli(capsys, *args, "--device", "cuda")
+    assert code == 2 and "--device cuda: no CUDA device is available on this machine" in err and "use --device cpu" in err
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["interpolate", "RUN", "--steps", "100000"], "--steps is at most 32 (interpolants per row of the picture), got 100,000"),
+    (["interpolate", "RUN", "--pairs", "100000"], "--pairs is at most 32 (rows of the picture per run), got 100,000"),
+    (["report", "RUN", "RUN", "--steps", "100000"], "--steps is at most 32"),
+    (["report", "RUN", "RUN", "--pairs", "100000"], "--pairs is at most 32"),
+    (["supervised-grid", "RUN", "--pairs", "100000"], "--pairs is at most 32 (rows of the picture)"),
+    (["masks", "RUN", "--samples", "100000"], "--samples is at most 32"),
+    (["attribute-accuracy", "RUN", "--pairs", "1000000000"], "--pairs is at most 10,000"),
+])
+def test_picture_and_measurement_sizes_are_bounded(args: list[str], message: str, spiral_run: Path, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    args = [str(spiral_run) if a == "RUN" else a for a in args]
+    if args[0] in ("interpolate", "report"):
+        args += ["--out", str(tmp_path / ("x.png" if args[0] == "interpolate" else "x.html"))]
+    started = time.perf_counter()
+    code, _, err = cli(capsys, *args)
+    assert code == 2 and message in err, err
+    assert time.perf_counter() - started < 5
+    assert not list(tmp_path.iterdir())
+
+
+# -- checkpoints that do not belong -------------------------------------------------------------------------------
+def test_resume_with_a_checkpoint_of_another_recipe_names_the_mismatch(spiral_run: Path, tmp_path: Path,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    other = mixframe.train(SPIRAL, [*TINY, "train.epochs=1", "encoder.hidden=[8]"], out=tmp_path / "other", progress=False)
+    run = copy_run(spiral_run, tmp_path)
+    RunFolder(run).update_info(status="interrupted")
+    state = load_checkpoint(other.dir / CHECKPOINT)
+    shutil.copyfile(other.dir / CHECKPOINT, run / CHECKPOINT)
+    code, _, err = cli(capsys, "resume", run, "--set", "train.epochs=3", "--no-progress")
+    assert code == 2 and "the checkpoint does not fit the model this recipe builds" in err
+    assert "encoder" in err and "written by another recipe" in err
+    assert err.count("\n") == 1
+    assert load_checkpoint(run / CHECKPOINT)["step"] == state["step"]  # nothing was overwritten
+
+
+@pytest.mark.parametrize("command", ["resume", "evaluate", "interpolate", "masks"])
+def test_a_torch_file_that_is_not_a_checkpoint_is_refused_by_every_command(command: str, spiral_run: Path, tmp_path: Path,
+                                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    run = copy_run(spiral_run, tmp_path)
+    RunFolder(run).update_info(status="interrupted")
+    extra = {"interpolate": ["--out", str(tmp_path / "x.png")], "evaluate": ["--metric", "reconstruction"]}.get(command, [])
+    for content in ({"foo": 1}, torch.zeros(3)):
+        torch.save(content, run / CHECKPOINT)
+        code, _, err = cli(capsys, command, run, *extra)
+        assert code == 2 and "is a torch file but not a mixframe checkpoint" in err, err
+
