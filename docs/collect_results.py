@@ -1,34 +1,127 @@
-"""Print markdown tables (mean ± std over seeds) from sweep folders, for docs/results.md.
+"""Print the markdown tables of docs/results.md from sweep folders: mean ± std over seeds, per-seed values,
+and each method's paired difference to a baseline (and to a no-learning reference) with a bootstrap 95%
+interval (mixframe.stats.paired_difference; a difference is called real only when the interval excludes 0).
 
-    python docs/collect_results.py runs/results probe_acc probe_acc_10 cluster_acc midpoint_confidence mix_fid
+    python docs/collect_results.py RUNS_ROOT --metric on_manifold_fraction --baseline spiral_ae \\
+        --reference data_mix_on_manifold_fraction "data-space averaging" --columns mix_distance_mean rec_mse
+
+Every ``sweep-*`` folder under RUNS_ROOT gives one row per grid point (``RECIPE_STEM`` or
+``RECIPE_STEM: POINT``). ``--baseline`` names the row the others are compared with, seed by seed.
+``--reference KEY LABEL`` adds a row for a metric key that does not depend on training (identical in
+every run, since metrics draw their evaluation sets from a fixed seed) and compares every row with it.
+Runs that ended with a blind critic (last probe AUC at or below 0.6, see the stall_watch callback)
+are flagged in the notes column, not dropped. The runs' thread counts, commits and torch versions are
+printed under the table: numbers depend on them.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
+import math
+import statistics
 from pathlib import Path
+from typing import Any
 
-from mixframe.evaluation import mean_spread, point_label
+from mixframe.runs import RunFolder
+from mixframe.stats import paired_difference
+from mixframe.sweep import point_label
+
+BLIND_AUC = 0.6
 
 
-def main(root: Path, columns: list[str]) -> None:
-    print("| sweep | point | seeds | " + " | ".join(columns) + " |")
-    print("|---" * (len(columns) + 3) + "|")
-    for path in sorted(root.glob("sweep-*/sweep.json")):
+def rows_from(root: Path) -> dict[str, dict[int, dict[str, Any]]]:
+    """Row label -> seed -> {"metrics": ..., "run": path}, from every sweep folder under ``root`` (a later sweep's
+    run of the same row and seed replaces an earlier one)."""
+    rows: dict[str, dict[int, dict[str, Any]]] = {}
+    for path in sorted(root.glob("**/sweep-*/sweep.json")):
         data = json.loads(path.read_text())
-        by_point: dict[str, list[dict[str, float]]] = {}
+        stem = Path(data["recipe"]).stem
         for rec in data["runs"]:
-            by_point.setdefault(point_label(rec["point"]), []).append(rec["metrics"])
-        name = Path(data["recipe"]).stem
-        for label, runs in by_point.items():
-            cells = []
-            for col in columns:
-                values = [r[col] for r in runs if col in r]
-                mean, std = mean_spread(values) if values else (None, None)
-                cells.append("" if mean is None else f"{mean:.3f} ± {std:.3f}")
-            print(f"| {name} | {label} | {len(runs)} | " + " | ".join(cells) + " |")
+            if rec.get("status", "complete") != "complete" or not rec.get("run"):
+                continue  # a failed or unfinished run has no numbers (its sweep's summary.md names it)
+            run = Path(rec["run"])
+            if not run.is_dir() and path.parent.name in run.parts:  # recorded relative to where the sweep was started
+                run = path.parent.joinpath(*run.parts[run.parts.index(path.parent.name) + 1:])
+            label = stem if not rec["point"] else f"{stem}: {point_label(rec['point'])}"
+            rows.setdefault(label, {})[int(rec["seed"])] = {**rec, "run": str(run)}
+    return rows
+
+
+def blind_critics(run_dir: str) -> list[str]:
+    """``NAME (AUC x)`` for each critic whose last probe AUC is at or below BLIND_AUC."""
+    curves = RunFolder(Path(run_dir)).epoch_curves()
+    return [f"{key.split('/')[1]} (AUC {points[-1][1]:.2f})" for key, points in curves.items()
+            if key.endswith("/probe_auc") and points and points[-1][1] <= BLIND_AUC]
+
+
+def environment_line(records: list[dict[str, Any]]) -> str:
+    threads, commits, torches = set(), set(), set()
+    for rec in records:
+        path = Path(rec["run"]) / RunFolder.ENVIRONMENT
+        env = json.loads(path.read_text()) if path.is_file() else {}
+        threads.add(env.get("threads"))
+        commits.add(env.get("commit"))
+        torches.add((env.get("packages") or {}).get("torch"))
+    fmt = lambda values: ", ".join(sorted(str(v) for v in values))  # noqa: E731
+    return f"threads: {fmt(threads)}; commit: {fmt(commits)}; torch: {fmt(torches)}"
+
+
+def mean_std(values: list[float], fixed: bool = True) -> str:
+    """``mean ± std`` (3 decimals, or 3 significant digits when ``fixed`` is False, for small values such as an MSE)."""
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return ""
+    mean, std = statistics.fmean(finite), (statistics.stdev(finite) if len(finite) > 1 else 0.0)
+    return f"{mean:.3f} ± {std:.3f}" if fixed else f"{mean:.3g} ± {std:.2g}"
+
+
+def table(root: Path, metric: str, baseline: str | None, reference: tuple[str, str] | None, columns: list[str]) -> str:
+    rows = rows_from(root)
+    if baseline is not None and baseline not in rows:
+        raise SystemExit(f"--baseline {baseline!r} is not a row; rows: {', '.join(rows)}")
+    base_values = {s: r["metrics"][metric] for s, r in rows[baseline].items() if metric in r["metrics"]} if baseline else None
+    ref_value = None
+    if reference is not None:
+        found = {r["metrics"][reference[0]] for seeds in rows.values() for r in seeds.values() if reference[0] in r["metrics"]}
+        if len(found) > 1:
+            raise SystemExit(f"--reference {reference[0]} differs between runs ({sorted(found)}): it is not a fixed reference")
+        ref_value = found.pop() if found else None
+    head = ["row", "seeds", metric, "per seed"]
+    if baseline:
+        head.append(f"minus {baseline} [95% CI]")
+    if ref_value is not None:
+        head.append(f"minus {reference[1]} [95% CI]")  # type: ignore[index]
+    head += [*columns, "notes"]
+    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    if ref_value is not None:
+        cells = [f"{reference[1]} (no learning)", "-", f"{ref_value:.3f}", "-"] + ["-"] * (bool(baseline) + 1)  # type: ignore[index]
+        lines.append("| " + " | ".join(cells + [""] * len(columns) + ["the same evaluation pairs mixed in data space"]) + " |")
+    for label, seeds in rows.items():
+        values = {s: r["metrics"][metric] for s, r in sorted(seeds.items()) if metric in r["metrics"]}
+        cells = [label, str(len(seeds)), mean_std(list(values.values())), " ".join(f"{v:.3f}" for v in values.values())]
+        if baseline:
+            cells.append("(baseline)" if label == baseline else paired_difference(values, base_values).format())  # type: ignore[arg-type]
+        if ref_value is not None:
+            cells.append(paired_difference(values, ref_value).format())
+        cells += [mean_std([r["metrics"][c] for r in seeds.values() if c in r["metrics"]], fixed=False) for c in columns]
+        notes = [f"seed {s}: blind critic {', '.join(b)}" for s, r in sorted(seeds.items()) if (b := blind_critics(r["run"]))]
+        cells.append("; ".join(notes))
+        lines.append("| " + " | ".join(cells) + " |")
+    records = [r for seeds in rows.values() for r in seeds.values()]
+    return "\n".join(lines) + "\n\nRuns: " + environment_line(records) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("root", type=Path, help="folder holding sweep-* folders (searched recursively)")
+    parser.add_argument("--metric", required=True, help="the metric compared (a key of evaluation.json)")
+    parser.add_argument("--baseline", help="row label of the baseline, e.g. spiral_ae")
+    parser.add_argument("--reference", nargs=2, metavar=("KEY", "LABEL"), help="a no-learning reference metric key and its row label")
+    parser.add_argument("--columns", nargs="*", default=[], help="further metrics shown as mean ± std")
+    args = parser.parse_args(argv)
+    print(table(args.root, args.metric, args.baseline, tuple(args.reference) if args.reference else None, args.columns), end="")
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), sys.argv[2:])
+    main()

@@ -26,7 +26,7 @@ _HOMES = {
     "hookimpl": "mixframe.hookspecs",
     **dict.fromkeys(("BuildContext", "Callback", "DataBundle", "DataSpec", "Decoder", "Discriminator", "Encoder", "KnowsLineAngles",
                      "KnowsManifold", "Metric", "Mixer", "MixResult", "PredictsMasks", "Regularizer", "RendersFactors", "Step",
-                     "blend"), "mixframe.interfaces"),
+                     "blend", "Launcher", "LaunchContext", "RunTask"), "mixframe.interfaces"),
     **dict.fromkeys(("Command", "Component", "Provides", "Requires"), "mixframe.registry_types"),
     "RunFolder": "mixframe.runs",
     **dict.fromkeys(("Run", "load_run", "resume", "train"), "mixframe.api"),
@@ -53,6 +53,7 @@ if TYPE_CHECKING:  # for type checkers and editors: the same names, imported eag
     from mixframe.config import in_range, param, positive
     from mixframe.hookspecs import hookimpl
     from mixframe.interfaces import (BuildContext, Callback, DataBundle, DataSpec, Decoder, Discriminator, Encoder, KnowsLineAngles,
-                                     KnowsManifold, Metric, Mixer, MixResult, PredictsMasks, Regularizer, RendersFactors, Step, blend)
+                                     KnowsManifold, LaunchContext, Launcher, Metric, Mixer, MixResult, PredictsMasks, Regularizer,
+                                     RendersFactors, RunTask, Step, blend)
     from mixframe.registry_types import Command, Component, Provides, Requires
     from mixframe.runs import RunFolder

@@ -26,7 +26,7 @@ hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
 # Component kinds, each answered by the hook ``mixframe_<kind>s``.
-KINDS = ("mixer", "regularizer", "encoder", "decoder", "discriminator", "dataset", "metric", "callback")
+KINDS = ("mixer", "regularizer", "encoder", "decoder", "discriminator", "dataset", "metric", "callback", "launcher")
 
 
 @hookspec
@@ -94,6 +94,16 @@ def mixframe_callbacks() -> Iterable[Component]:
     every recipe that does not list it (the training pictures and stall watches are such defaults).
 
     :return: components of kind ``"callback"``.
+    """
+
+
+@hookspec
+def mixframe_launchers() -> Iterable[Component]:
+    """Launchers: run a sweep's runs, each in a process of its own (:class:`mixframe.Launcher`), on this
+    machine, a Ray cluster, Slurm... ``mixframe sweep --launcher NAME`` chooses one; its config class holds
+    its options (``--launcher-set KEY=VALUE``).
+
+    :return: components of kind ``"launcher"``.
     """
 
 

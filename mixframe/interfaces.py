@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
@@ -337,3 +338,71 @@ class Callback:
     def on_end(self, trainer: Any, summary: dict[str, float]) -> None: ...
 
     def on_failure(self, trainer: Any, error: BaseException) -> None: ...
+
+
+# ---------------------------------------------------------------------------------------------
+# Launchers: how a sweep's runs are started (processes on this machine, Ray tasks, Slurm jobs).
+
+
+@attrs.frozen(kw_only=True)
+class RunTask:
+    """One run of a sweep, as a launcher hands it to :func:`mixframe.sweep.run_task` in a process of its own.
+
+    Plain data (picklable; ``to_dict``/``from_dict`` for JSON), every path absolute. ``key`` names the run
+    within its sweep and ``label`` says which grid point and seed it is, for messages. The run trains
+    ``recipe`` with ``overrides`` into ``out/NAME-TIME`` (or resumes the run folder already there), then
+    computes ``metrics`` (empty: the recipe's). ``log`` receives the process's output. ``threads``: CPU
+    threads for the run (``torch.set_num_threads``), None for torch's default; a launcher sets it with
+    ``attrs.evolve(task, threads=n)``.
+    """
+
+    key: str
+    label: str
+    recipe: str
+    overrides: tuple[str, ...]
+    metrics: tuple[str, ...]
+    out: str
+    name: str
+    log: str
+    threads: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunTask:
+        return cls(**{**data, "overrides": tuple(data["overrides"]), "metrics": tuple(data["metrics"])})
+
+
+@attrs.frozen(kw_only=True)
+class LaunchContext:
+    """What a launcher may need when it is built: ``folder``, the sweep folder (for its own files, such as
+    job scripts and scheduler logs)."""
+
+    folder: Path
+
+
+class LaunchEvents(Protocol):
+    """What a launcher tells the sweep: a run started (``where``: a process id, host, GPU or job id, for
+    the progress line and sweep.json), and a run ended with its ``outcome``."""
+
+    def started(self, task: RunTask, where: str = "") -> None: ...
+
+    def finished(self, task: RunTask, outcome: Mapping[str, Any]) -> None: ...
+
+
+class Launcher(abc.ABC):
+    """Runs the runs of a sweep, each in a process of its own: on this machine, on a Ray cluster, through Slurm.
+
+    Built as ``Launcher(config, context)`` (a :class:`LaunchContext`); ``mixframe sweep --launcher NAME
+    --launcher-set KEY=VALUE`` fills ``config``. ``launch(tasks, events)`` calls
+    :func:`mixframe.sweep.run_task` for every task in a fresh process (directly, as it is picklable, or
+    through ``python -m mixframe.sweep run-one TASK_JSON OUTCOME_FILE``), at most as many at once as its
+    config allows; tells ``events`` when each starts and when it ends, with the dict ``run_task``
+    returned or, for a process that died, ``{"status": "failed", "message": WHY}``; and returns once
+    every task has ended. A run's failure is an outcome, never an exception: the other runs go on. On
+    ``KeyboardInterrupt`` it stops what it started (processes, tasks, jobs) and re-raises.
+    """
+
+    @abc.abstractmethod
+    def launch(self, tasks: Sequence[RunTask], events: LaunchEvents) -> None: ...

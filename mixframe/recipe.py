@@ -5,8 +5,9 @@ the registry (never by import path); each component's parameters are checked by 
 class. Every problem is collected and reported at once, each with its key path, the valid choices
 and a close-match suggestion.
 
-Inheritance: ``extends: base.yaml`` (a path relative to the recipe, or a list of them, applied in
-order) merges the recipe over its base with these rules:
+Inheritance: ``extends: base.yaml`` (a path relative to the recipe, ``shipped:NAME`` for a recipe
+shipped with mixframe, or a list of them, applied in order) merges the recipe over its base with
+these rules:
 
 * mappings merge key by key, recursively;
 * lists and scalars replace the base's value whole (``regularizers`` is a list: restate it whole);
@@ -65,6 +66,9 @@ class TrainConfig:
     checkpoint_every: int = param(1, help="save a checkpoint every this many epochs (and at the end)", validator=positive)
     log_every: int = param(10, help="log scalars every this many minibatches", validator=positive)
     num_workers: int = param(0, help="DataLoader worker processes", validator=in_range(0))
+    compile: bool = param(False, help="run the step's networks under torch.compile (slow to start; for long runs on a GPU)")
+    compile_backend: str = param("inductor", help="torch.compile backend: inductor, or aot_eager to check that a model compiles")
+    channels_last: bool | None = param(None, help="channels-last memory format for images; null: on for CUDA")
 
 
 @attrs.frozen(kw_only=True)
@@ -159,8 +163,11 @@ def merge(base: Any, over: Any) -> Any:
 
 
 def resolve_file(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """The recipe at ``path`` merged over its ``extends`` chain (not yet checked)."""
-    path = Path(path)
+    """The recipe at ``path`` (or a shipped recipe's name, see :mod:`mixframe.shipped`) merged over its
+    ``extends`` chain (not yet checked)."""
+    from mixframe import shipped
+
+    path = shipped.recipe_path(path)
     if path.resolve() in _seen:
         raise RecipeError(str(path), [("extends", "recipes extend each other in a cycle: " + " -> ".join(map(str, (*_seen, path))))])
     raw = read_yaml(path)
@@ -173,10 +180,17 @@ def resolve_file(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         return raw
     listed = [bases] if isinstance(bases, str) else bases
     if not isinstance(listed, list) or not listed or not all(isinstance(b, str) and b for b in listed):
-        raise RecipeError(str(path), [("extends", f"must be a recipe file or a list of them (paths relative to this recipe), got {bases!r}")])
+        raise RecipeError(str(path), [("extends", "must be a recipe file or a list of them (paths relative to this recipe, "
+                                                  f"or shipped:NAME), got {bases!r}")])
     merged: dict[str, Any] = {}
     for base in listed:
-        base_path = (path.parent / base) if not Path(base).is_absolute() else Path(base)
+        if base.startswith(shipped.PREFIX):
+            try:
+                base_path = shipped.path_of(base)
+            except MixframeError as err:
+                raise RecipeError(str(path), [("extends", str(err))]) from None
+        else:
+            base_path = (path.parent / base) if not Path(base).is_absolute() else Path(base)
         if not base_path.exists():
             raise RecipeError(str(path), [("extends", f"base recipe {base_path} does not exist")])
         try:

@@ -8,6 +8,8 @@ A run folder holds::
     plugins.json       the plugins and components that were loaded
     data.json          the data's shape, value range and labels: a run loads without its data
     checkpoint.pt      the latest checkpoint (weights, optimizers, position), written atomically
+    checkpoint_best.pt the checkpoint of the lowest validation loss (the validation callback)
+    train.log          everything training printed (the epoch lines, warnings), without the progress bar
     metrics.csv        step, epoch, name, value (one row per logged scalar)
     warnings.log       every warning printed during training
     evaluation.json    metrics computed by ``mixframe evaluate``
@@ -202,6 +204,8 @@ class RunFolder:
     PLUGINS = "plugins.json"
     DATA = "data.json"
     CHECKPOINT = "checkpoint.pt"
+    CHECKPOINT_BEST = "checkpoint_best.pt"
+    TRAIN_LOG = "train.log"
     METRICS = "metrics.csv"
     WARNINGS = "warnings.log"
     EVALUATION = "evaluation.json"
@@ -344,7 +348,7 @@ class RunFolder:
     def remove_stale_temporaries(self) -> list[Path]:
         """Temporary files left by a kill during an atomic write (``.checkpoint.pt.XXXX``); removed, and returned."""
         stale = [p for p in self.path.glob(".*.*") if p.is_file() and p.name.startswith(tuple(f".{n}." for n in (
-            self.CHECKPOINT, self.RUN, self.RECIPE, self.EVALUATION, self.DATA, self.METRICS, self.ENVIRONMENT, self.PLUGINS)))]
+            self.CHECKPOINT, self.CHECKPOINT_BEST, self.RUN, self.RECIPE, self.EVALUATION, self.DATA, self.METRICS, self.ENVIRONMENT, self.PLUGINS)))]
         for p in stale:
             p.unlink(missing_ok=True)
         return stale

@@ -31,8 +31,8 @@ class PairedDifference:
 
     @property
     def real(self) -> bool:
-        """The interval excludes zero (and there were at least two pairs)."""
-        return self.n >= 2 and (self.low > 0 or self.high < 0)
+        """The interval excludes zero, over at least three pairs (two give a bootstrap only three distinct means)."""
+        return self.n >= 3 and (self.low > 0 or self.high < 0)
 
     def format(self, digits: int = 3) -> str:
         """``+0.123 [+0.050, +0.201]``, followed by ``real`` or ``not shown``."""

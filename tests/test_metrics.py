@@ -380,6 +380,31 @@ def test_chords_of_the_circle_leave_it() -> None:
     assert result["rec_on_manifold_fraction"] == 1.0 and result["rec_distance_mean"] < 1e-6
 
 
+def test_the_data_space_reference_mixes_the_same_pairs_in_data_space() -> None:
+    # with identity encoder and decoder, decoded mixes are data-space mixes: the two numbers agree exactly
+    run = FakeRun(circle_bundle())
+    result = manifold.ManifoldMetric(manifold.ManifoldConfig(n_mixes=300), None).evaluate(run)  # type: ignore[arg-type]
+    assert result["data_mix_on_manifold_fraction"] == result["on_manifold_fraction"]
+    assert result["data_mix_distance_mean"] == pytest.approx(result["mix_distance_mean"])
+    projected = FakeRun(circle_bundle(), decode=lambda h: h / h.norm(dim=1, keepdim=True))
+    again = manifold.ManifoldMetric(manifold.ManifoldConfig(n_mixes=300), None).evaluate(projected)  # type: ignore[arg-type]
+    assert again["data_mix_on_manifold_fraction"] == result["data_mix_on_manifold_fraction"] < again["on_manifold_fraction"]
+
+
+def test_evaluation_sets_are_fixed_by_the_metric_seed_not_the_run_seed() -> None:
+    """Runs trained with different seeds are scored on the same pairs, subsets and judges, so they can be paired."""
+    circle = circle_bundle()
+    config = manifold.ManifoldConfig(n_mixes=300)
+    by_run_seed = [manifold.ManifoldMetric(config, None).evaluate(FakeRun(circle, seed=s)) for s in (0, 1, 7)]  # type: ignore[arg-type]
+    assert by_run_seed[0] == by_run_seed[1] == by_run_seed[2]
+    other = manifold.ManifoldMetric(manifold.ManifoldConfig(n_mixes=300, seed=1), None).evaluate(FakeRun(circle))  # type: ignore[arg-type]
+    assert other["on_manifold_fraction"] != by_run_seed[0]["on_manifold_fraction"]
+    few = probe.ProbeConfig(c_grid=(0.1, 1.0), few_labels=(2,), repeats=2)
+    data = class_bundle(separated=False)
+    probes = [probe.ProbeMetric(few, None).evaluate(FakeRun(data, seed=s)) for s in (0, 3)]  # type: ignore[arg-type]
+    assert probes[0] == probes[1]
+
+
 def test_manifold_metric_refuses_data_without_a_known_manifold() -> None:
     with pytest.raises(MixframeError, match="known manifold"):
         manifold.ManifoldMetric(manifold.ManifoldConfig(), None).evaluate(FakeRun(class_bundle()))  # type: ignore[arg-type]

@@ -36,7 +36,8 @@ def test_a_difference_straddling_zero_is_not_shown() -> None:
 
 def test_a_fixed_reference_value_and_too_few_pairs() -> None:
     d = paired_difference({0: 0.6, 1: 0.62, 2: 0.65}, 0.408)
-    assert d.real and math.isclose(d.mean, 0.621 - 0.408, abs_tol=1e-9)
+    assert d.real and math.isclose(d.mean, (0.6 + 0.62 + 0.65) / 3 - 0.408, abs_tol=1e-9)
+    assert not paired_difference({0: 0.9, 1: 0.95}, {0: 0.1, 1: 0.1}).real  # two pairs: too few to call
     one = paired_difference({0: 0.9}, {0: 0.1})
     assert one.n == 1 and not one.real and math.isnan(one.low)
     none = paired_difference({0: float("nan")}, {0: 0.1})

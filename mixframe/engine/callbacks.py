@@ -1,7 +1,7 @@
-"""The callbacks every run folder gets: scalar logs, checkpoints, status, progress.
+"""The callbacks every run folder gets: scalar logs, checkpoints, status, progress, train.log.
 
 Pictures and stall watches are plugins (``mixframe_callbacks``) that a recipe names under
-``callbacks:``; these four are the run store's own contract and act only where ``trainer.run`` is
+``callbacks:``; these are the run store's own contract and act only where ``trainer.run`` is
 set (rank 0 of a run trained into a folder).
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 import sys
 from collections.abc import Mapping
 from typing import Any
@@ -118,11 +119,16 @@ class RunStatus(Callback):
 
 
 class Progress(Callback):
-    """A progress bar per epoch (tqdm), or one line per epoch without it; warnings printed above the bar."""
+    """What a person watching sees: a bar per epoch (tqdm, on a terminal only) showing the epoch, the
+    step and the main losses; after it a line per epoch with the epoch's mean losses (the only
+    output with ``enabled=False``, or when the output is a file or a pipe); then that epoch's warnings.
+    A warning raised while a bar is drawn is printed above it; otherwise it waits for the epoch's
+    line, so that nothing lands in the middle of a bar."""
 
     def __init__(self, enabled: bool = True) -> None:
         self.enabled = enabled
         self.bar: Any = None
+        self.waiting: list[str] = []  # warnings raised while no bar was drawn, printed after the epoch's line
 
     def on_start(self, trainer: Any) -> None:
         if trainer.rank == 0 and trainer.step > 0:
@@ -134,12 +140,14 @@ class Progress(Callback):
         if self.bar is None:
             from tqdm import tqdm
 
+            self.flush()
             left = min(trainer.steps_per_epoch, trainer.total_steps - trainer.step + 1)
             self.bar = tqdm(total=left, desc=f"epoch {trainer.epoch + 1}/{trainer.cfg.epochs}", unit="batch",
-                            dynamic_ncols=True, leave=False)
+                            dynamic_ncols=True, leave=False, disable=None)  # None: no bar when the output is not a terminal
         self.bar.update(1)
         if trainer.step % max(trainer.cfg.log_every, 10) == 0:
-            self.bar.set_postfix({k.split("/")[-1]: f"{float(v):.3g}" for k, v in logs.items() if k.startswith("ae/") and k != "ae/total"})
+            shown = {k.split("/")[-1]: f"{float(v):.3g}" for k, v in logs.items() if k.startswith("ae/") and k != "ae/total"}
+            self.bar.set_postfix({"step": trainer.step, **shown})
         if self.bar.n >= self.bar.total:
             self.close()  # before the epoch's warnings and summary line are printed
 
@@ -147,21 +155,27 @@ class Progress(Callback):
         if trainer.rank != 0:
             return
         self.close()
-        losses = "  ".join(f"{k.split('/')[-1]} {v:.4g}" for k, v in means.items() if k.startswith("epoch/ae/") and not k.endswith("_chance")
-                           and k != "epoch/ae/total")
-        print(f"epoch {trainer.epoch}/{trainer.cfg.epochs}  step {trainer.step}  {losses}  ({means.get('epoch/seconds', 0):.1f} s)")
+        print(epoch_line(trainer.epoch, trainer.cfg.epochs, trainer.step, means))
+        self.flush()
 
     def on_warning(self, trainer: Any, message: str) -> None:
-        if self.bar is not None:
+        if self.bar is not None and not self.bar.disable:
             self.bar.write(message, file=sys.stdout)
         else:
-            print(message)
+            self.waiting.append(message)
 
     def on_end(self, trainer: Any, summary: dict[str, float]) -> None:
         self.close()
+        self.flush()
 
     def on_failure(self, trainer: Any, error: BaseException) -> None:
         self.close()
+        self.flush()
+
+    def flush(self) -> None:
+        for message in self.waiting:
+            print(message)
+        self.waiting = []
 
     def close(self) -> None:
         if self.bar is not None:
@@ -169,10 +183,125 @@ class Progress(Callback):
             self.bar = None
 
 
+def epoch_line(epoch: int, epochs: int, step: int, means: Mapping[str, float]) -> str:
+    """'epoch 3/30  step 48  reconstruction 3.46 (val 3.52)  g_rec 1.18  g_mix 1.18  (2.9 s)': the epoch's mean
+    autoencoder terms (not their blind-guess levels), the validation reconstruction beside the training one."""
+    parts = []
+    for key, value in means.items():
+        if key.startswith("epoch/ae/") and not key.endswith("_chance") and key != "epoch/ae/total":
+            name = key.split("/")[-1]
+            val = means.get("epoch/val/reconstruction") if key == "epoch/ae/reconstruction" else None
+            parts.append(f"{name} {value:.4g}" + (f" (val {val:.4g})" if val is not None else ""))
+    return f"epoch {epoch}/{epochs}  step {step}  {'  '.join(parts)}  ({means.get('epoch/seconds', 0):.1f} s)"
+
+
+class TrainLog(Callback):
+    """Everything printed while training (on stdout and stderr: the epoch lines, warnings, messages of
+    other callbacks and of Python's warnings) also goes to ``train.log`` in the run folder, without the
+    progress bar: a line is what is left on a terminal once its carriage returns are done, so the bar's
+    redraws never reach the file. A resumed run appends to it. The streams are restored when training
+    ends, however it ends; :meth:`closer` gives the callback that does that last."""
+
+    def __init__(self, run: RunFolder) -> None:
+        self.run = run
+        self.file: Any = None
+        self.saved: tuple[Any, Any] | None = None
+        self.started = 0.0
+
+    def on_start(self, trainer: Any) -> None:
+        import time
+
+        self.started = time.perf_counter()
+        try:
+            self.file = self.run.file(RunFolder.TRAIN_LOG).open("a", encoding="utf-8")
+        except OSError:
+            return  # no log rather than no training
+        where = f"resuming at epoch {trainer.epoch + 1}, minibatch {trainer.step}" if trainer.step > 0 else "starting"
+        self.note(f"== {now()}: mixframe training {where}; run folder {self.run.path}")
+        self.saved = (sys.stdout, sys.stderr)
+        sys.stdout, sys.stderr = _Tee(sys.stdout, self.note), _Tee(sys.stderr, self.note)
+
+    def note(self, line: str) -> None:
+        if self.file is None:
+            return
+        try:
+            self.file.write(line + "\n")
+            self.file.flush()
+        except OSError:  # a full disk: the log stops, training goes on
+            self.file = None
+
+    def closer(self) -> Callback:
+        """The callback that ends the log; place it after every callback that prints."""
+        log = self
+
+        class CloseTrainLog(Callback):
+            def on_end(self, trainer: Any, summary: dict[str, float]) -> None:
+                log.finish(f"finished at epoch {trainer.epoch}, step {trainer.step}")
+
+            def on_failure(self, trainer: Any, error: BaseException) -> None:
+                log.finish(f"stopped at epoch {trainer.epoch}, step {trainer.step}: {type(error).__name__}: {error}")
+
+        return CloseTrainLog()
+
+    def finish(self, how: str) -> None:
+        import time
+
+        if self.saved is not None:
+            for tee in (sys.stdout, sys.stderr):
+                if isinstance(tee, _Tee):
+                    tee.end()
+            if isinstance(sys.stdout, _Tee):
+                sys.stdout = self.saved[0]
+            if isinstance(sys.stderr, _Tee):
+                sys.stderr = self.saved[1]
+            self.saved = None
+        self.note(f"== {now()}: {how} ({time.perf_counter() - self.started:.1f} s)")
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+
+
+class _Tee:
+    """A text stream that writes through to ``stream`` and hands each finished line to ``line``, as a
+    terminal would show it: a carriage return starts the line over (so a progress bar's redraws and its
+    clearing leave nothing), terminal escape sequences are dropped, blank lines are skipped."""
+
+    ESCAPES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+    def __init__(self, stream: Any, line: Any) -> None:
+        self.stream, self.line, self.pending = stream, line, ""
+
+    def write(self, text: str) -> int:
+        written = self.stream.write(text)
+        for piece in re.split(r"(\r|\n)", text):
+            if piece == "\r":
+                self.pending = ""
+            elif piece == "\n":
+                self.end()
+            else:
+                self.pending += piece
+        return written if written is not None else len(text)
+
+    def end(self) -> None:
+        line = self.ESCAPES.sub("", self.pending).rstrip()
+        self.pending = ""
+        if line.strip():
+            self.line(line)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def __getattr__(self, name: str) -> Any:  # isatty, fileno, encoding, ...: the terminal's
+        return getattr(self.stream, name)
+
+
 def run_folder_callbacks(run: RunFolder | None, *, progress: bool, resume_step: int | None = None) -> list[Callback]:
-    """What a run folder needs (none on ranks above 0, where ``run`` is None): logs, checkpoints, status; and the progress display."""
-    core: list[Callback] = [ScalarLog(run, resume_step), Checkpoints(run), RunStatus(run)] if run is not None else []
-    return [*core, Progress(progress)]
+    """What a run folder needs (none on ranks above 0, where ``run`` is None): its train.log (first, so
+    that it hears everything printed, and last, to close it), logs, checkpoints, status; and the progress display."""
+    if run is None:
+        return [Progress(progress)]
+    log = TrainLog(run)
+    return [log, ScalarLog(run, resume_step), Checkpoints(run), RunStatus(run), Progress(progress), log.closer()]
 
 
 def recipe_callbacks(recipe: Any, context: BuildContext, registry: Any = None) -> list[Callback]:

@@ -1,16 +1,38 @@
-"""Several processes under ``torchrun``: joining the group, sharing values from rank 0, averaging gradients.
+"""Several processes under ``torchrun``: joining the group, sharing values from rank 0, data parallelism.
 
-Each process trains on its own shard of every epoch; gradients are averaged with one all-reduce
-before every optimizer step (the synchronisation DistributedDataParallel performs), so all ranks
-keep identical weights. DDP's wrapper itself is not used: a GAN step calls the critic in both
-losses and re-encodes decoded mixes outside one wrapped forward, which DDP's one-forward,
-one-backward bookkeeping does not allow. Rank 0 alone writes files.
+**Batch size is per process.** ``train.batch_size`` examples go through each process per step, so
+with N processes an optimizer step averages the gradients of N x batch_size examples (printed at
+start). Each process draws its batches from its own shard of every epoch (PyTorch's
+``DistributedSampler``, seeded by the recipe's seed and the epoch); mixing pairs are drawn within
+each process's share of the batch.
+
+**Gradient averaging overlaps the backward pass**, through PyTorch's DistributedDataParallel. A
+step of this engine is not one forward and one backward of one module (the critic judges real,
+reconstructed and mixed batches and takes its own optimizer step; the autoencoder's loss calls the
+critic again with its weights frozen, and a consistency term re-encodes decoded mixes), so one DDP
+around the whole model does not fit. Instead each network of the step is its own DDP unit: the
+encoder, the decoder, a mixer with weights, and every sub-module of a regularizer that holds
+weights (a critic's body and head). Measured (torch 2.14, 2 gloo processes): per-unit DDP gives
+the same gradients as averaging them by hand, bit for bit, with a module called several times
+before one backward. Each unit's buckets are all-reduced as soon as their gradients are ready,
+while the backward pass goes on through the other units. The units stay in the model as they were
+(state_dict keys and checkpoints do not change): DDP wraps a small stand-in that calls the unit's
+own forward, and the unit's ``forward`` is routed through it during :meth:`DataParallel.step` only
+(pictures and probes that callbacks draw on one rank call the plain module). Critic units are not
+synchronised while the autoencoder's loss calls them with frozen weights (``no_sync``).
+``find_unused_parameters`` is on, so a component with a weight that a step does not use still
+works (measured: without it, such a weight holds back its whole bucket, and the ranks drift apart).
+Buffers are not broadcast: the built-in networks' buffers (spectral norm's power iteration) are
+computed identically on every rank; the weights are checked to be identical at the end.
+Parameters held directly by a regularizer (not by a sub-module) are averaged after the backward pass.
+Rank 0 alone writes files.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -42,6 +64,15 @@ def setup(device_choice: str) -> tuple[int, int]:
     return dist.get_rank(), world
 
 
+def describe(world: int, batch_size: int, device: torch.device) -> str:
+    """The line printed at start under torchrun: processes, backend, the batch per process and per optimizer step."""
+    backend = dist.get_backend() if dist.is_initialized() else ("nccl" if device.type == "cuda" else "gloo")
+    nodes = os.environ.get("GROUP_WORLD_SIZE") or os.environ.get("NNODES")
+    where = f" on {nodes} nodes" if nodes and nodes != "1" else ""
+    return (f"data parallel: {world} processes{where} ({backend}, {device.type}); train.batch_size {batch_size} per process, "
+            f"{world * batch_size} per optimizer step in all (gradients averaged over the processes)")
+
+
 def share(value: Any, world: int) -> Any:
     """Rank 0's ``value`` on every rank (a run folder's path, say)."""
     if world == 1:
@@ -52,14 +83,14 @@ def share(value: Any, world: int) -> Any:
 
 
 def broadcast_parameters(module: nn.Module, world: int) -> None:
-    """Every rank starts from rank 0's weights."""
+    """Every rank starts from rank 0's weights (and buffers)."""
     if world > 1:
         for p in module.state_dict().values():
             dist.broadcast(p, 0)
 
 
 def average_gradients(params: Iterable[nn.Parameter], world: int) -> None:
-    """One all-reduce of all gradients, divided by the world size."""
+    """One all-reduce of the given gradients, divided by the world size (for parameters outside any DDP unit)."""
     if world == 1:
         return
     grads = [p.grad for p in params if p.grad is not None]
@@ -82,3 +113,110 @@ def ranks_identical(module: nn.Module, world: int) -> bool:
     sums: list[Any] = [None] * world
     dist.all_gather_object(sums, (float(flat.sum()), float((flat * torch.arange(len(flat), dtype=torch.float64)).sum())))
     return all(s == sums[0] for s in sums)
+
+
+# -- units: the networks of a step, each compiled and/or wrapped by DDP ----------------------------------
+class _Stand(nn.Module):
+    """What DDP wraps for a unit: holds the unit (so DDP sees its parameters) and calls its own forward,
+    so that the unit itself stays where it is in the model."""
+
+    def __init__(self, unit: nn.Module, forward: Any) -> None:
+        super().__init__()
+        self.unit = unit
+        self.call = forward
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        return self.call(*args, **kwargs)
+
+
+def _has_parametrizations(module: nn.Module) -> bool:
+    from torch.nn.utils import parametrize
+
+    return any(parametrize.is_parametrized(m) for m in module.modules())
+
+
+def step_units(model: nn.Module, critic_params: Iterable[nn.Parameter]) -> list[tuple[str, nn.Module, bool]]:
+    """The networks of a step, as ``(name, module, is_critic)``: encoder, decoder, the mixer when it has weights,
+    and each sub-module of a regularizer that holds weights (critic bodies and heads are critic units)."""
+    critic = {id(p) for p in critic_params}
+    units = [("encoder", model.encoder, False), ("decoder", model.decoder, False)]
+    if model.mixer is not None and any(p.requires_grad for p in model.mixer.parameters()):
+        units.append(("mixer", model.mixer, False))
+    for i, (name, reg) in enumerate(zip(model.regularizer_names, model.regularizers)):
+        for child_name, child in reg.named_children():
+            params = [p for p in child.parameters() if p.requires_grad]
+            if params:
+                units.append((f"{i}_{name}.{child_name}", child, all(id(p) in critic for p in params)))
+    return units
+
+
+class DataParallel:
+    """The networks of a training step, compiled (``train.compile``) and, under torchrun, each a DDP unit.
+
+    ``step()`` is a context for one training step: inside it the units' forwards go through their
+    compiled and/or DDP-wrapped versions; outside they are the plain modules. ``critics_frozen()``
+    turns off gradient synchronisation of the critic units while the autoencoder's loss calls them.
+    ``leftover`` holds the trainable parameters no unit covers; ``finish(params)`` averages those among
+    ``params`` after a backward pass. ``close()`` gives every unit its own forward back.
+    """
+
+    def __init__(self, model: nn.Module, critic_params: Sequence[nn.Parameter], *, world: int, device: torch.device,
+                 compile: bool = False, compile_backend: str = "inductor") -> None:
+        self.world, self.active = world, False
+        self.units: list[tuple[nn.Module, Any]] = []
+        self.critic_ddps: list[Any] = []
+        self.eager: list[str] = []  # units left uncompiled (and why)
+        covered: set[int] = set()
+        for name, unit, is_critic in step_units(model, critic_params):
+            forward = unit.forward
+            if compile:
+                if _has_parametrizations(unit):
+                    # The power iteration of spectral norm updates its buffers in place during the forward, and the
+                    # compiled backward refuses a saved tensor changed since (measured: "modified by an inplace operation").
+                    self.eager.append(f"{name} (spectral norm)")
+                else:
+                    forward = torch.compile(forward, backend=compile_backend)
+            wrapped = forward
+            if world > 1:
+                ddp = nn.parallel.DistributedDataParallel(_Stand(unit, forward), device_ids=[device.index] if device.type == "cuda" else None,
+                                                          broadcast_buffers=False, find_unused_parameters=True, init_sync=False)
+                wrapped = ddp
+                if is_critic:
+                    self.critic_ddps.append(ddp)
+            if wrapped is not unit.forward:
+                self.units.append((unit, self._route(unit.forward, wrapped)))
+                covered.update(id(p) for p in unit.parameters())
+        self.leftover = [p for p in model.parameters() if p.requires_grad and id(p) not in covered] if world > 1 else []
+        for unit, route in self.units:
+            unit.forward = route  # an instance attribute: the class's forward is untouched
+
+    def _route(self, plain: Any, wrapped: Any) -> Any:
+        def forward(*args: Any, **kwargs: Any) -> Any:
+            return wrapped(*args, **kwargs) if self.active else plain(*args, **kwargs)
+
+        return forward
+
+    @contextlib.contextmanager
+    def step(self) -> Iterator[None]:
+        self.active = True
+        try:
+            yield
+        finally:
+            self.active = False
+
+    def critics_frozen(self) -> contextlib.AbstractContextManager[Any]:
+        stack = contextlib.ExitStack()
+        for ddp in self.critic_ddps:
+            stack.enter_context(ddp.no_sync())
+        return stack
+
+    def finish(self, params: Iterable[nn.Parameter]) -> None:
+        """Average the gradients of the parameters among ``params`` that no DDP unit covers (after backward)."""
+        if self.leftover:
+            mine = {id(p) for p in params}
+            average_gradients([p for p in self.leftover if id(p) in mine], self.world)
+
+    def close(self) -> None:
+        for unit, _ in self.units:
+            unit.__dict__.pop("forward", None)
+        self.units = []

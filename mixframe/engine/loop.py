@@ -7,7 +7,15 @@ autoencoder's loss is built there (the authors' code builds that graph and throw
 
 The loop itself only loops: checkpoints, logs, the progress bar, pictures and stall watches are
 :class:`~mixframe.Callback` objects reacting to its events. Losses stay on the device as tensors;
-they become Python floats once per epoch (and when a callback logs them), not on every step.
+they become Python floats once per epoch (and every ``log_every`` steps, when they are logged and
+checked for NaN), not on every step: an ordinary step makes no device-to-host synchronisation.
+
+Under torchrun each process trains on its shard of every epoch (PyTorch's ``DistributedSampler``)
+and the networks are DistributedDataParallel units whose gradient all-reduces overlap the backward
+pass (:mod:`mixframe.engine.distributed`); ``train.batch_size`` is per process. ``train.compile``
+runs the networks of the step under ``torch.compile``; ``train.channels_last`` (default: on for
+images on CUDA) stores images and conv weights channels-last; batches are loaded into pinned memory
+and copied without blocking on CUDA; ``train.amp`` is bfloat16 autocast on CUDA.
 """
 
 from __future__ import annotations
@@ -19,7 +27,8 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Sampler, Subset
+from torch.utils.data import DataLoader, Subset
+from torch.utils.data.distributed import DistributedSampler
 
 from mixframe.engine import distributed
 from mixframe.errors import MixframeError
@@ -32,23 +41,11 @@ class TrainingDiverged(MixframeError):
     """A loss became NaN or infinite; training stopped before the next checkpoint."""
 
 
-class EpochSampler(Sampler[int]):
-    """Shuffles each epoch with a generator seeded by (seed, epoch), then takes this rank's shard.
-
-    The order depends only on the seed and the epoch, so a resumed run sees the same batches.
-    """
-
-    def __init__(self, size: int, seed: int, rank: int = 0, world: int = 1) -> None:
-        self.size, self.seed, self.rank, self.world, self.epoch = size, seed, rank, world, 0
-        self.per_rank = size // world
-
-    def __iter__(self):  # noqa: ANN204
-        gen = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        order = torch.randperm(self.size, generator=gen)[: self.per_rank * self.world]
-        return iter(order[self.rank :: self.world].tolist())
-
-    def __len__(self) -> int:
-        return self.per_rank
+def epoch_sampler(dataset: Any, seed: int, rank: int = 0, world: int = 1) -> DistributedSampler:
+    """PyTorch's DistributedSampler: each epoch a permutation seeded by (seed, epoch) (``set_epoch``), cut to a
+    multiple of the world size, of which this rank takes every world-th example. The order depends only on the
+    seed and the epoch (a resumed run sees the same batches), and one process sees what N processes see together."""
+    return DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=(seed * 100_003) % 2**63, drop_last=True)
 
 
 class EpochMeans:
@@ -94,6 +91,10 @@ class Trainer:
             torch.use_deterministic_algorithms(True, warn_only=True)
         self.data = data or build_data(recipe)
         self.model = Model(recipe, self.data.spec).to(self.device)
+        image = self.data.spec.is_image
+        self.channels_last = image and (self.cfg.channels_last if self.cfg.channels_last is not None else self.device.type == "cuda")
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last)
         distributed.broadcast_parameters(self.model, world)
         betas = tuple(self.cfg.betas)
         self.ae_params = self.model.autoencoder_parameters()
@@ -103,7 +104,13 @@ class Trainer:
             name: torch.optim.Adam(list(reg.critic_parameters()), lr=self.critic_lr, betas=betas, weight_decay=self.cfg.weight_decay)
             for name, reg in self.critics
         }
-        self.sampler = EpochSampler(len(self.data.train), recipe.seed, rank, world)
+        self.parallel = distributed.DataParallel(self.model, [p for _, reg in self.critics for p in reg.critic_parameters()], world=world,
+                                                 device=self.device, compile=self.cfg.compile, compile_backend=self.cfg.compile_backend)
+        if rank == 0 and world > 1:
+            print(distributed.describe(world, self.cfg.batch_size, self.device), flush=True)
+        if rank == 0 and self.parallel.eager:
+            print(f"train.compile: left eager: {', '.join(self.parallel.eager)}", flush=True)
+        self.sampler = epoch_sampler(self.data.train, recipe.seed, rank, world)
         if len(self.sampler) < self.cfg.batch_size:
             raise MixframeError(f"train.batch_size {self.cfg.batch_size} is larger than the training split per process ({len(self.sampler)} examples)")
         self.loader = DataLoader(self.data.train, batch_size=self.cfg.batch_size, sampler=self.sampler, drop_last=True,
@@ -136,18 +143,18 @@ class Trainer:
     # -- the loop --------------------------------------------------------------------------------------
     def fit(self) -> dict[str, float]:
         """Train until the recipe's epochs (or max_steps) are done; returns the last epoch's means."""
-        self.emit("on_start")
         try:
+            self.emit("on_start")  # inside: a callback failing to start (unreadable data, say) still marks the run failed
             self.model.train()
             while not self.done:
                 # Mixing and pairing draws: a stream per (seed, rank, epoch), so a resumed run draws the same.
                 torch.manual_seed(self.recipe.seed * 7919 + self.rank + 1_000_003 * self.epoch)
-                self.sampler.epoch = self.epoch
+                self.sampler.set_epoch(self.epoch)
                 epoch = EpochMeans()
                 for x, y in self.loader:
                     if self.step >= self.total_steps or self.should_stop:
                         break
-                    logs = self.train_step(x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True))
+                    logs = self.train_step(*self.to_device(x, y))
                     epoch.add(logs)
                     if self.step % self.cfg.log_every == 0:
                         self.check_finite(epoch)
@@ -160,6 +167,8 @@ class Trainer:
         except BaseException as err:
             self.emit("on_failure", err)
             raise
+        finally:
+            self.parallel.close()
         summary = {k.removeprefix("epoch/"): v for k, v in self.means.items()}
         self.emit("on_end", summary)
         return summary
@@ -183,8 +192,17 @@ class Trainer:
                                    "Lower train.lr or a loss weight, then resume (mixframe resume RUN_DIR --set train.lr=...) or retrain")
 
     # -- one minibatch ---------------------------------------------------------------------------------
+    def to_device(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        """A batch on the training device without blocking (from pinned memory on CUDA), images channels-last when asked."""
+        fmt = torch.channels_last if self.channels_last and x.dim() == 4 else torch.preserve_format
+        return x.to(self.device, non_blocking=True, memory_format=fmt), y.to(self.device, non_blocking=True)
+
     def train_step(self, x: Tensor, y: Tensor | None) -> dict[str, Tensor]:
         """One minibatch: critic updates, then (on schedule) the autoencoder update; returns detached losses."""
+        with self.parallel.step():  # the networks' compiled / DDP-wrapped forwards, for this step only
+            return self._train_step(x, y)
+
+    def _train_step(self, x: Tensor, y: Tensor | None) -> dict[str, Tensor]:
         update_ae = (self.step + 1) % self.cfg.update_g_every == 0
         model = self.model
         with torch.set_grad_enabled(update_ae), self.autocast:
@@ -197,8 +215,8 @@ class Trainer:
                 terms = reg.critic_loss(step)
             opt = self.critic_opts[name]
             opt.zero_grad(set_to_none=True)
-            sum(terms.values()).backward()
-            distributed.average_gradients(reg.critic_parameters(), self.world)
+            sum(terms.values()).backward()  # DDP all-reduces the critic's gradients as the backward pass produces them
+            self.parallel.finish(reg.critic_parameters())
             opt.step()
             logs.update({f"critic/{name}/{k}": v.detach() for k, v in terms.items()})
         if update_ae:
@@ -206,7 +224,7 @@ class Trainer:
             for p in critic_params:
                 p.requires_grad_(False)  # the autoencoder's loss needs no critic weight gradients
             try:
-                with self.autocast:
+                with self.autocast, self.parallel.critics_frozen():
                     terms = {"reconstruction": model.reconstruction_loss(out, x)}
                     if step.mix is not None and step.mix.loss is not None:
                         terms["mixer"] = step.mix.loss
@@ -218,7 +236,7 @@ class Trainer:
             finally:
                 for p in critic_params:
                     p.requires_grad_(True)
-            distributed.average_gradients(self.ae_params, self.world)
+            self.parallel.finish(self.ae_params)
             self.ae_opt.step()
             logs.update({f"ae/{k}": v.detach() for k, v in terms.items()})
             logs["ae/total"] = loss.detach()
