@@ -239,9 +239,12 @@ class Regularizer(nn.Module, abc.ABC):
 class Metric(abc.ABC):
     """Turns a trained run into numbers. Built as ``Metric(config, context)``; ``evaluate``
     returns a flat mapping of name to value (higher or lower is better as its name says).
-    ``headline`` names the one value a picture's caption shows (a sweep's panels), if any."""
+    ``headline`` names the one value a picture's caption shows (a sweep's panels), if any.
+    ``meanings`` gives each value's one-line meaning, shown beside it by reports and ``mixframe
+    evaluate``; a key may hold ``{n}`` for a family of names (``probe_acc_{n}`` for probe_acc_10)."""
 
     headline: str | None = None
+    meanings: dict[str, str] = {}
 
     @abc.abstractmethod
     def evaluate(self, run: Run) -> dict[str, float]: ...

@@ -6,6 +6,12 @@ given. Each row holds x1, K decoded interpolants (the first and last are the rec
 and x2), and x2. For 2-D data (the spiral) it draws each run's decoded interpolation paths over real
 points instead, one panel per run.
 
+:func:`paper_figure_png` draws the seed's own layout: per pair the two real images once, at the
+block's left and right ends, with the pixel-space row and one row per run between them, a title
+naming the mixing mode (mixup or Bernoulli mixup) and a caption naming the rows.
+:func:`path_measures` puts numbers on the paths (how evenly they move, whether midpoints lean to
+one end, how far midpoints are from real examples), for Figure 13's consistency comparison.
+
 Two ways to move between the codes h1 = f(x1) and h2 = f(x2):
 
 * ``linear``: (1 - a) h1 + a h2 for a evenly spaced in [0, 1];
@@ -26,7 +32,7 @@ import torch
 from torch import Tensor
 
 from mixframe.errors import MixframeError
-from mixframe.interfaces import DataSpec
+from mixframe.interfaces import DataSpec, blend
 
 if TYPE_CHECKING:
     from mixframe.api import Run
@@ -272,3 +278,226 @@ def interpolation_png(runs: Sequence[Run], pairs: int = 4, steps: int = 8, mode:
     if spec.shape != (2,):
         raise MixframeError(f"interpolate draws images (C, H, W) or 2-D points, not data of shape {spec.shape}")
     return render_paths(runs, x1, x2, steps, mode, seed, split)
+
+
+# ---------------------------------------------------------------------------------------------
+# The paper's layout (seed Figures 7 to 11 and 13)
+
+MODE_TITLES = {
+    "linear": "mixup (Eq. 4): decoded (1 - a) f(x1) + a f(x2), a from 0 to 1",
+    "bernoulli": "Bernoulli mixup (Eq. 5): decoded codes taking progressively more feature maps from f(x2)",
+}
+
+
+@attrs.frozen(kw_only=True)
+class PaperLayout:
+    """Where the paper-layout picture puts everything, in pixels.
+
+    Each pair is a block: the real x1 on the left and the real x2 on the right, vertically centred
+    on the block, and between them ``rows_per_block`` rows of ``steps`` tiles, the pixel-space row
+    first, then one row per run. Blocks stack in ``columns`` columns; the row labels stand left of
+    the first column. A title line and the column heads are above, a caption line below.
+    """
+
+    tile: int
+    steps: int
+    rows_per_block: int
+    blocks: int
+    columns: int
+    label_width: int
+    pad: int = 2
+    end_gap: int = 8
+    block_gap: int = 12
+    column_gap: int = 24
+    title: int = 22
+    heads: int = 18
+    caption: int = 22
+
+    @property
+    def block_rows(self) -> int:
+        return -(-self.blocks // self.columns)
+
+    @property
+    def block_width(self) -> int:
+        return 2 * self.tile + 2 * self.end_gap + self.steps * (self.tile + self.pad) - self.pad
+
+    @property
+    def block_height(self) -> int:
+        return self.rows_per_block * (self.tile + self.pad) - self.pad
+
+    @property
+    def width(self) -> int:
+        return self.label_width + self.columns * self.block_width + (self.columns - 1) * self.column_gap + 2 * self.pad
+
+    @property
+    def height(self) -> int:
+        return self.title + self.heads + self.block_rows * (self.block_height + self.block_gap) - self.block_gap + self.caption
+
+    def origin(self, block: int) -> tuple[int, int]:
+        """The top-left corner of a block's x1 column."""
+        column, row = block % self.columns, block // self.columns
+        return (self.label_width + self.pad + column * (self.block_width + self.column_gap),
+                self.title + self.heads + row * (self.block_height + self.block_gap))
+
+    def end(self, block: int, side: int) -> tuple[int, int]:
+        """The top-left corner of a real end image: x1 (side 0) or x2 (side 1)."""
+        left, top = self.origin(block)
+        top += (self.block_height - self.tile) // 2
+        return (left, top) if side == 0 else (left + self.block_width - self.tile, top)
+
+    def cell(self, block: int, row: int, step: int) -> tuple[int, int]:
+        """The top-left corner of interpolant ``step`` (0 .. steps - 1) of a row (0 = pixel space)."""
+        left, top = self.origin(block)
+        return left + self.tile + self.end_gap + step * (self.tile + self.pad), top + row * (self.tile + self.pad)
+
+
+def row_labels(runs: Sequence[Run], labels: Sequence[str] | None = None) -> list[str]:
+    """'(a) pixel', then '(b) <label or run name>' per run, as the paper's captions letter its rows."""
+    if labels is not None and len(labels) != len(runs):
+        raise MixframeError(f"{len(labels)} label(s) given for {len(runs)} run(s); give one label per run, in the same order")
+    names = [PIXEL, *(labels if labels is not None else [run.name for run in runs])]
+    return [f"({chr(ord('a') + i)}) {name}" for i, name in enumerate(names)]
+
+
+def paper_rows(runs: Sequence[Run], x1: Tensor, x2: Tensor, steps: int, mode: Mode = "linear", seed: int = 0) -> Tensor:
+    """``(pairs, 1 + runs, steps, *data_shape)``: per pair the pixel-space row, then each run's decoded row."""
+    x1, x2 = x1.cpu(), x2.cpu()
+    rows = [pixel_interpolants(x1, x2, steps), *(run.interpolate(x1, x2, steps, mode, seed) for run in runs)]
+    return torch.stack(rows, dim=1)
+
+
+def render_paper(x1: Tensor, x2: Tensor, rows: Tensor, spec: DataSpec, labels: Sequence[str], mode: Mode,
+                 columns: int = 1, ends: str = "real test images"):  # noqa: ANN201 - returns (PIL image, layout)
+    """The paper-layout picture of ``rows`` (from :func:`paper_rows`) between the real ``x1``, ``x2``, and its layout."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    from mixframe.pictures import to_unit
+
+    pairs, rows_per_block, steps = rows.shape[:3]
+    _, height, width = spec.shape
+    scale = tile_scale(height, width, target=64)
+    font, small = _font(13), _font(11)
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    layout = PaperLayout(tile=max(height, width) * scale, steps=steps, rows_per_block=rows_per_block, blocks=pairs,
+                         columns=max(1, min(columns, pairs)), label_width=12 + max(int(measure.textlength(s, font=font)) for s in labels))
+    image = Image.new("RGB", (layout.width, layout.height), "white")
+    draw = ImageDraw.Draw(image)
+
+    def paste(x: Tensor, corner: tuple[int, int]) -> None:
+        tile = to_unit(x[None].float(), spec)
+        tile = torch.nn.functional.interpolate(tile, scale_factor=scale, mode="nearest")[0] if scale > 1 else tile[0]
+        pixels = (tile.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        pixels = np.repeat(pixels, 3, axis=2) if pixels.shape[2] == 1 else pixels[..., :3]
+        picture = Image.fromarray(pixels, "RGB")
+        offset = ((layout.tile - picture.width) // 2, (layout.tile - picture.height) // 2)  # non-square images centred
+        image.paste(picture, (corner[0] + offset[0], corner[1] + offset[1]))
+
+    draw.text((layout.pad, layout.title // 2), MODE_TITLES[mode], fill="black", font=font, anchor="lm")
+    heads = [f"{j / (steps - 1):.2f}".rstrip("0").rstrip(".") for j in range(steps)]
+    for column in range(layout.columns):
+        for side, head in ((0, "x1"), (1, "x2")):
+            left, _ = layout.end(column, side)
+            draw.text((left + layout.tile / 2, layout.title + layout.heads / 2), head, fill="black", font=small, anchor="mm")
+        for j, head in enumerate(heads):
+            left, _ = layout.cell(column, 0, j)
+            draw.text((left + layout.tile / 2, layout.title + layout.heads / 2), head, fill="dimgray", font=small, anchor="mm")
+    for b in range(pairs):
+        paste(x1[b], layout.end(b, 0))
+        paste(x2[b], layout.end(b, 1))
+        for r in range(rows_per_block):
+            for j in range(steps):
+                paste(rows[b, r, j], layout.cell(b, r, j))
+            if b % layout.columns == 0:
+                _, top = layout.cell(b, r, 0)
+                draw.text((layout.label_width - 6, top + layout.tile / 2), labels[r], font=font, anchor="rm",
+                          fill="dimgray" if r == 0 else "black")
+    caption = (f"x1, x2: {ends}. Rows per pair, top to bottom: {', '.join(labels)}. "
+               "The pixel row starts at x1 and ends at x2; a run's row starts and ends at its reconstructions.")
+    while measure.textlength(caption, font=small) > layout.width - 2 * layout.pad and len(caption) > 20:
+        caption = caption[:-5].rstrip() + "…"  # a narrow picture keeps the start of the caption
+    draw.text((layout.pad, layout.height - layout.caption // 2), caption, fill="dimgray", font=small, anchor="lm")
+    return image, layout
+
+
+def paper_figure_png(runs: Sequence[Run], pairs: int = 4, steps: int = 8, mode: Mode = "linear", split: str = "test",
+                     seed: int = 0, x1: Tensor | None = None, x2: Tensor | None = None, labels: Sequence[str] | None = None,
+                     columns: int = 1) -> bytes:
+    """PNG bytes of the paper's layout (seed Figures 7 to 11 and 13) for image runs on one dataset.
+
+    For each pair: the two real images at the ends, the pixel-space row, then one row per run, in
+    the order given (the paper's order is pixel, AE+GAN, ACAI, AMR). ``mode`` is how codes are
+    mixed along the rows: "linear" (mixup, Figures 7, 9, 13) or "bernoulli" (Bernoulli mixup,
+    Figures 8, 10, 11); any run can be drawn either way, whatever mixer it was trained with.
+    ``labels`` name the runs' rows (default: the run folders' names). The pairs are ``pairs``
+    seeded pairs from ``split``, or your own ``x1``, ``x2`` (model input, e.g. from ``run.to_input``).
+    """
+    check_steps(steps)
+    if mode not in MODES:
+        raise MixframeError(f"unknown interpolation mode {mode!r}; choices: {', '.join(MODES)}")
+    if not runs:
+        raise MixframeError("no runs given; pass one or more trained runs")
+    spec = runs[0].spec
+    if not spec.is_image:
+        raise MixframeError(f"the paper layout draws images, and these runs model data of shape {spec.shape}; "
+                            "use the default layout (interpolation_png, or mixframe interpolate without --layout paper)")
+    names = row_labels(runs, labels)
+    if x1 is None or x2 is None:
+        x1, x2 = pick_pairs(runs[0], pairs, split, seed)
+        ends = f"real {split} images"
+    else:
+        x1, x2 = runs[0]._batch(x1.float()), runs[0]._batch(x2.float())
+        ends = "the images given"
+    image, _ = render_paper(x1.cpu(), x2.cpu(), paper_rows(runs, x1, x2, steps, mode, seed), spec, names, mode, columns, ends)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+# ---------------------------------------------------------------------------------------------
+# Measuring paths (the numbers beside Figure 13)
+
+
+def path_measures(run: Run, x1: Tensor, x2: Tensor, steps: int = 8, mode: Mode = "linear", seed: int = 0,
+                  reference: Tensor | None = None) -> dict[str, float]:
+    """How a run's decoded interpolations between pairs behave, as means over the pairs.
+
+    Distances are root-mean-square differences per pixel, in the data's value range.
+
+    * ``max_step_share``: the largest of the ``steps - 1`` steps along a decoded path as a share of
+      the path's length: ``1 / (steps - 1)`` when the path moves evenly, 1 when it jumps at once
+      (the uneven trajectory that the consistency loss is meant to smooth, seed section 7.2).
+    * ``midpoint_lean``: ``| d(m, a) - d(m, b) | / d(a, b)`` for the decoded midpoint m and the
+      decoded ends a, b: 0 when m is as far from both ends, 1 when it is one of them.
+    * ``midpoint_drift``: ``|f(m) - h_mid| / |f(x1) - f(x2)|``, how far the re-encoded midpoint
+      lands from the mixed code it was decoded from (what the consistency loss pulls down).
+    * ``midpoint_nearest`` (with ``reference``, e.g. the training examples): the distance of each
+      decoded midpoint to its nearest reference example; ``end_nearest`` the same for the decoded
+      ends, the level a midpoint that looks as real as a reconstruction would reach.
+    """
+    check_steps(steps)
+    x1, x2 = run._batch(x1.float()).cpu(), run._batch(x2.float()).cpu()
+    size = float(x1[0].numel()) ** 0.5
+
+    def dist(a: Tensor, b: Tensor) -> Tensor:
+        return (a - b).flatten(1).norm(dim=1) / size
+
+    paths = run.interpolate(x1, x2, steps, mode, seed).float()
+    moves = torch.stack([dist(paths[:, j + 1], paths[:, j]) for j in range(steps - 1)], dim=1)
+    share = moves.max(dim=1).values / moves.sum(dim=1).clamp_min(1e-12)
+    a, m, b = run.interpolate(x1, x2, 3, mode, seed).float().unbind(dim=1)
+    lean = (dist(m, a) - dist(m, b)).abs() / dist(a, b).clamp_min(1e-12)
+    h1, h2 = run.encode(x1).cpu().float(), run.encode(x2).cpu().float()
+    weights = interpolation_weights(h1.shape[1], 3, mode, seed)[1]  # the middle step's (2, C)
+    h_mid = blend([h1, h2], weights.expand(len(h1), -1, -1))
+    drift = (run.encode(m).cpu().float() - h_mid).flatten(1).norm(dim=1) / (h1 - h2).flatten(1).norm(dim=1).clamp_min(1e-12)
+    out = {"max_step_share": float(share.mean()), "midpoint_lean": float(lean.mean()), "midpoint_drift": float(drift.mean())}
+    if reference is not None:
+        ref = reference.float().cpu().flatten(1)
+
+        def nearest(x: Tensor) -> float:
+            return float((torch.cdist(x.flatten(1), ref).min(dim=1).values / size).mean())
+
+        out["midpoint_nearest"] = nearest(m)
+        out["end_nearest"] = nearest(torch.cat([a, b]))
+    return out

@@ -2,8 +2,14 @@
 
 The page needs nothing but itself: pictures are embedded as base64 PNG data URIs, the style sheet is
 inline, and there is no script. Everything read from a run folder is escaped, so a run name or a
-recipe description cannot inject markup. The table and the per-run sections read the run folders'
-files only; the interpolation picture (when several runs share a dataset) loads the models.
+recipe description cannot inject markup. The tables and the per-run sections read the run folders'
+files only; the interpolation pictures (one per dataset, every run in it) load the models.
+
+Laid out for a laptop screen (1280 px wide, no horizontal scrolling of the page): one row per run
+in the overview; the metrics as rows, grouped by the metric plugin that computed them, each with its
+one-line meaning (``Metric.meanings``), and one narrow column per run (``#1``, ``#2``: the overview's
+numbers). A table wider than the screen scrolls inside its own box, its first column held in place.
+A run without evaluation.json is named with the command that computes its metrics.
 """
 
 from __future__ import annotations
@@ -22,19 +28,31 @@ from mixframe.runs import RunFolder
 HIGHLIGHT = ("learns nothing", "learned nothing", "diverged", "not finite", "non-finite")
 
 STYLE = """
-body { font-family: sans-serif; margin: 2em; color: #222; max-width: 1400px; }
-table { border-collapse: collapse; font-size: 0.9em; margin-bottom: 2em; }
+body { font-family: sans-serif; margin: 1.5em; color: #222; max-width: 1400px; }
+table { border-collapse: collapse; font-size: 0.9em; }
 th, td { border: 1px solid #bbb; padding: 4px 8px; vertical-align: top; }
 th { background: #eee; text-align: left; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td.desc { min-width: 12em; max-width: 22em; }
+td.name { max-width: 16em; overflow-wrap: anywhere; }
+.small { display: block; font-size: 0.8em; color: #555; }
+.scroll { max-width: 100%; overflow-x: auto; margin-bottom: 1.5em; }
+table.metrics th.value, table.metrics td.value { position: sticky; left: 0; background: #fff; min-width: 14em; max-width: 30em; }
+table.metrics th.value { background: #eee; }
+table.metrics tr.group th { background: #dde6f0; }
+.meaning { display: block; font-size: 0.85em; color: #555; }
+.missing { color: #888; }
+.note { background: #eef4fb; border-left: 4px solid #4a7ab5; padding: 6px 10px; margin: 0.5em 0 1em 0; }
+code { background: #f2f2f2; padding: 0 3px; overflow-wrap: anywhere; }
 pre { background: #f6f6f6; padding: 8px; overflow-x: auto; font-size: 0.85em; }
 section.run { border-top: 2px solid #888; margin-top: 2em; }
-.warning { background: #fff3b0; border-left: 4px solid #e0a800; padding: 4px 8px; margin: 2px 0; font-family: monospace; }
+.warning { background: #fff3b0; border-left: 4px solid #e0a800; padding: 4px 8px; margin: 2px 0; font-family: monospace;
+           overflow-wrap: anywhere; }
 .warning.severe { background: #ffd6d6; border-left-color: #c00; }
 .status-complete { color: #070; } .status-other { color: #b00; font-weight: bold; }
-figure { display: inline-block; margin: 0 1em 1em 0; vertical-align: top; }
-figcaption { font-size: 0.85em; color: #555; }
-img { max-width: 100%; }
+figure { display: inline-block; margin: 0 1em 1em 0; vertical-align: top; max-width: 100%; }
+figcaption { font-size: 0.85em; color: #555; overflow-wrap: anywhere; }
+img { max-width: 100%; height: auto; }
 """
 
 
@@ -113,9 +131,32 @@ class RunInfo:
         return curve[-1][1] if curve else None
 
     @property
+    def validation(self) -> tuple[float, float, int] | None:
+        """(last, best, best epoch) of the validation reconstruction loss (the validation callback), or None."""
+        curve = self.folder.epoch_curves().get("val/reconstruction")
+        if not curve:
+            return None
+        best_epoch, best = min(curve, key=lambda point: point[1])
+        return curve[-1][1], best, best_epoch
+
+    @property
     def metrics(self) -> dict[str, Any]:
         metrics = self.evaluation.get("metrics") if isinstance(self.evaluation, dict) else None
         return metrics if isinstance(metrics, dict) else {}
+
+    @property
+    def evaluated(self) -> bool:
+        return bool(self.metrics)
+
+    def by_metric(self) -> dict[str, dict[str, Any]]:
+        """Values by the metric plugin that computed them; values of unknown origin under "" (older files)."""
+        groups = self.evaluation.get("by_metric") if isinstance(self.evaluation, dict) else None
+        out = {str(k): dict(v) for k, v in groups.items() if isinstance(v, dict)} if isinstance(groups, dict) else {}
+        known = {key for values in out.values() for key in values}
+        rest = {k: v for k, v in self.metrics.items() if k not in known}
+        if rest:
+            out[""] = rest
+        return out
 
     def pictures(self) -> list[Path]:
         return self.folder.pictures()
@@ -166,23 +207,103 @@ def figure(png: bytes, caption: str) -> str:
 
 
 def comparison_table(runs: Sequence[RunInfo]) -> str:
-    metric_names: list[str] = []
-    for run in runs:
-        metric_names += [name for name in run.metrics if name not in metric_names]
-    heads = ["run", "description", "status", "mixer", "regularizers", "epochs", "final reconstruction loss", *metric_names]
-    lines = ["<table>", "<tr>" + "".join(f"<th>{esc(h)}</th>" for h in heads) + "</tr>"]
-    for run in runs:
-        text_cells = [f'<a href="#{_anchor(run)}">{esc(run.name)}</a>', esc(run.description), esc(run.status),
-                      esc(run.mixer), esc(run.regularizers), esc(run.epochs)]
-        numbers = [run.reconstruction, *(run.metrics.get(name) for name in metric_names)]
-        cells = [f"<td>{c}</td>" for c in text_cells] + [f'<td class="num">{esc(format_value(v))}</td>' for v in numbers]
+    """The overview: one row per run, numbered as the metrics table's columns are."""
+    heads = ["#", "run", "description", "status", "mixer", "regularizers", "epochs", "final reconstruction loss",
+             "validation reconstruction loss", "metrics"]
+    lines = ['<div class="scroll"><table>', "<tr>" + "".join(f"<th>{esc(h)}</th>" for h in heads) + "</tr>"]
+    for i, run in enumerate(runs, 1):
+        val = run.validation
+        val_text = (f'{esc(format_value(val[0]))}<span class="small">best {esc(format_value(val[1]))}, epoch {val[2]}</span>'
+                    if val else "")
+        evaluated = "yes" if run.evaluated else '<span class="missing">not evaluated</span>'
+        cells = [f"<td>{i}</td>", f'<td class="name"><a href="#{_anchor(run)}">{esc(run.name)}</a></td>', f'<td class="desc">{esc(run.description)}</td>',
+                 f"<td>{esc(run.status)}</td>", f"<td>{esc(run.mixer)}</td>", f"<td>{esc(run.regularizers)}</td>", f"<td>{esc(run.epochs)}</td>",
+                 f'<td class="num">{esc(format_value(run.reconstruction))}</td>', f'<td class="num">{val_text}</td>', f"<td>{evaluated}</td>"]
         lines.append("<tr>" + "".join(cells) + "</tr>")
-    lines.append("</table>")
+    lines.append("</table></div>")
     return "\n".join(lines)
+
+
+def metric_meanings(metrics: Iterable[str]) -> dict[str, dict[str, str]]:
+    """Each metric plugin's ``meanings`` (``Metric.meanings``) by metric name; {} for one that is not installed."""
+    from mixframe.registry import get_registry
+
+    registry = get_registry()
+    out: dict[str, dict[str, str]] = {}
+    for name in metrics:
+        try:
+            meanings = getattr(registry.get("metric", name).implementation, "meanings", None)
+        except MixframeError:
+            meanings = None
+        out[name] = dict(meanings) if isinstance(meanings, dict) else {}
+    return out
+
+
+def meaning_of(key: str, meanings: dict[str, str]) -> str:
+    """The meaning of the value ``key``: its own entry, or a ``{n}`` family's (``probe_acc_{n}`` for probe_acc_10); "" if none."""
+    if key in meanings:
+        return meanings[key]
+    for pattern, text in meanings.items():
+        if "{n}" not in pattern:
+            continue
+        head, _, tail = pattern.partition("{n}")
+        middle = key[len(head):len(key) - len(tail)] if key.startswith(head) and key.endswith(tail) else ""
+        if middle.isdigit() and "{n}" not in tail:
+            return text.replace("{n}", middle)
+    return ""
+
+
+def evaluate_command(runs: Sequence[RunInfo]) -> str:
+    return "mixframe evaluate " + " ".join(str(run.dir) for run in runs)
+
+
+def metrics_section(runs: Sequence[RunInfo]) -> str:
+    """The metrics as rows (grouped by metric plugin, each with its meaning), one column per run; or, when no run
+    was evaluated, the command that evaluates them."""
+    parts = ["<h2>metrics</h2>"]
+    missing = [run for run in runs if not run.evaluated]
+    if len(missing) == len(runs):
+        parts.append(f'<p class="note">No run has been evaluated yet. <code>{esc(evaluate_command(runs))}</code> computes each recipe\'s '
+                     "metrics into the run folder (evaluation.json); then write this report again.</p>")
+        return "\n".join(parts)
+    if missing:
+        names = ", ".join(f"#{runs.index(run) + 1} {run.name}" for run in missing)
+        parts.append(f'<p class="note">Not evaluated: {esc(names)}. Their metrics: <code>{esc(evaluate_command(missing))}</code>, '
+                     "then write this report again.</p>")
+    groups: dict[str, list[str]] = {}
+    for run in runs:
+        for metric, values in run.by_metric().items():
+            keys = groups.setdefault(metric, [])
+            keys += [key for key in values if key not in keys]
+    meanings = metric_meanings(m for m in groups if m)
+    heads = "".join(f'<th title="{esc(run.name)}"><a href="#{_anchor(run)}">#{i}</a></th>' for i, run in enumerate(runs, 1))
+    lines = ['<div class="scroll"><table class="metrics">', f'<tr><th class="value">value (what it means)</th>{heads}</tr>']
+    for metric, keys in groups.items():
+        title = f"metric {metric}" if metric else "values of unrecorded origin"
+        lines.append(f'<tr class="group"><th class="value">{esc(title)}</th><th colspan="{len(runs)}"></th></tr>')
+        for key in keys:
+            meaning = meaning_of(key, meanings.get(metric, {})) or "(its plugin gives no meaning)"
+            cells = []
+            for run in runs:
+                value = run.by_metric().get(metric, {}).get(key)
+                cells.append(f'<td class="num">{esc(format_value(value))}</td>' if run.evaluated
+                             else '<td class="num missing">&ndash;</td>')
+            lines.append(f'<tr><td class="value"><code>{esc(key)}</code><span class="meaning">{esc(meaning)}</span></td>{"".join(cells)}</tr>')
+    lines.append("</table></div>")
+    parts.append("\n".join(lines))
+    return "\n".join(parts)
 
 
 def _anchor(run: RunInfo) -> str:
     return "run-" + "".join(c if c.isalnum() or c in "-_" else "_" for c in run.name)
+
+
+PICTURE_CAPTIONS = {
+    RunFolder.LOSS_CURVES: f"{RunFolder.LOSS_CURVES}: the losses per epoch, training and validation reconstruction together; "
+                           "dashed: the level of outputting the mean image, and each critic's blind guess",
+    RunFolder.GRID: f"{RunFolder.GRID}: validation pairs at the end of training; each row the real x1 (orange frame), the decoded "
+                    "interpolation from f(x1) to f(x2), the real x2 (orange frame)",
+}
 
 
 def run_section(run: RunInfo, index: int) -> str:
@@ -199,7 +320,7 @@ def run_section(run: RunInfo, index: int) -> str:
     pictures = run.pictures()
     if pictures:
         parts.append("<h3>pictures</h3>")
-        parts += [figure(p.read_bytes(), p.name) for p in pictures]
+        parts += [figure(p.read_bytes(), PICTURE_CAPTIONS.get(p.name, p.name)) for p in pictures]
     parts.append("<h3>recipe (resolved)</h3>")
     parts.append(f"<pre>{esc(run.recipe_text)}</pre>")
     if run.run:
@@ -226,22 +347,21 @@ def same_data_groups(runs: Sequence[RunInfo]) -> list[list[RunInfo]]:
 
 
 def interpolation_section(runs: Sequence[RunInfo], pairs: int, steps: int) -> str:
-    """A picture per group of runs that share a dataset; a note instead when a group cannot be drawn."""
-    from mixframe.interpolate import interpolation_png, load_runs
+    """A picture per group of runs that share a dataset (a run alone on its dataset gets its own); a note
+    instead when a group cannot be drawn."""
+    from mixframe.interpolate import interpolation_png, load_runs, paper_figure_png
 
     parts = ["<h2>interpolations</h2>",
-             "<p>The same test pairs for every run; for images the first row of each block is linear interpolation "
-             "in pixel space.</p>"]
+             "<p>The same test pairs for every run. For images, in the paper's layout (its Figures 7 to 11): each pair's "
+             "two real images at the ends, then linear interpolation in pixel space, then one row per run.</p>"]
     for group in same_data_groups(runs):
         names = ", ".join(run.name for run in group)
-        if len(group) < 2:
-            parts.append(f"<p>{esc(group[0].name)}: no other run on its dataset to compare with.</p>")
-            continue
         try:
             loaded = load_runs([run.dir for run in group])
             # a mixer that swaps whole feature maps (Mixer.interpolation == "bernoulli") is shown that way too
             modes = list(dict.fromkeys(["linear", *(run.mixer.interpolation for run in loaded if run.mixer is not None)]))
-            pngs = [(mode, interpolation_png(loaded, pairs=pairs, steps=steps, mode=mode)) for mode in modes]
+            draw = paper_figure_png if loaded[0].spec.is_image else interpolation_png
+            pngs = [(mode, draw(loaded, pairs=pairs, steps=steps, mode=mode)) for mode in modes]
         except MixframeError as err:
             parts.append(f'<div class="warning severe">interpolation of {esc(names)} could not be drawn: {esc(err)}</div>')
             continue
@@ -257,8 +377,8 @@ def build_report(run_dirs: Iterable[Path], pairs: int = 4, steps: int = 8, inter
     title = "mixframe report: " + ", ".join(run.name for run in runs)
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">', f"<title>{esc(title)}</title>",
              f"<style>{STYLE}</style></head><body>", "<h1>mixframe report</h1>",
-             f"<p>{len(runs)} run{'s' if len(runs) != 1 else ''}.</p>", "<h2>comparison</h2>", comparison_table(runs)]
-    if interpolation and len(runs) > 1:
+             f"<p>{len(runs)} run{'s' if len(runs) != 1 else ''}.</p>", "<h2>runs</h2>", comparison_table(runs), metrics_section(runs)]
+    if interpolation:
         parts.append(interpolation_section(runs, pairs, steps))
     parts += [run_section(run, i + 1) for i, run in enumerate(runs)]
     parts.append("</body></html>")

@@ -177,7 +177,7 @@ def test_report_is_one_self_contained_escaped_page(runs: dict[str, Path], tmp_pa
 
     # self-contained: every image a PNG data URI, no external style sheets, scripts or links
     sources = re.findall(r'src="([^"]*)"', page)
-    assert len(sources) == 3 * 2 + 1 + 1  # loss curves and grid per run, masks.png, the digits interpolation picture
+    assert len(sources) == 3 * 2 + 1 + 2  # loss curves and grid per run, masks.png, an interpolation picture per dataset
     for src in sources:
         assert src.startswith("data:image/png;base64,")
         assert base64.b64decode(src.removeprefix("data:image/png;base64,"))[:8] == b"\x89PNG\r\n\x1a\n"
@@ -189,13 +189,17 @@ def test_report_is_one_self_contained_escaped_page(runs: dict[str, Path], tmp_pa
     assert "&lt;img src=x onerror=alert(1)&gt; &amp; co" in page
     assert "&lt;script&gt;alert(&quot;boom&quot;)&lt;/script&gt;" in page
 
-    # the comparison table: one row per run, metrics formatted, missing ones blank
+    # the overview: one row per run; the metrics: a row per value, a column per run, formatted, a dash where a run was not evaluated
     table = page[page.index("<table>"):page.index("</table>")]
     assert table.count("<tr>") == 1 + 3
-    for head in ("mixer", "regularizers", "epochs", "final reconstruction loss", "probe/accuracy", "realism/fid"):
+    for head in ("mixer", "regularizers", "epochs", "final reconstruction loss", "validation reconstruction loss"):
         assert f"<th>{head}</th>" in table
-    assert '<td class="num">0.9123</td><td class="num">2.500e-06</td>' in table
-    assert table.count('<td class="num"></td>') == 2 * 2
+    metrics = page[page.index('<table class="metrics">'):]
+    metrics = metrics[:metrics.index("</table>")]
+    dash = '<td class="num missing">&ndash;</td>'
+    assert "<code>probe/accuracy</code>" in metrics and f'{dash}<td class="num">0.9123</td>{dash}' in metrics
+    assert f'{dash}<td class="num">2.500e-06</td>{dash}' in metrics
+    assert f"Not evaluated: #1 {runs['digits'].name}, #3 {runs['spiral'].name}" in page and "<code>mixframe evaluate " in page
     assert '<div class="warning severe">warning: critic/x has stayed' in page
     assert "masks.png" in page and "<pre>schema: 1" in page
 

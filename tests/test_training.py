@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -114,7 +112,7 @@ def test_an_autoencoder_stuck_at_the_mean_image_is_warned(tmp_path: Path, capsys
     curves = RunFolder(run).epoch_curves()
     assert "ae/reconstruction_chance" in curves  # drawn as the reconstruction panel's dashed level, not as a curve
     panels = dict(loss_panels(curves))
-    assert list(panels["reconstruction (dashed: mean image)"]) == ["ae/reconstruction"]
+    assert sorted(panels["reconstruction (dashed: mean image)"]) == ["ae/reconstruction", "val/reconstruction"]  # training, validation
     assert not any(k.endswith("_chance") for series in panels.values() for k in series)
 
 
@@ -152,44 +150,6 @@ def test_new_run_dirs_never_collide(tmp_path: Path) -> None:
     assert len(dirs) == 5
 
 
-def _train_cmd(out: Path, *extra: str) -> list[str]:
-    cmd = [sys.executable, "-m", "mixframe", "train", str(SPIRAL), "--out", str(out), "--no-progress"]
-    for s in [*SMALL, "train.epochs=4", "train.checkpoint_every=1", *extra]:
-        cmd += ["--set", s]
-    return cmd
-
-
-def test_sigkill_then_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path: Path) -> None:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    full = subprocess.run(_train_cmd(tmp_path / "full"), env=env, capture_output=True, text=True, timeout=300)
-    assert full.returncode == 0, full.stderr
-    # Slow the killed run down a little so it can be caught between checkpoints.
-    proc = subprocess.Popen(_train_cmd(tmp_path / "killed", "train.log_every=1"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 240
-    checkpoint = None
-    while time.time() < deadline and proc.poll() is None:
-        found = list((tmp_path / "killed").glob(f"*/{CHECKPOINT}"))
-        if found:
-            checkpoint = found[0]
-            break
-        time.sleep(0.05)
-    assert checkpoint is not None, "the run never wrote a checkpoint"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    killed_at = load_checkpoint(checkpoint)["epoch"]
-    if killed_at >= 4:
-        pytest.skip("the run finished before it could be killed")
-    resumed = subprocess.run([sys.executable, "-m", "mixframe", "resume", str(checkpoint.parent), "--no-progress"], env=env,
-                             capture_output=True, text=True, timeout=300)
-    assert resumed.returncode == 0, resumed.stderr
-    a = weights(load_checkpoint(next((tmp_path / "full").glob(f"*/{CHECKPOINT}"))))
-    b = weights(load_checkpoint(checkpoint))
-    assert a.keys() == b.keys()
-    assert all(torch.equal(a[k], b[k]) for k in a)
-    steps = [int(r.split(",")[0]) for r in (checkpoint.parent / "metrics.csv").read_text().splitlines()[1:]]
-    assert steps == sorted(steps)  # rows logged after the last checkpoint were dropped on resume
-
-
 def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     run = mixframe.train(SPIRAL, [*SMALL, "train.epochs=2"], out=tmp_path, progress=False)
     good = run.folder.load_checkpoint()
@@ -212,6 +172,9 @@ def test_resume_applies_a_new_learning_rate_and_more_epochs(tmp_path: Path) -> N
     run = mixframe.train(SPIRAL, [*SMALL, "train.epochs=1"], out=tmp_path, progress=False)
     resumed = mixframe.resume(run.dir, ["train.epochs=2", "train.lr=5e-4"], progress=False)
     assert resumed.epoch == 2 and resumed.recipe.train.lr == 5e-4
+    state = run.folder.load_checkpoint()  # the optimizers stepped with the new rates (not the ones saved with them)
+    assert {g["lr"] for g in state["ae_opt"]["param_groups"]} == {5e-4}
+    assert {g["lr"] for o in state["critic_opts"].values() for g in o["param_groups"]} == {resumed.recipe.train.critic_lr or 5e-4}
     assert run.folder.read_recipe().train.epochs == 2  # recipe.yaml says what the run now is
     assert run.folder.info()["resumes"][-1] == {"at_epoch": 1, "overrides": ["train.epochs=2", "train.lr=5e-4"]}
     with pytest.raises(MixframeError, match="resume changes only the train section"):

@@ -20,8 +20,13 @@ while the backward pass goes on through the other units. The units stay in the m
 own forward, and the unit's ``forward`` is routed through it during :meth:`DataParallel.step` only
 (pictures and probes that callbacks draw on one rank call the plain module). Critic units are not
 synchronised while the autoencoder's loss calls them with frozen weights (``no_sync``).
-``find_unused_parameters`` is on, so a component with a weight that a step does not use still
-works (measured: without it, such a weight holds back its whole bucket, and the ranks drift apart).
+The units are ``static_graph``: a unit's weights that take part in its first synchronised step take
+part in every one (true of the built-in networks). Measured on a unit with a weight it never uses,
+a module called twice before one backward, critic-only steps under ``no_grad`` and a frozen critic:
+gradients equal to averaging by hand. (Without ``static_graph`` or ``find_unused_parameters``, an
+unused weight holds back its whole bucket and the ranks drift apart; ``find_unused_parameters``
+works too but walks the autograd graph at every forward and warns on every rank.) A component
+whose set of used weights changes from step to step is not supported under torchrun.
 Buffers are not broadcast: the built-in networks' buffers (spectral norm's power iteration) are
 computed identically on every rank; the weights are checked to be identical at the end.
 Parameters held directly by a regularizer (not by a sub-module) are averaged after the backward pass.
@@ -179,7 +184,7 @@ class DataParallel:
             wrapped = forward
             if world > 1:
                 ddp = nn.parallel.DistributedDataParallel(_Stand(unit, forward), device_ids=[device.index] if device.type == "cuda" else None,
-                                                          broadcast_buffers=False, find_unused_parameters=True, init_sync=False)
+                                                          forward_sync_buffers=False, static_graph=True, init_sync=False)
                 wrapped = ddp
                 if is_critic:
                     self.critic_ddps.append(ddp)

@@ -1,8 +1,10 @@
 """Pictures during and after training: interpolation grids, the final grid and the loss curves.
 
 Grids go to ``grids/epoch_NNNN.png`` every ``every`` epochs and at the end (for 2-D data, decoded
-mixes over real points); at the end the last grid is copied to ``grid.png`` and ``loss_curves.png``
-is drawn from metrics.csv. A default callback: every recipe gets it unless it lists its own.
+mixes over real points), and to TensorBoard's Images tab (``interpolation/grid``, by step); at the
+end the last grid is copied to ``grid.png`` and ``loss_curves.png`` is drawn from metrics.csv. In an
+image grid each row is x1, the decoded interpolation, x2; the real x1 and x2 are framed in orange.
+A default callback: every recipe gets it unless it lists its own.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class TrainingPictures(Callback):
 
     def __init__(self, config: TrainingPicturesConfig, context: BuildContext) -> None:
         self.config = config
+        self.tensorboard: Any = None
 
     def on_epoch_end(self, trainer: Any, means: dict[str, float]) -> None:
         if trainer.run is None or not (trainer.done or trainer.epoch % self.config.every == 0):
@@ -36,8 +39,32 @@ class TrainingPictures(Callback):
         path = trainer.run.file(RunFolder.GRIDS) / f"epoch_{trainer.epoch:04d}.png"
         save_training_grid(trainer.model, trainer.data, path, trainer.device, pairs=self.config.pairs, steps=self.config.steps)
         trainer.model.train()
+        self.to_tensorboard(trainer, path)
+
+    def to_tensorboard(self, trainer: Any, path: Any) -> None:
+        """The grid just saved, in TensorBoard's Images tab at this step."""
+        import numpy as np
+        from PIL import Image
+
+        if self.tensorboard is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tensorboard = SummaryWriter(str(trainer.run.file(RunFolder.TENSORBOARD)))
+        with Image.open(path) as image:
+            pixels = np.asarray(image.convert("RGB"))
+        self.tensorboard.add_image("interpolation/grid", pixels, trainer.step, dataformats="HWC")
+        self.tensorboard.flush()
+
+    def on_failure(self, trainer: Any, error: BaseException) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+            self.tensorboard = None
 
     def on_end(self, trainer: Any, summary: dict[str, float]) -> None:
+        self.close()
         if trainer.run is None:
             return
         from mixframe.pictures import plot_loss_curves

@@ -24,19 +24,35 @@ def run(args: argparse.Namespace) -> int:
     for run_dir in args.run_dirs:  # every folder is a run that takes its evaluation.json, before any metric is computed
         folder = RunFolder.open(run_dir)
         check_writable_folder(folder.path, f"the metrics of {folder.path} (its {RunFolder.EVALUATION})")
-    table, unsaved = {}, []
+    table, unsaved, metrics = {}, [], {}
     for run_dir in args.run_dirs:
         print(f"{run_dir}:")
         trained = mixframe.load_run(run_dir, device=args.device)
+        metrics.update(dict.fromkeys(args.metric or [m.name for m in trained.recipe.metrics]))
         try:
             table[trained.name] = evaluate(trained, args.metric, echo=True)
         except NotSaved as err:  # the metrics were printed as they finished
             unsaved.append(str(err))
     print()
     print(format_table(table))
+    print(meanings_text(list(metrics), [key for values in table.values() for key in values]))
     if unsaved:
         raise MixframeError("the metrics printed above were computed but not saved: " + "; ".join(unsaved))
     return 0
+
+
+def meanings_text(metrics: list[str], keys: list[str]) -> str:
+    """'what the values mean:' and one line per value, from the metric plugins' ``meanings``."""
+    from mixframe.report import meaning_of, metric_meanings
+
+    meanings = metric_meanings(metrics)
+    keys = list(dict.fromkeys(keys))
+    width = max((len(k) for k in keys), default=0)
+    lines = ["", "what the values mean:"]
+    for key in keys:
+        meaning = next((m for name in metrics if (m := meaning_of(key, meanings.get(name, {})))), "(its plugin gives no meaning)")
+        lines.append(f"  {key:<{width}}  {meaning}")
+    return "\n".join(lines)
 
 
 @hookimpl

@@ -19,12 +19,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("interpolation.png"), help="PNG file to write (default interpolation.png)")
     parser.add_argument("--mode", choices=MODES, default="linear", help="linear mixing of codes, or a Bernoulli mask that swaps feature maps")
     parser.add_argument("--split", choices=SPLITS, default="test", help="split the pairs come from (default test)")
+    parser.add_argument("--layout", choices=("rows", "paper"), default="rows",
+                        help="rows: x1, interpolants, x2 on every row; paper: the seed's Figures 7-13 (real ends once per pair, "
+                             "pixel row, one row per run, the mode in the title)")
+    parser.add_argument("--label", action="append", default=None, metavar="TEXT",
+                        help="with --layout paper: a run's row label, once per run in order (default: the run folders' names)")
     add_seed(parser, "the pairs and the Bernoulli channel order")
     add_device(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    from mixframe.interpolate import check_steps, interpolation_png, load_runs
+    from mixframe.interpolate import check_steps, interpolation_png, load_runs, paper_figure_png
 
     check_suffix(args.out, (".png",), "the picture is a PNG file")
     check_output_path(args.out)
@@ -33,7 +38,10 @@ def run(args: argparse.Namespace) -> int:
     at_most(args.steps, MAX_PICTURE_STEPS, "--steps", "interpolants per row of the picture")
     at_most(args.pairs, MAX_PICTURE_PAIRS, "--pairs", "rows of the picture per run")
     runs = load_runs(args.run_dirs, device=args.device)
-    png = interpolation_png(runs, args.pairs, args.steps, args.mode, args.split, args.seed)
+    if args.layout == "paper":
+        png = paper_figure_png(runs, args.pairs, args.steps, args.mode, args.split, args.seed, labels=args.label)
+    else:
+        png = interpolation_png(runs, args.pairs, args.steps, args.mode, args.split, args.seed)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_bytes(png)
     print(args.out)

@@ -64,6 +64,10 @@ def clustering_accuracy(
 
 class ClusteringMetric(Metric):
     """k-means clustering accuracy of whitened codes (needs class labels)."""
+    meanings = {
+        "cluster_acc": "accuracy of k-means clusters of the whitened test codes, each cluster matched to one class (Hungarian); "
+                       "higher is better, chance is about 1 / classes",
+    }
 
     def __init__(self, config: ClusteringConfig, context: BuildContext) -> None:
         self.config = config

@@ -131,6 +131,13 @@ def betavae_score(encode: EncodeFactors, sample_factors: SampleFactors, factor_s
 
 class DisentanglementMetric(Metric):
     """FactorVAE and beta-VAE disentanglement scores (needs a factor dataset such as dSprites)."""
+    meanings = {
+        "factorvae": "FactorVAE score: how often the code dimension that varies least when one factor is held fixed names that factor "
+                     "(majority vote, held-out votes); higher is better, chance is 1 / varying factors",
+        "factorvae_active_dims": "code dimensions not collapsed (std at least min_std_ratio of the largest), which the FactorVAE vote uses",
+        "betavae": "beta-VAE score: test accuracy of a linear classifier telling which factor two codes share from their mean "
+                   "absolute difference; higher is better, chance is 1 / varying factors",
+    }
 
     def __init__(self, config: DisentanglementConfig, context: BuildContext) -> None:
         self.config = config

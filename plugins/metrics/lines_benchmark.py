@@ -71,6 +71,12 @@ class LinesConfig:
 
 class LinesMetric(Metric):
     """Distance to the data and smoothness of latent interpolations on the lines dataset."""
+    meanings = {
+        "lines_distance": "mean distance of each decoded interpolant to its nearest true line image (ACAI's realism); lower is better, 0 ideal",
+        "lines_smoothness": "ACAI's smoothness: largest angle step along a path over its total change, minus the even step 1/(steps-1); "
+                            "lower is better, 0 ideal",
+        "lines_smoothness_undefined": "fraction of paths whose two ends have nearly the same angle, left out of lines_smoothness",
+    }
 
     def __init__(self, config: LinesConfig, context: BuildContext) -> None:
         self.config = config

@@ -54,6 +54,16 @@ class ManifoldMetric(Metric):
     """Fraction of decoded random mixes that land on the known data manifold."""
 
     headline = "on_manifold_fraction"
+    meanings = {
+        "on_manifold_fraction": "fraction of decoded random mixes (mixup of two test codes) closer to the data manifold than the threshold; "
+                                "higher is better",
+        "on_manifold_threshold": "the distance under which a point counts as on the manifold (the dataset's)",
+        "mix_distance_mean": "mean distance of the decoded mixes to the manifold; lower is better",
+        "rec_on_manifold_fraction": "the same fraction for reconstructions of the test examples (a ceiling for the mixes)",
+        "rec_distance_mean": "mean distance of the reconstructions to the manifold",
+        "data_mix_on_manifold_fraction": "the same fraction for mixing the pairs in data space (the no-learning reference)",
+        "data_mix_distance_mean": "mean distance to the manifold of mixing the pairs in data space (the no-learning reference)",
+    }
 
     def __init__(self, config: ManifoldConfig, context: BuildContext) -> None:
         self.config = config

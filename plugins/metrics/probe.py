@@ -95,6 +95,12 @@ def probe_scores(train: Split, val: Split, test: Split, config: ProbeConfig, rng
 
 class ProbeMetric(Metric):
     """Linear-probe accuracy of frozen codes (needs class labels)."""
+    meanings = {
+        "probe_acc": "test accuracy of a logistic regression on the frozen codes (C chosen on validation), all training labels; higher is better",
+        "probe_c": "the inverse regularisation strength C that scored best on validation",
+        "probe_acc_{n}": "the same test accuracy with only {n} labelled training examples per class (mean over draws); higher is better",
+        "probe_acc_{n}_std": "standard deviation over the draws of probe_acc_{n}",
+    }
 
     def __init__(self, config: ProbeConfig, context: BuildContext) -> None:
         self.config = config

@@ -73,6 +73,15 @@ class RealismConfig:
 
 class RealismMetric(Metric):
     """Judge-network confidence and Frechet distance of decoded midpoints (needs class labels)."""
+    meanings = {
+        "realism_classifier_acc": "test accuracy of the judge (a classifier trained on real data); if low, the other realism numbers say little",
+        "real_confidence": "the judge's mean top-class probability on real test examples (the reference for the others)",
+        "midpoint_confidence": "its mean top-class probability on decoded midpoints of random test pairs; higher means mixes look like "
+                               "some real class",
+        "rec_confidence": "its mean top-class probability on reconstructions",
+        "mix_fid": "Frechet distance between the judge's features of real test examples and of decoded midpoints; lower is better",
+        "rec_fid": "the same Frechet distance for reconstructions (a reference; lower is better)",
+    }
 
     def __init__(self, config: RealismConfig, context: BuildContext) -> None:
         self.config = config

@@ -66,6 +66,11 @@ class ReconstructionConfig:
 
 class ReconstructionMetric(Metric):
     """Test-split reconstruction error of g(f(x))."""
+    meanings = {
+        "rec_mse": "mean squared error per value between test examples and their reconstructions, in data space; lower is better",
+        "rec_psnr": "mean peak signal-to-noise ratio of the reconstructions in dB (capped at 100); higher is better",
+        "rec_ssim": "mean structural similarity of reconstructed and real test images, 1 = identical; higher is better",
+    }
 
     def __init__(self, config: ReconstructionConfig, context: BuildContext) -> None:
         self.config = config
