@@ -4,13 +4,17 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # torch and torchvision are pinned here to builds known to work together (see pyproject.toml for the ranges).
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
+# Where torch comes from: empty = the default index (on Linux, the CUDA build: its nvidia and triton packages are
+# 4.1 of the 6.2 GB of .venv). For a CPU-only machine, where PyTorch's index is reachable:
+#   make demo TORCH_INDEX=https://download.pytorch.org/whl/cpu
+TORCH_INDEX ?=
 
-.PHONY: venv test demo benchmark clean
+.PHONY: venv test demo benchmark startup clean
 
 $(BIN)/mixframe: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q $(TORCH_PINS)
+	$(BIN)/python -m pip install -q $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) $(TORCH_PINS)
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $(BIN)/mixframe
 
@@ -28,6 +32,10 @@ demo: venv
 
 benchmark: venv
 	$(BIN)/python benchmarks/engine_step.py
+
+## How long the commands that do not train take to start (fresh processes).
+startup: venv
+	$(BIN)/python benchmarks/startup.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -23,6 +23,10 @@ of ``torch.cuda.max_memory_allocated`` during the steps minus what was allocated
 ``/proc/self/clear_refs``) during the steps minus the resident size before them: activations,
 gradients, Adam state and whatever the allocator keeps, at page granularity; Linux only.
 
+Eager against compiled: the engine's step is then timed with ``train.compile`` off and on (two
+Trainers, alternating blocks after a warm-up that includes the compilation, which is timed apart),
+in images per second; ``--no-compile`` skips it, ``--compile-backend`` picks torch.compile's backend.
+
 Run: ``OMP_NUM_THREADS=1 .venv/bin/python benchmarks/engine_step.py --threads 1``.
 """
 
@@ -328,6 +332,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--wall", action="store_true", help="rate by wall-clock time on CPU too (default there: process CPU time)")
     p.add_argument("--ops", action="store_true", help="also list the aten ops whose call counts per step differ from the hand loop's")
     p.add_argument("--check", action="store_true", help="exit with status 1 when the engine costs more than 5%% over the hand loop")
+    p.add_argument("--no-compile", action="store_true", help="skip the eager / compiled comparison")
+    p.add_argument("--compile-backend", default="inductor", help="torch.compile backend of the compiled engine")
+    p.add_argument("--compile-rounds", type=int, default=5, help="alternating timing rounds of eager and compiled")
     return p.parse_args(argv)
 
 
@@ -370,17 +377,51 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"\n{args.recipe}  overrides: {' '.join(args.set) or '(none)'}")
     print(f"device {device}, torch {torch.__version__}, {args.threads} thread(s), {args.rounds} rounds of {args.block}+ minibatches "
           f"per variant, alternating. ratio: median over rounds of (variant / hand) in the same round, on {clock} time")
-    head = f"{'g_every':>7}  {'variant':<8}  {'cpu ms':>8}  {'wall ms':>8}  {'ratio':>6}  {'ratio range':>13}  {'peak MiB':>8}"
+    head = f"{'g_every':>7}  {'variant':<8}  {'cpu ms':>8}  {'wall ms':>8}  {'img/s':>7}  {'ratio':>6}  {'ratio range':>13}  {'peak MiB':>8}"
     print(head)
     print("-" * len(head))
+    batch = load_recipe(args.recipe, args.set).train.batch_size
     for every, name, cpu, wall, ratio, lo, hi, mem in rows:
-        print(f"{every:>7}  {name:<8}  {cpu * 1e3:>8.2f}  {wall * 1e3:>8.2f}  {ratio:>6.3f}  {lo:>6.3f}-{hi:<6.3f}  {fmt_mem(mem):>8}")
-    print("ms: median per minibatch (cpu = CPU time of this process, all threads; wall = elapsed, after a device sync on CUDA)")
+        print(f"{every:>7}  {name:<8}  {cpu * 1e3:>8.2f}  {wall * 1e3:>8.2f}  {batch / wall:>7.0f}  {ratio:>6.3f}  {lo:>6.3f}-{hi:<6.3f}"
+              f"  {fmt_mem(mem):>8}")
+    print("ms: median per minibatch (cpu = CPU time of this process, all threads; wall = elapsed, after a device sync on CUDA); "
+          "img/s: training images per second of wall time")
     print(f"peak MiB: {'CUDA tensor bytes' if device.type == 'cuda' else 'resident memory (VmHWM - VmRSS)'} above the level "
           "before the first step, in a fresh process per variant")
     verdict = "within" if worst_ratio <= TARGET else "OVER"
     print(f"engine / hand, worst over update_g_every: {worst_ratio:.3f} ({verdict} the {TARGET:.2f} target)")
+    if not args.no_compile:
+        compare_compiled(args)
     return 1 if args.check and worst_ratio > TARGET else 0
+
+
+def compare_compiled(args: argparse.Namespace) -> None:
+    """Images per second of the engine's step, eager and under torch.compile, per update_g_every; compile time apart."""
+    print(f"\neager / compiled engine (train.compile, backend {args.compile_backend}): {args.compile_rounds} alternating rounds")
+    print(f"{'g_every':>7}  {'variant':<8}  {'wall ms':>8}  {'img/s':>7}  {'warm-up s':>9}")
+    for every in every_values(args):
+        fns, batches, warm = {}, None, {}
+        for compiled in (False, True):
+            overrides = [*args.set, f"train.update_g_every={every}", f"train.compile={str(compiled).lower()}",
+                         f"train.compile_backend={args.compile_backend}"]
+            trainer, batches = setup(load_recipe(args.recipe, overrides), args.batches)
+            name = "compiled" if compiled else "eager"
+            fns[name] = trainer.train_step
+            # the first steps compile (a critic-only and an autoencoder graph, with and without gradients): timed apart
+            device = trainer.device
+            sync(device)
+            start = time.perf_counter()
+            for i in range(2 * max(every, 2)):
+                fns[name](*batches[i % len(batches)])
+            sync(device)
+            warm[name] = time.perf_counter() - start
+        settings = dict.fromkeys(fns, current_settings())
+        block = math.ceil(args.block / every) * every
+        times = time_variants(fns, settings, batches, device, block, args.compile_rounds, 0)
+        batch = batches[0][0].shape[0]
+        for name in fns:
+            wall = statistics.median(times[name]["wall"])
+            print(f"{every:>7}  {name:<8}  {wall * 1e3:>8.2f}  {batch / wall:>7.0f}  {warm[name]:>9.1f}")
 
 
 if __name__ == "__main__":

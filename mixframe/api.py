@@ -22,7 +22,7 @@ from torch import Tensor
 from mixframe.errors import MixframeError
 from mixframe.interfaces import BuildContext, Callback, DataBundle, DataSpec, Mixer, MixResult, blend
 from mixframe.recipe import Recipe
-from mixframe.runs import RunFolder
+from mixframe.runs import RunFolder, load_checkpoint
 
 RecipeLike = str | Path | Recipe
 ImageLike = Any  # a PIL image, a path to an image file, a numpy array (H, W[, C]) or a tensor ((C, H, W) or (N, C, H, W))
@@ -62,7 +62,7 @@ def train(recipe: RecipeLike, overrides: Sequence[str] = (), *, out: str | Path 
     trainer = Trainer(checked, rank=rank, world=world)  # data and model first: a mistake leaves no run folder
     folder = None
     if rank == 0:
-        stem = name or (Path(recipe).stem if not isinstance(recipe, Recipe) else "run")
+        stem = name or (Path(str(recipe).removeprefix("shipped:")).stem if not isinstance(recipe, Recipe) else "run")
         # complete or absent: the record is written into a hidden folder that is then renamed
         folder = RunFolder.create(out, stem, write=lambda new: new.write_record(
             checked, trainer.data.spec, trainer.data.label_kind, device=trainer.device, world=world,
@@ -151,8 +151,9 @@ def _check_identical(trainer: Any) -> None:
         raise MixframeError("the processes ended with different weights; the gradient synchronisation failed")
 
 
-def load_run(path: str | Path, device: str | torch.device = "cpu") -> Run:
-    """Open a finished or stopped run: its recipe, data description and last checkpoint.
+def load_run(path: str | Path, device: str | torch.device = "cpu", *, best: bool = False) -> Run:
+    """Open a finished or stopped run: its recipe, data description and last checkpoint (with ``best``,
+    checkpoint_best.pt: the epoch of the lowest validation loss, kept by the validation callback).
 
     Needs no training data on disk (the data's shape and scaling were recorded in data.json);
     ``run.data`` reads the data on first use, for evaluation.
@@ -169,7 +170,10 @@ def load_run(path: str | Path, device: str | torch.device = "cpu") -> Run:
         data = build_data(recipe)
         spec = data.spec
     model = Model(recipe, spec)
-    state = folder.load_checkpoint()
+    if best and not folder.file(RunFolder.CHECKPOINT_BEST).is_file():
+        raise MixframeError(f"{folder.path} has no {RunFolder.CHECKPOINT_BEST}: its recipe's validation callback did not keep one "
+                            "(callbacks: [{kind: validation, best_checkpoint: true}]); load its last checkpoint instead")
+    state = load_checkpoint(folder.file(RunFolder.CHECKPOINT_BEST)) if best else folder.load_checkpoint()
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as err:

@@ -381,6 +381,13 @@ def render_paper(x1: Tensor, x2: Tensor, rows: Tensor, spec: DataSpec, labels: S
     measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     layout = PaperLayout(tile=max(height, width) * scale, steps=steps, rows_per_block=rows_per_block, blocks=pairs,
                          columns=max(1, min(columns, pairs)), label_width=12 + max(int(measure.textlength(s, font=font)) for s in labels))
+    title_width = int(measure.textlength(MODE_TITLES[mode], font=font)) + 2 * layout.pad
+    if layout.width < title_width:  # a narrow picture widens its label column so that the title fits
+        layout = attrs.evolve(layout, label_width=layout.label_width + title_width - layout.width)
+    caption = (f"x1, x2: {ends}. Rows per pair, top to bottom: {', '.join(labels)}. "
+               "The pixel row starts at x1 and ends at x2; a run's row starts and ends at its reconstructions of them.")
+    caption_lines = wrap(caption, layout.width - 2 * layout.pad, small, measure)
+    layout = attrs.evolve(layout, caption=8 + CAPTION_LINE * len(caption_lines))
     image = Image.new("RGB", (layout.width, layout.height), "white")
     draw = ImageDraw.Draw(image)
 
@@ -412,12 +419,24 @@ def render_paper(x1: Tensor, x2: Tensor, rows: Tensor, spec: DataSpec, labels: S
                 _, top = layout.cell(b, r, 0)
                 draw.text((layout.label_width - 6, top + layout.tile / 2), labels[r], font=font, anchor="rm",
                           fill="dimgray" if r == 0 else "black")
-    caption = (f"x1, x2: {ends}. Rows per pair, top to bottom: {', '.join(labels)}. "
-               "The pixel row starts at x1 and ends at x2; a run's row starts and ends at its reconstructions.")
-    while measure.textlength(caption, font=small) > layout.width - 2 * layout.pad and len(caption) > 20:
-        caption = caption[:-5].rstrip() + "…"  # a narrow picture keeps the start of the caption
-    draw.text((layout.pad, layout.height - layout.caption // 2), caption, fill="dimgray", font=small, anchor="lm")
+    caption_top = layout.height - layout.caption + 4
+    for k, line in enumerate(caption_lines):
+        draw.text((layout.pad, caption_top + k * CAPTION_LINE), line, fill="dimgray", font=small, anchor="lt")
     return image, layout
+
+
+CAPTION_LINE = 15
+
+
+def wrap(text: str, width: int, font, measure) -> list[str]:  # noqa: ANN001 - PIL font and draw objects
+    """``text`` broken at spaces into lines no wider than ``width`` pixels (a longer word stands alone)."""
+    lines: list[str] = []
+    for word in text.split(" "):
+        if lines and measure.textlength(f"{lines[-1]} {word}", font=font) <= width:
+            lines[-1] += f" {word}"
+        else:
+            lines.append(word)
+    return lines
 
 
 def paper_figure_png(runs: Sequence[Run], pairs: int = 4, steps: int = 8, mode: Mode = "linear", split: str = "test",

@@ -150,6 +150,8 @@ def copy(name: str, dest: str | Path) -> Path:
     elif dest.suffix not in (SUFFIX, ".yml"):
         raise MixframeError(f"{dest}: a recipe is a .yaml file (or give an existing folder, which receives {Path(bare).name}{SUFFIX})")
     merged = resolve_file(source)
+    order = [key for key in SECTION_ORDER if key in merged] + [key for key in merged if key not in SECTION_ORDER]
+    merged = {key: merged[key] for key in order}
     comments = _leading_comments(source.read_text(encoding="utf-8"))
     header = [f"# Started from the shipped recipe {bare} (mixframe {__version__}), its bases merged in: edit freely.",
               f"# `mixframe recipe show {dest.name} --resolved` lists every parameter with its default;",
@@ -166,6 +168,10 @@ def copy(name: str, dest: str | Path) -> Path:
     return dest
 
 
+SECTION_ORDER = ("schema", "description", "seed", "data", "encoder", "decoder", "discriminator", "mixer", "reconstruction",
+                 "regularizers", "metrics", "callbacks", "train")
+
+
 def _leading_comments(text: str) -> list[str]:
     """The comment lines at the top of a recipe file (its explanation)."""
     out: list[str] = []
@@ -180,8 +186,9 @@ def format_catalogue(recipes: Sequence[ShippedRecipe]) -> str:
     """The listing ``mixframe recipes`` prints."""
     runnable = [r for r in recipes if not r.is_base]
     width = max((len(r.name) for r in runnable), default=0)
+    scale = max((len(r.scale) for r in runnable), default=0)
     lines = ["Shipped recipes (train one: mixframe train NAME; start your own: mixframe recipe copy NAME my.yaml):", ""]
-    lines += [f"  {r.name:<{width}}  {r.scale}  {r.description}{f' ({r.notes})' if r.notes else ''}" for r in runnable]
+    lines += [f"  {r.name:<{width}}  {r.scale:<{scale}}  {r.description}{f' ({r.notes})' if r.notes else ''}" for r in runnable]
     bases = [r.name for r in recipes if r.is_base]
     if bases:
         lines += ["", f"Bases, to extend (extends: shipped:NAME): {', '.join(bases)}"]

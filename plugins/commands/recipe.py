@@ -1,4 +1,5 @@
-"""``mixframe recipe check|show FILE``: check a recipe (every problem at once) or print it resolved."""
+"""``mixframe recipe check|show RECIPE``: check a recipe (every problem at once) or print it resolved; ``mixframe recipe
+copy NAME DEST``: start your own recipe from a shipped one. RECIPE is a file or a shipped recipe's name (``mixframe recipes``)."""
 
 from __future__ import annotations
 
@@ -19,13 +20,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     show.add_argument("file", type=Path, metavar="RECIPE")
     show.add_argument("--resolved", action="store_true", help="print the checked recipe with all defaults")
     add_overrides(show)
+    copy = actions.add_parser("copy", help="start your own recipe from a shipped one (its bases merged in); never overwrites a file")
+    copy.add_argument("name", metavar="NAME", help="a shipped recipe (mixframe recipes lists them), e.g. digits_amr_mixup")
+    copy.add_argument("dest", type=Path, metavar="DEST", help="the new .yaml file, or an existing folder (receives NAME.yaml)")
 
 
 def run(args: argparse.Namespace) -> int:
     from mixframe.recipe import apply_overrides, dump_yaml, load_recipe, resolve_file
     from mixframe.registry import get_registry
 
-    if args.recipe_command == "check":
+    if args.recipe_command == "copy":
+        from mixframe import shipped
+
+        written = shipped.copy(args.name, args.dest)
+        print(f"wrote {written}; check it with: mixframe recipe check {written}; train it with: mixframe train {written}")
+    elif args.recipe_command == "check":
         recipe = load_recipe(args.file, args.overrides)
         print(f"{args.file}: ok ({recipe.encoder.name} encoder, mixer {recipe.mixer.name if recipe.mixer else 'none'}, "
               f"{len(recipe.regularizers)} regularizer(s), data {recipe.data.name})")
@@ -38,4 +47,5 @@ def run(args: argparse.Namespace) -> int:
 
 @hookimpl
 def mixframe_commands() -> list[Command]:
-    return [Command(name="recipe", help="check or show a recipe", add_arguments=add_arguments, run=run)]
+    return [Command(name="recipe", help="check, show or copy a recipe (a file, or a shipped recipe by name)", add_arguments=add_arguments,
+                    run=run)]
