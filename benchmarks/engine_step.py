@@ -417,7 +417,7 @@ def compare_compiled(args: argparse.Namespace) -> None:
             warm[name] = time.perf_counter() - start
         settings = dict.fromkeys(fns, current_settings())
         block = math.ceil(args.block / every) * every
-        times = time_variants(fns, settings, batches, device, block, args.compile_rounds, 0)
+        times = time_variants(fns, settings, batches, device, block, args.compile_rounds, every)
         batch = batches[0][0].shape[0]
         for name in fns:
             wall = statistics.median(times[name]["wall"])

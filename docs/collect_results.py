@@ -9,8 +9,9 @@ Every ``sweep-*`` folder under RUNS_ROOT gives one row per grid point (``RECIPE_
 ``RECIPE_STEM: POINT``). ``--baseline`` names the row the others are compared with, seed by seed.
 ``--reference KEY LABEL`` adds a row for a metric key that does not depend on training (identical in
 every run, since metrics draw their evaluation sets from a fixed seed) and compares every row with it.
-Runs that ended with a blind critic (last probe AUC at or below 0.6, see the stall_watch callback)
-are flagged in the notes column, not dropped. The runs' thread counts, commits and torch versions are
+Each critic's last probe AUC (how well it tells held-out real data from data-space blends; 0.5 =
+blind; see the stall_watch callback) is shown, and runs that ended with a blind critic (AUC at or
+below 0.6) are flagged in the notes column, not dropped. The runs' thread counts, commits and torch versions are
 printed under the table: numbers depend on them.
 """
 
@@ -43,9 +44,17 @@ def rows_from(root: Path) -> dict[str, dict[int, dict[str, Any]]]:
             run = Path(rec["run"])
             if not run.is_dir() and path.parent.name in run.parts:  # recorded relative to where the sweep was started
                 run = path.parent.joinpath(*run.parts[run.parts.index(path.parent.name) + 1:])
+            evaluation = run / RunFolder.EVALUATION  # a later `mixframe evaluate` of the run wins over the sweep's record
+            metrics = {**rec["metrics"], **(json.loads(evaluation.read_text()).get("metrics", {}) if evaluation.is_file() else {})}
             label = stem if not rec["point"] else f"{stem}: {point_label(rec['point'])}"
-            rows.setdefault(label, {})[int(rec["seed"])] = {**rec, "run": str(run)}
+            rows.setdefault(label, {})[int(rec["seed"])] = {**rec, "run": str(run), "metrics": metrics}
     return rows
+
+
+def last_probe_auc(run_dir: str) -> list[float]:
+    """Each critic's last probe AUC (real vs data-space blends) in a run, from its metrics.csv."""
+    curves = RunFolder(Path(run_dir)).epoch_curves()
+    return [points[-1][1] for key, points in sorted(curves.items()) if key.endswith("/probe_auc") and points]
 
 
 def blind_critics(run_dir: str) -> list[str]:
@@ -92,11 +101,11 @@ def table(root: Path, metric: str, baseline: str | None, reference: tuple[str, s
         head.append(f"minus {baseline} [95% CI]")
     if ref_value is not None:
         head.append(f"minus {reference[1]} [95% CI]")  # type: ignore[index]
-    head += [*columns, "notes"]
+    head += [*columns, "critic probe AUC (last)", "notes"]
     lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
     if ref_value is not None:
         cells = [f"{reference[1]} (no learning)", "-", f"{ref_value:.3f}", "-"] + ["-"] * (bool(baseline) + 1)  # type: ignore[index]
-        lines.append("| " + " | ".join(cells + [""] * len(columns) + ["the same evaluation pairs mixed in data space"]) + " |")
+        lines.append("| " + " | ".join(cells + [""] * (len(columns) + 1) + ["the same evaluation pairs mixed in data space"]) + " |")
     for label, seeds in rows.items():
         values = {s: r["metrics"][metric] for s, r in sorted(seeds.items()) if metric in r["metrics"]}
         cells = [label, str(len(seeds)), mean_std(list(values.values())), " ".join(f"{v:.3f}" for v in values.values())]
@@ -105,11 +114,38 @@ def table(root: Path, metric: str, baseline: str | None, reference: tuple[str, s
         if ref_value is not None:
             cells.append(paired_difference(values, ref_value).format())
         cells += [mean_std([r["metrics"][c] for r in seeds.values() if c in r["metrics"]], fixed=False) for c in columns]
+        cells.append(mean_std([a for r in seeds.values() for a in last_probe_auc(r["run"])]))
         notes = [f"seed {s}: blind critic {', '.join(b)}" for s, r in sorted(seeds.items()) if (b := blind_critics(r["run"]))]
         cells.append("; ".join(notes))
         lines.append("| " + " | ".join(cells) + " |")
     records = [r for seeds in rows.values() for r in seeds.values()]
     return "\n".join(lines) + "\n\nRuns: " + environment_line(records) + "\n"
+
+
+def panels(root: Path, metric: str, out: Path, seed: int = 0) -> None:
+    """For 2-D data: one panel per row, decoded random mixes (orange) over real test points (blue) of its run with ``seed``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from mixframe.api import load_run
+    from mixframe.pictures import draw_mix_scatter, random_mix_weights
+
+    chosen = {label: seeds[seed] for label, seeds in rows_from(root).items() if seed in seeds}
+    fig, axes = plt.subplots(1, len(chosen), figsize=(3.0 * len(chosen), 3.3), squeeze=False)
+    for ax, (label, rec) in zip(axes[0], chosen.items()):
+        run = load_run(rec["run"])
+        x, _ = run.split("test")
+        perm, alpha = random_mix_weights(len(x))
+        h = run.encode(x).cpu()
+        draw_mix_scatter(ax, x, run.decode(alpha * h + (1 - alpha) * h[perm]), f"{label}\n{metric}: {rec['metrics'][metric]:.3f}")
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(f"decoded random mixes (orange) over real test points (blue), seed {seed}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -119,7 +155,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--baseline", help="row label of the baseline, e.g. spiral_ae")
     parser.add_argument("--reference", nargs=2, metavar=("KEY", "LABEL"), help="a no-learning reference metric key and its row label")
     parser.add_argument("--columns", nargs="*", default=[], help="further metrics shown as mean ± std")
+    parser.add_argument("--panels", type=Path, metavar="PNG", help="2-D data: also draw each row's seed-0 run's decoded mixes into PNG")
     args = parser.parse_args(argv)
+    if args.panels:
+        panels(args.root, args.metric, args.panels)
     print(table(args.root, args.metric, args.baseline, tuple(args.reference) if args.reference else None, args.columns), end="")
 
 

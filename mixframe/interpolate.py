@@ -515,7 +515,8 @@ def path_measures(run: Run, x1: Tensor, x2: Tensor, steps: int = 8, mode: Mode =
         ref = reference.float().cpu().flatten(1)
 
         def nearest(x: Tensor) -> float:
-            return float((torch.cdist(x.flatten(1), ref).min(dim=1).values / size).mean())
+            exact = torch.cdist(x.flatten(1), ref, compute_mode="donot_use_mm_for_euclid_dist")  # mm rounds small distances badly
+            return float((exact.min(dim=1).values / size).mean())
 
         out["midpoint_nearest"] = nearest(m)
         out["end_nearest"] = nearest(torch.cat([a, b]))

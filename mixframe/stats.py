@@ -38,6 +38,8 @@ class PairedDifference:
         """``+0.123 [+0.050, +0.201]``, followed by ``real`` or ``not shown``."""
         if self.n == 0:
             return "no pairs"
+        if self.n == 1:
+            return f"{self.mean:+.{digits}f} (one pair: not shown)"
         verdict = "real" if self.real else "not shown"
         return f"{self.mean:+.{digits}f} [{self.low:+.{digits}f}, {self.high:+.{digits}f}] {verdict}"
 

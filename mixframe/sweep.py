@@ -311,11 +311,27 @@ def sweep(recipe: str | Path, grid: Sequence[str] = (), *, seeds: int = 1, metri
     recipe = Path(recipe)
     parsed = parse_grid(grid)
     runs = plan_runs(recipe, parsed, seeds, overrides)  # every point's recipe is checked before anything trains
+    for name in metrics:
+        try:
+            get_registry().get("metric", name)
+        except MixframeError as err:
+            raise MixframeError(f"--metric: {err}") from None
     out = Path(out)
     base = f"sweep-{recipe.stem}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
     folder = next(out / name for n in itertools.count(1) if not (out / (name := base if n == 1 else f"{base}-{n}")).exists())
-    built, launcher_record = make_launcher(launcher, launcher_options, folder.resolve())  # option mistakes leave no folder
-    folder.mkdir(parents=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        folder.mkdir()
+    except FileExistsError:  # another sweep took the name a moment ago
+        folder = next(out / name for n in itertools.count(2) if not (out / (name := f"{base}-{n}")).exists())
+        folder.mkdir()
+    except OSError as err:
+        raise MixframeError(f"cannot create the sweep folder {folder}: {err.strerror or err}") from None
+    try:
+        built, launcher_record = make_launcher(launcher, launcher_options, folder.resolve())
+    except BaseException:
+        folder.rmdir()  # an option mistake, a missing extra: no folder left behind
+        raise
     (folder / LOGS).mkdir()
     record = {"recipe": str(recipe), "recipe_path": str(recipe.resolve()), "grid": parsed, "seeds": seeds, "overrides": list(overrides),
               "metrics": list(metrics), "command": _command_line(str(recipe), grid, seeds, overrides, metrics), "created": now(),
@@ -374,7 +390,7 @@ def _run(folder: Path, record: dict[str, Any], launcher: Launcher, progress: boo
             raise KeyboardInterrupt(f"interrupted; finished runs are kept in {folder}. Continue with: mixframe sweep --resume {folder}") from None
         finally:
             state.close_unfinished("the launcher ended without running it")
-        write_summary(folder, record, echo=progress)
+        write_summary(folder, record)
     return folder
 
 
@@ -385,6 +401,25 @@ def latest_run_folder(out: Path, name: str) -> Path | None:
 
     found = sorted(p for p in out.glob(f"{name}-*") if (p / RunFolder.RECIPE).is_file()) if out.is_dir() else []
     return found[-1] if found else None
+
+
+@contextlib.contextmanager
+def _run_lock(out: Path, name: str) -> Iterator[None]:
+    """One process per run: a run still going in a process the sweep lost track of (a sweep process killed while
+    its runs went on, a Slurm job) is not trained a second time beside it."""
+    import fcntl
+
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / f".{name}.lock").open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise MixframeError(f"this run is still going in another process (in {out}); wait for it to end, "
+                                "then mixframe sweep --resume") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @contextlib.contextmanager
@@ -442,13 +477,14 @@ def run_task(task: RunTask) -> dict[str, Any]:
                 torch.set_num_threads(task.threads)
             from mixframe.api import resume, train
 
-            existing = latest_run_folder(Path(task.out), task.name)
-            if existing is not None:
-                print(f"resuming {existing}", flush=True)
-                run = resume(existing, progress=False)
-            else:
-                run = train(task.recipe, list(task.overrides), out=task.out, name=task.name, progress=False)
-            metrics = _evaluate(run, task.metrics)
+            with _run_lock(Path(task.out), task.name):
+                existing = latest_run_folder(Path(task.out), task.name)
+                if existing is not None:
+                    print(f"resuming {existing}", flush=True)
+                    run = resume(existing, progress=False)
+                else:
+                    run = train(task.recipe, list(task.overrides), out=task.out, name=task.name, progress=False)
+                metrics = _evaluate(run, task.metrics)
             outcome = {"status": "complete", "message": "", "run": str(run.dir.resolve()), "metrics": metrics}
         except KeyboardInterrupt:
             outcome = {"status": "failed", "message": "interrupted"}

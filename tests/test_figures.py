@@ -64,7 +64,7 @@ def test_full_recipe_checks_and_trains_two_steps_on_stand_in_files(recipe: Path,
     root = stand_in_root(recipe, tmp_path)
     out = tmp_path / "runs"
     assert main(["train", str(recipe), "--out", str(out), "--no-progress", "--set", f"data.root={root}",
-                 "--set", "train.device=cpu", "--set", "train.max_steps=2", "--set", "train.batch_size=4",
+                 "--set", "train.device=cpu", "--set", "train.max_steps=2", "--set", "train.batch_size=2",
                  "--set", "train.num_workers=0", "--set", "train.update_g_every=1"]) == 0
     (run,) = out.iterdir()
     assert (run / "checkpoint.pt").exists() and (run / "grid.png").exists()
@@ -133,7 +133,7 @@ def test_faces_are_the_hundred_face_photographs_shipped_inside_scikit_image() ->
     first = faces.build(faces.FacesConfig(size=16, flip=False, val=1, test=1, scale="unit")).train.tensors[0]
     originals = torch.nn.functional.interpolate(torch.from_numpy(raw[:100]).float()[:, None], size=(16, 16), mode="bilinear",
                                                 antialias=True, align_corners=False).clamp(0, 1)
-    matches = torch.cdist(first.flatten(1), originals.flatten(1)).min(dim=1).values
+    matches = torch.cdist(first.flatten(1), originals.flatten(1), compute_mode="donot_use_mm_for_euclid_dist").min(dim=1).values
     assert float(matches.max()) < 1e-4
     with pytest.raises(MixframeError, match="fewer than 2"):
         faces.build(faces.FacesConfig(val=50, test=49))
@@ -216,9 +216,10 @@ def test_paper_layout_shows_real_ends_then_pixel_row_then_one_row_per_run(runs: 
         assert np.array_equal(crop(picture, layout.cell(b, 0, 2), layout.tile), tile_of((x1[b] + x2[b]) / 2, spec, layout))
         # rows (b) and (c): each run's decoded path, in the order the runs were given
         for r, run in enumerate(loaded, start=1):
-            path = run.interpolate(x1[b:b + 1], x2[b:b + 1], steps, mode)[0]
+            path = run.interpolate(x1, x2, steps, mode)[b]
             for j in range(steps):
-                assert np.array_equal(crop(picture, layout.cell(b, r, j), layout.tile), tile_of(path[j], spec, layout))
+                drawn = crop(picture, layout.cell(b, r, j), layout.tile).astype(int)
+                assert np.abs(drawn - tile_of(path[j], spec, layout)).max() <= 1  # decoding again may round a level differently
         assert not np.array_equal(crop(picture, layout.cell(b, 1, 2), layout.tile), crop(picture, layout.cell(b, 2, 2), layout.tile))
         assert not np.array_equal(crop(picture, layout.cell(b, 1, 2), layout.tile), crop(picture, layout.cell(b, 0, 2), layout.tile))
 
@@ -228,9 +229,15 @@ def test_paper_layout_from_python_with_own_images_columns_and_mistakes(runs: dic
     (run,) = load_runs([runs["one"]])
     faces_in = [Image.fromarray(np.full((40, 30), level, dtype=np.uint8)) for level in (20, 220)]
     x = run.to_input(faces_in)
-    one = Image.open(io.BytesIO(paper_figure_png([run], x1=x[0], x2=x[1], steps=4, mode="bernoulli")))
-    two = Image.open(io.BytesIO(paper_figure_png([run], pairs=4, steps=4, columns=2)))
-    assert two.width > 2 * one.width - 100 and two.height < 3 * one.height
+    own = np.asarray(Image.open(io.BytesIO(paper_figure_png([run], x1=x[0], x2=x[1], steps=4, mode="bernoulli"))).convert("RGB"))
+    _, layout = render_paper(x[:1], x[1:], paper_rows([run], x[:1], x[1:], 4, "bernoulli"), run.spec, row_labels([run]), "bernoulli",
+                             ends="the images given")
+    assert own.shape[:2] == (layout.height, layout.width)
+    assert (crop(own, layout.end(0, 0), layout.tile) == 20).all() and (crop(own, layout.end(0, 1), layout.tile) == 220).all()
+    one_column = Image.open(io.BytesIO(paper_figure_png([run], pairs=4, steps=4)))
+    two_columns = Image.open(io.BytesIO(paper_figure_png([run], pairs=4, steps=4, columns=2)))
+    assert two_columns.width - one_column.width == layout.block_width + layout.column_gap
+    assert one_column.height - two_columns.height == 2 * (layout.block_height + layout.block_gap)
     with pytest.raises(MixframeError, match=r"2 label\(s\) given for 1 run"):
         paper_figure_png([run], labels=["a", "b"])
     with pytest.raises(MixframeError, match="unknown interpolation mode"):

@@ -464,11 +464,15 @@ def test_realism_judges_pixel_midpoints_less_real_than_data(optimizer_imported: 
     config = realism.RealismConfig(epochs=10, n_eval=64, width=8, batch_size=32)
     run = FakeRun(halves_bundle(128))  # identity codes: midpoints are pixel averages of two examples
     result = realism.RealismMetric(config, None).evaluate(run)  # type: ignore[arg-type]
-    assert set(result) == {"realism_classifier_acc", "real_confidence", "midpoint_confidence", "rec_confidence", "mix_fid", "rec_fid"}
+    assert set(result) == {"realism_classifier_acc", "real_confidence", "midpoint_confidence", "rec_confidence", "mix_fid", "rec_fid",
+                           "pixel_midpoint_confidence", "pixel_mix_fid"}
     assert result["realism_classifier_acc"] >= 0.95
     assert result["real_confidence"] > result["midpoint_confidence"] + 0.05  # half the pairs mix the two classes
     assert result["rec_fid"] == pytest.approx(0.0, abs=1e-3)  # perfect reconstructions
     assert result["mix_fid"] > 0.3
+    # the pixel-blend reference judges the same pairs: with identity codes it is the decoded midpoints exactly
+    assert result["pixel_mix_fid"] == pytest.approx(result["mix_fid"], rel=1e-6)
+    assert result["pixel_midpoint_confidence"] == pytest.approx(result["midpoint_confidence"], rel=1e-6)
     assert result == realism.RealismMetric(config, None).evaluate(run)  # type: ignore[arg-type]
 
 

@@ -173,23 +173,21 @@ class DataParallel:
         self.eager: list[str] = []  # units left uncompiled (and why)
         covered: set[int] = set()
         for name, unit, is_critic in step_units(model, critic_params):
-            forward = unit.forward
+            plain = wrapped = unit.forward
             if compile:
                 if _has_parametrizations(unit):
                     # The power iteration of spectral norm updates its buffers in place during the forward, and the
                     # compiled backward refuses a saved tensor changed since (measured: "modified by an inplace operation").
                     self.eager.append(f"{name} (spectral norm)")
                 else:
-                    forward = torch.compile(forward, backend=compile_backend)
-            wrapped = forward
+                    wrapped = torch.compile(plain, backend=compile_backend)
             if world > 1:
-                ddp = nn.parallel.DistributedDataParallel(_Stand(unit, forward), device_ids=[device.index] if device.type == "cuda" else None,
-                                                          forward_sync_buffers=False, static_graph=True, init_sync=False)
-                wrapped = ddp
+                wrapped = nn.parallel.DistributedDataParallel(_Stand(unit, wrapped), device_ids=[device.index] if device.type == "cuda" else None,
+                                                              forward_sync_buffers=False, static_graph=True, init_sync=False)
                 if is_critic:
-                    self.critic_ddps.append(ddp)
-            if wrapped is not unit.forward:
-                self.units.append((unit, self._route(unit.forward, wrapped)))
+                    self.critic_ddps.append(wrapped)
+            if wrapped is not plain:  # compiled and/or wrapped: route the unit's calls during a step
+                self.units.append((unit, self._route(plain, wrapped)))
                 covered.update(id(p) for p in unit.parameters())
         self.leftover = [p for p in model.parameters() if p.requires_grad and id(p) not in covered] if world > 1 else []
         for unit, route in self.units:

@@ -20,7 +20,9 @@ def run(args: argparse.Namespace) -> int:
     reg = get_registry()
     comp = reg.get(args.kind, args.name)
     print(f"{args.kind} {comp.name}: {comp.summary}")
-    print(f"  provided by plugin {reg.provider(args.kind, comp.name)}; recipe: {{kind: {comp.name}, ...}}")
+    use = (f"mixframe sweep --launcher {comp.name} --launcher-set KEY=VALUE" if args.kind == "launcher"
+           else f"recipe: {{kind: {comp.name}, ...}}")
+    print(f"  provided by plugin {reg.provider(args.kind, comp.name)}; {use}")
     doc = (comp.implementation.__doc__ or "").strip()
     if doc:
         print("\n  " + doc.replace("\n", "\n  "))

@@ -81,6 +81,9 @@ class RealismMetric(Metric):
         "rec_confidence": "its mean top-class probability on reconstructions",
         "mix_fid": "Frechet distance between the judge's features of real test examples and of decoded midpoints; lower is better",
         "rec_fid": "the same Frechet distance for reconstructions (a reference; lower is better)",
+        "pixel_midpoint_confidence": "the no-learning reference: its mean top-class probability on pixel midpoints (x1 + x2) / 2 "
+                                     "of the same pairs",
+        "pixel_mix_fid": "the no-learning reference: the Frechet distance for pixel midpoints of the same pairs (lower is better)",
     }
 
     def __init__(self, config: RealismConfig, context: BuildContext) -> None:
@@ -109,6 +112,7 @@ class RealismMetric(Metric):
         p_real, f_real = judge(net, x_real, run.device)
         p_mid, f_mid = judge(net, midpoints, run.device)
         p_rec, f_rec = judge(net, recs, run.device)
+        p_pix, f_pix = judge(net, (x1.float() + x2.float()) / 2, run.device)  # the same pairs blended in pixel space
         return {
             "realism_classifier_acc": float((p_real.argmax(dim=1) == y_real.long()).float().mean()),
             "real_confidence": float(p_real.max(dim=1).values.mean()),
@@ -116,6 +120,8 @@ class RealismMetric(Metric):
             "rec_confidence": float(p_rec.max(dim=1).values.mean()),
             "mix_fid": feature_fid(f_real.numpy(), f_mid.numpy()),
             "rec_fid": feature_fid(f_real.numpy(), f_rec.numpy()),
+            "pixel_midpoint_confidence": float(p_pix.max(dim=1).values.mean()),
+            "pixel_mix_fid": feature_fid(f_real.numpy(), f_pix.numpy()),
         }
 
 
