@@ -1,6 +1,6 @@
 """Interpolation pictures: the same pairs of test examples interpolated by several runs, side by side.
 
-For images this is the paper's Figures 7 to 11: for each pair a block of rows, first pixel-space
+For images (the default layout): for each pair a block of rows, first pixel-space
 linear interpolation (the baseline every autoencoder should beat), then one row per run in the order
 given. Each row holds x1, K decoded interpolants (the first and last are the reconstructions of x1
 and x2), and x2. For 2-D data (the spiral) it draws each run's decoded interpolation paths over real

@@ -162,9 +162,10 @@ class StallWatch(Callback):
                     "The adversary is doing its work; nothing to fix unless the decoded mixes look no better than a plain autoencoder's "
                     "(then try a higher adversarial weight).")
         if value <= self.config.blind_auc:
-            return (f"Blind: the critic tells held-out real data from data-space blends no better than chance (probe AUC "
-                    f"{value:.2f}), so it has learned little and its regularizer adds little: the run is close to one without it. "
-                    "Try a higher train.critic_lr, a larger critic, or spectral_norm: false.")
+            return (f"Blind: the critic tells held-out real data from data-space blends hardly better than chance (probe AUC "
+                    f"{value:.2f}; 0.5 is chance), so it has learned little and, while this lasts, its regularizer adds little: the run is "
+                    "close to one without it. Early in training a critic may still learn (the probe is logged as "
+                    "epoch/critic/NAME/probe_auc); if it stays blind, try a higher train.critic_lr, a larger critic, or spectral_norm: false.")
         return (f"Unclear: the critic tells held-out real data from data-space blends only partly (probe AUC {value:.2f}, "
                 f"between blind <= {self.config.blind_auc} and fooled >= {self.config.fooled_auc}); it learned a little. "
                 "If the decoded mixes look no better than a plain autoencoder's, try a higher train.critic_lr or a larger critic.")
