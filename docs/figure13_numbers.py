@@ -5,7 +5,7 @@ time, then measures every run's decoded interpolations between all pairs of the 
 faces (120 pairs) with :func:`mixframe.interpolate.path_measures`, and prints per-seed values and
 mean ± standard deviation (ddof 1) per beta as a Markdown table.
 
-    OMP_NUM_THREADS=1 python docs/figure13_numbers.py --out runs/figure13     # trains 6 runs (about 25 CPU minutes)
+    OMP_NUM_THREADS=1 python docs/figure13_numbers.py --out runs/figure13     # trains 6 runs, one at a time (20-35 minutes on a shared 2-core machine)
     python docs/figure13_numbers.py --runs runs/figure13/*                    # measures runs trained before
 """
 

@@ -169,6 +169,7 @@ class Registry:
         self._reported = 0  # warnings already handed to the watchers
         self._later: list[tuple[str, str, str, Any]] | None = None
         """Built-in entry points not loaded yet (None once everything is loaded)."""
+        self._broken: PluginError | None = None
         self._load_entry_points()
         for module_name in filter(None, os.environ.get("MIXFRAME_PLUGINS", "").split(",")):
             self._load(module_name.strip(), "MIXFRAME_PLUGINS", "", lambda m=module_name.strip(): importlib.import_module(m))
@@ -191,13 +192,19 @@ class Registry:
         return self._conflicts
 
     def _complete(self) -> None:
-        """Load the built-ins left for later and gather every component (once)."""
+        """Load the built-ins left for later and gather every component (once; an invalid plugin is an error every time)."""
+        if self._broken is not None:
+            raise self._broken
         if self._later is None:
             return
         later, self._later = self._later, None
         for name, dist, version, loader in later:
             self._load(name, dist, version, loader)
-        self._check_pending()
+        try:
+            self._check_pending()
+        except PluginError as err:
+            self._broken = err
+            raise
         self._gather_components()
         self._gather_commands()
         self._report()

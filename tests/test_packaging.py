@@ -33,6 +33,10 @@ def run(argv: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: 
 @pytest.fixture(scope="module")
 def wheel_site(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(the wheel, a --target folder it is installed into), built from a copy of the sources (the checkout stays untouched)."""
+    import setuptools
+
+    if int(setuptools.__version__.split(".")[0]) < 77:
+        pytest.skip(f"setuptools {setuptools.__version__} cannot build the SPDX license field; pip install 'setuptools>=77' (the test extra)")
     tmp = tmp_path_factory.mktemp("wheel")
     src = tmp / "src"
     src.mkdir()
@@ -105,6 +109,34 @@ def test_the_light_commands_import_no_torch(tmp_path: Path) -> None:
     done = run([sys.executable, "-c", probe], tmp_path)
     assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr
     assert (tmp_path / "x.yaml").is_file()
+
+
+def test_the_registry_loads_components_on_the_first_question_and_warns_then() -> None:
+    import attrs
+
+    from mixframe import Component, hookimpl
+    from mixframe.registry import Registry
+
+    @attrs.frozen
+    class NoConfig:
+        pass
+
+    class Clash:  # a second "mixup"
+        @staticmethod
+        @hookimpl
+        def mixframe_mixers() -> list[Component]:
+            return [Component(kind="mixer", name="mixup", implementation=object, config=NoConfig, summary="a clash")]
+
+    registry = Registry(autoload=False, plugins=[("clash", Clash)])
+    heard: list[str] = []
+    stop = registry.watch_warnings(heard.append)
+    loaded = {name for name, _ in registry.manager.list_name_plugin()}
+    assert "commands-recipes" in loaded and "mixers-mixup" not in loaded  # the first phase: commands only
+    assert {"recipes", "train", "masks"} <= set(registry.commands()) and heard == []
+    assert registry.providers("mixer", "mixup") == ["mixers-mixup", "clash"]  # a question about components loads the rest
+    assert len(heard) == 1 and "mixer 'mixup' is provided by 2 plugins" in heard[0]  # the watcher hears the clash at once
+    stop()
+    assert registry.warnings() == heard
 
 
 def test_shipped_recipes_are_described_with_their_scale() -> None:
