@@ -161,7 +161,7 @@ def load_run(path: str | Path, device: str | torch.device = "cpu", *, best: bool
     from mixframe.model import Model
 
     folder = RunFolder.open(path)
-    recipe = folder.read_recipe()
+    recipe = folder.read_recipe(for_training=False)
     spec = folder.read_spec()
     data = None
     if spec is None:  # a run from before data.json was recorded: the data tells its shape

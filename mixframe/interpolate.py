@@ -55,7 +55,7 @@ def load_runs(run_dirs: Sequence[str | Path], device: str = "cpu") -> list[Run]:
     if not run_dirs:
         raise MixframeError("no run folders given; pass one or more folders made by 'mixframe train'")
     folders = [RunFolder.open(d) for d in run_dirs]
-    recipes = [f.read_recipe() for f in folders]
+    recipes = [f.read_recipe(for_training=False) for f in folders]
     first = recipes[0].data.to_dict()
     for folder, recipe in zip(folders[1:], recipes[1:]):
         if recipe.data.to_dict() != first:

@@ -313,10 +313,20 @@ class RunFolder:
         write_json(self.file(self.DATA), spec_to_dict(spec, label_kind))
 
     # -- reading the record --------------------------------------------------------------------------
-    def read_recipe(self, overrides: list[str] | tuple[str, ...] = ()) -> Any:
-        from mixframe.recipe import load_recipe
+    def read_recipe(self, overrides: list[str] | tuple[str, ...] = (), *, for_training: bool = True) -> Any:
+        """The run's checked recipe. Callbacks act only while training: with ``for_training=False`` (loading a run
+        to use or evaluate it) callbacks whose plugin is no longer installed are left out instead of refusing the run."""
+        from mixframe.recipe import apply_overrides, check, load_recipe, resolve_file
+        from mixframe.registry import get_registry
 
-        return load_recipe(self.file(self.RECIPE), list(overrides))
+        if for_training:
+            return load_recipe(self.file(self.RECIPE), list(overrides))
+        registry = get_registry()
+        raw = apply_overrides(resolve_file(self.file(self.RECIPE)), list(overrides), registry)
+        known = set(registry.names("callback"))
+        if isinstance(raw.get("callbacks"), list):
+            raw["callbacks"] = [c for c in raw["callbacks"] if not isinstance(c, dict) or str(c.get("kind", "")).split(":")[-1] in known]
+        return check(raw, str(self.file(self.RECIPE)), registry)
 
     def read_spec(self) -> DataSpec | None:
         """The data description recorded at training time (None for a run made before it was recorded)."""

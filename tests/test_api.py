@@ -166,3 +166,13 @@ def test_a_folder_that_is_not_a_run_is_a_message(tmp_path: Path) -> None:
         mixframe.load_run(tmp_path)
     with pytest.raises(MixframeError, match="does not exist"):
         mixframe.load_run(tmp_path / "nothing")
+
+
+def test_a_run_loads_after_a_callback_plugin_it_used_is_gone(tmp_path: Path) -> None:
+    run = mixframe.train(SPIRAL, [*SMALL_SPIRAL, "train.epochs=1"], out=tmp_path, progress=False)
+    recipe = run.folder.file(RunFolder.RECIPE)
+    recipe.write_text(recipe.read_text().replace("callbacks:\n", "callbacks:\n- {kind: uninstalled_tracker, project: x}\n", 1))
+    loaded = mixframe.load_run(run.dir)  # the tracker only acted during training
+    assert loaded.epoch == 1 and "uninstalled_tracker" not in [c.name for c in loaded.recipe.callbacks]
+    with pytest.raises(MixframeError, match="uninstalled_tracker"):
+        mixframe.resume(run.dir, ["train.epochs=2"], progress=False)  # training again needs it: say so
