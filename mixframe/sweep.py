@@ -516,6 +516,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 # -- summary -------------------------------------------------------------------------------------------
+def run_dir(folder: str | Path, record: Mapping[str, Any]) -> Path | None:
+    """A run's folder from its sweep.json record: the recorded path, or (a sweep folder moved, or read from
+    another working directory) the same run folder under ``folder``; None when it has none."""
+    if not record.get("run"):
+        return None
+    recorded = Path(record["run"])
+    if recorded.is_dir():
+        return recorded
+    here = Path(folder) / record.get("folder", "") / recorded.name
+    return here if here.is_dir() else recorded
+
+
 def finished(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """The records of runs that completed (records without a status, from older sweeps, count as complete)."""
     return [rec for rec in records if rec.get("status", "complete") == "complete"]
@@ -545,7 +557,8 @@ def summary_markdown(summary: dict[str, dict[str, tuple[float, float]]], command
     for label in labels:
         row = summary.get(label, {})
         cells = [f"{len(finished(planned[label]))}/{len(planned[label])}"] if records is not None else []
-        cells += [f"{row[c][0]:.4g} ± {row[c][1]:.2g}" if c in row else ("" if row else "no finished run") for c in columns]
+        cells += [f"{row[c][0]:.4g} ± {row[c][1]:.2g}" if c in row else ("no finished run" if not row and i == 0 else "")
+                  for i, c in enumerate(columns)]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     missing = [rec for rec in records or () if rec.get("status", "complete") != "complete"]
     if missing:
@@ -606,7 +619,7 @@ def _sweep_panels(records: list[dict[str, Any]], sweep_dir: Path) -> None:
     done = [rec for rec in firsts.values() if rec is not None]
     if not done:
         return
-    first = load_run(done[0]["run"])
+    first = load_run(run_dir(sweep_dir, done[0]))
     if first.spec.shape != (2,):
         return
     headlines = [h for m in first.recipe.metrics if (h := getattr(get_registry().get("metric", m.name).implementation, "headline", None))]
@@ -616,9 +629,9 @@ def _sweep_panels(records: list[dict[str, Any]], sweep_dir: Path) -> None:
         ax.set_yticks([])
         if rec is None:
             ax.text(0.5, 0.5, "no finished run\n(mixframe sweep --resume)", ha="center", va="center", fontsize=9, color="0.4")
-            ax.set_title(label, fontsize=8)
+            ax.set_title(label, fontsize=9)
             continue
-        run = load_run(rec["run"])
+        run = load_run(run_dir(sweep_dir, rec))
         x, _ = run.split("test")
         perm, alpha = random_mix_weights(len(x))
         h = run.encode(x).cpu()

@@ -37,6 +37,7 @@ for name, extra in {recipes!r}.items():
 """
 
 
+@pytest.mark.slow
 def test_two_processes_with_a_global_batch_of_64_reach_the_weights_of_one_process_with_64(tmp_path: Path) -> None:
     script = tmp_path / "train_both.py"
     script.write_text(TRAIN_BOTH.format(recipes=RECIPES, root=ROOT, small=SMALL_DIGITS))

@@ -43,6 +43,7 @@ def reference(tmp_path: Path, *overrides: str) -> dict[str, float]:
     return run.evaluate(METRICS)
 
 
+@pytest.mark.slow
 def test_two_jobs_give_the_numbers_of_a_run_trained_alone_and_a_failed_run_leaves_the_others_going(tmp_path: Path,
                                                                                                     capsys: pytest.CaptureFixture[str]) -> None:
     # batch 4096 passes the recipe check but not training (larger than the split): a run that fails on its own
@@ -73,6 +74,7 @@ def _wait_for(predicate: Any, seconds: float = 240.0) -> Any:
     return None
 
 
+@pytest.mark.slow
 def test_a_killed_run_is_recorded_the_others_finish_and_resume_completes_it_with_the_uninterrupted_weights(tmp_path: Path) -> None:
     # two runs that train identically (log_every changes only the logs): 002 is the uninterrupted reference of 001
     slow = [*SMALL, "train.epochs=6", "train.checkpoint_every=1"]
@@ -124,6 +126,7 @@ class Recorder(Launcher):
             events.finished(task, outcome)
 
 
+@pytest.mark.slow
 def test_a_launcher_object_the_recorded_plan_and_a_changed_recipe(tmp_path: Path) -> None:
     recipe = tmp_path / "spiral.yaml"
     shutil.copy(SPIRAL, recipe)
@@ -187,6 +190,7 @@ def _has(module: str) -> bool:
     return True
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not _has("ray"), reason="Ray is not installed (pip install 'mixframe[ray]')")
 def test_ray_launcher_on_a_local_ray_gives_the_same_numbers(tmp_path: Path) -> None:
     folder = sweep(SPIRAL, metrics=METRICS, overrides=SMALL, out=tmp_path, launcher="ray", launcher_options={"cpus_per_run": 1}, progress=False)
@@ -195,6 +199,7 @@ def test_ray_launcher_on_a_local_ray_gives_the_same_numbers(tmp_path: Path) -> N
     assert run["metrics"] == reference(tmp_path)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not _has("submitit"), reason="submitit is not installed (pip install 'mixframe[slurm]')")
 def test_slurm_launcher_through_submitits_local_executor_gives_the_same_numbers(tmp_path: Path) -> None:
     folder = sweep(SPIRAL, metrics=METRICS, overrides=SMALL, out=tmp_path, launcher="slurm",

@@ -205,7 +205,8 @@ class TrainLog(Callback):
     def __init__(self, run: RunFolder) -> None:
         self.run = run
         self.file: Any = None
-        self.saved: tuple[Any, Any] | None = None
+        self.saved: tuple[Any, Any] | None = None  # the streams replaced while training
+        self.tees: tuple[_Tee, _Tee] | None = None
         self.started = 0.0
 
     def on_start(self, trainer: Any) -> None:
@@ -219,7 +220,8 @@ class TrainLog(Callback):
         where = f"resuming at epoch {trainer.epoch + 1}, minibatch {trainer.step}" if trainer.step > 0 else "starting"
         self.note(f"== {now()}: mixframe training {where}; run folder {self.run.path}")
         self.saved = (sys.stdout, sys.stderr)
-        sys.stdout, sys.stderr = _Tee(sys.stdout, self.note), _Tee(sys.stderr, self.note)
+        self.tees = (_Tee(sys.stdout, self.note), _Tee(sys.stderr, self.note))
+        sys.stdout, sys.stderr = self.tees
 
     def note(self, line: str) -> None:
         if self.file is None:
@@ -247,12 +249,11 @@ class TrainLog(Callback):
         import time
 
         if self.saved is not None:
-            for tee in (sys.stdout, sys.stderr):
-                if isinstance(tee, _Tee):
-                    tee.end()
-            if isinstance(sys.stdout, _Tee):
+            for tee in self.tees:
+                tee.end()
+            if sys.stdout is self.tees[0]:  # unless someone replaced it meanwhile
                 sys.stdout = self.saved[0]
-            if isinstance(sys.stderr, _Tee):
+            if sys.stderr is self.tees[1]:
                 sys.stderr = self.saved[1]
             self.saved = None
         self.note(f"== {now()}: {how} ({time.perf_counter() - self.started:.1f} s)")

@@ -61,11 +61,11 @@ class RayLauncher(Launcher):
 
         started_here = not ray.is_initialized()
         if started_here:
-            options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
-            if self.config.address is None:
+            options: dict[str, Any] = {"log_to_driver": False}  # each run's output goes to its log in the sweep folder
+            if self.config.address is None:  # a Ray of our own: this machine's usable cores, no dashboard
                 from mixframe_plugins.launchers.local import usable_cores
 
-                options["num_cpus"] = usable_cores()
+                options.update(num_cpus=usable_cores(), include_dashboard=False)
             try:
                 ray.init(address=self.config.address, **options)
             except ConnectionError as err:
