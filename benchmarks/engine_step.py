@@ -377,7 +377,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"\n{args.recipe}  overrides: {' '.join(args.set) or '(none)'}")
     print(f"device {device}, torch {torch.__version__}, {args.threads} thread(s), {args.rounds} rounds of {args.block}+ minibatches "
           f"per variant, alternating. ratio: median over rounds of (variant / hand) in the same round, on {clock} time")
-    head = f"{'g_every':>7}  {'variant':<8}  {'cpu ms':>8}  {'wall ms':>8}  {'img/s':>7}  {'ratio':>6}  {'ratio range':>13}  {'peak MiB':>8}"
+    head = (f"{'g_every':>7}  {'variant':<8}  {'cpu ms':>8}  {'wall ms':>8}  {'img/s':>7}  {'ratio':>6}  {'ratio range':>13}"
+            f"  {'peak MiB':>8}")
     print(head)
     print("-" * len(head))
     batch = load_recipe(args.recipe, args.set).train.batch_size

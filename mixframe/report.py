@@ -254,7 +254,10 @@ def meaning_of(key: str, meanings: dict[str, str]) -> str:
 
 
 def evaluate_command(runs: Sequence[RunInfo]) -> str:
-    return "mixframe evaluate " + " ".join(str(run.dir) for run in runs)
+    """The command that evaluates these runs, ready to paste into a shell."""
+    import shlex
+
+    return "mixframe evaluate " + " ".join(shlex.quote(str(run.dir)) for run in runs)
 
 
 def metrics_section(runs: Sequence[RunInfo]) -> str:

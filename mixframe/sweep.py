@@ -194,7 +194,8 @@ def make_launcher(launcher: LauncherLike, options: Sequence[str] | Mapping[str, 
                             + f" (see mixframe explain launcher {name})")
     built = comp.implementation(config, LaunchContext(folder=folder))
     if not isinstance(built, Launcher):
-        raise MixframeError(f"launcher {name!r} built a {type(built).__name__}, not a mixframe.Launcher; its implementation must subclass it")
+        raise MixframeError(f"launcher {name!r} built a {type(built).__name__}, not a mixframe.Launcher; "
+                            "its implementation must subclass it")
     return built, {"kind": name, "options": raw}
 
 
@@ -387,7 +388,8 @@ def _run(folder: Path, record: dict[str, Any], launcher: Launcher, progress: boo
         except KeyboardInterrupt:
             state.close_unfinished("interrupted (the sweep was stopped); mixframe sweep --resume runs it again")
             write_summary(folder, record, echo=False)
-            raise KeyboardInterrupt(f"interrupted; finished runs are kept in {folder}. Continue with: mixframe sweep --resume {folder}") from None
+            raise KeyboardInterrupt(f"interrupted; finished runs are kept in {folder}. "
+                                    f"Continue with: mixframe sweep --resume {folder}") from None
         finally:
             state.close_unfinished("the launcher ended without running it")
         write_summary(folder, record)

@@ -33,7 +33,8 @@ import sys
 import mixframe
 out, batch = sys.argv[1], sys.argv[2]
 for name, extra in {recipes!r}.items():
-    mixframe.train("{root}/recipes/" + name + ".yaml", [*{small!r}, *extra, "train.batch_size=" + batch], out=out + "/" + name, progress=False)
+    mixframe.train("{root}/recipes/" + name + ".yaml", [*{small!r}, *extra, "train.batch_size=" + batch], out=out + "/" + name,
+                   progress=False)
 """
 
 
@@ -161,8 +162,8 @@ def test_a_spectral_norm_critic_stays_eager_under_compile(capsys: pytest.Capture
 def test_channels_last_trains_the_same_on_cpu() -> None:
     weights = {}
     for fmt in ("false", "true"):
-        trainer = Trainer(load_recipe(ROOT / "recipes" / "digits_amr_mixup.yaml", [*SMALL_DIGITS, "discriminator.depth=4", "train.max_steps=2",
-                                                                                     f"train.channels_last={fmt}"]))
+        trainer = Trainer(load_recipe(ROOT / "recipes" / "digits_amr_mixup.yaml",
+                                      [*SMALL_DIGITS, "discriminator.depth=4", "train.max_steps=2", f"train.channels_last={fmt}"]))
         conv = next(p for p in trainer.model.decoder.parameters() if p.dim() == 4 and p.shape[1] > 1 and p.shape[2] > 1)
         assert conv.is_contiguous(memory_format=torch.channels_last) == (fmt == "true") != conv.is_contiguous()
         trainer.fit()

@@ -44,8 +44,8 @@ def reference(tmp_path: Path, *overrides: str) -> dict[str, float]:
 
 
 @pytest.mark.slow
-def test_two_jobs_give_the_numbers_of_a_run_trained_alone_and_a_failed_run_leaves_the_others_going(tmp_path: Path,
-                                                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_two_jobs_give_the_numbers_of_a_run_trained_alone_and_a_failed_run_leaves_the_others_going(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # batch 4096 passes the recipe check but not training (larger than the split): a run that fails on its own
     folder = sweep(SPIRAL, ["train.batch_size=4096,64"], metrics=METRICS, overrides=SMALL, out=tmp_path, launcher="local",
                    launcher_options=["jobs=2", *ONE_THREAD])
@@ -130,8 +130,8 @@ class Recorder(Launcher):
 def test_a_launcher_object_the_recorded_plan_and_a_changed_recipe(tmp_path: Path) -> None:
     recipe = tmp_path / "spiral.yaml"
     shutil.copy(SPIRAL, recipe)
-    folder = sweep(recipe, ["regularizers.1.weight=0,0.1"], seeds=2, metrics=METRICS, overrides=SMALL, out=tmp_path, launcher=Recorder(fail=True),
-                   progress=False)
+    folder = sweep(recipe, ["regularizers.1.weight=0,0.1"], seeds=2, metrics=METRICS, overrides=SMALL, out=tmp_path,
+                   launcher=Recorder(fail=True), progress=False)
     record = read_sweep(folder)
     assert [(r["point"], r["seed"], r["status"], r["message"]) for r in record["runs"]] == [
         ({"regularizers.1.weight": w}, s, "failed", "refused") for w in (0, 0.1) for s in (0, 1)]
@@ -193,7 +193,8 @@ def _has(module: str) -> bool:
 @pytest.mark.slow
 @pytest.mark.skipif(not _has("ray"), reason="Ray is not installed (pip install 'mixframe[ray]')")
 def test_ray_launcher_on_a_local_ray_gives_the_same_numbers(tmp_path: Path) -> None:
-    folder = sweep(SPIRAL, metrics=METRICS, overrides=SMALL, out=tmp_path, launcher="ray", launcher_options={"cpus_per_run": 1}, progress=False)
+    folder = sweep(SPIRAL, metrics=METRICS, overrides=SMALL, out=tmp_path, launcher="ray", launcher_options={"cpus_per_run": 1},
+                   progress=False)
     [run] = read_sweep(folder)["runs"]
     assert run["status"] == "complete" and run["where"] == "Ray task", run["message"]
     assert run["metrics"] == reference(tmp_path)

@@ -182,8 +182,9 @@ class DataParallel:
                 else:
                     wrapped = torch.compile(plain, backend=compile_backend)
             if world > 1:
-                wrapped = nn.parallel.DistributedDataParallel(_Stand(unit, wrapped), device_ids=[device.index] if device.type == "cuda" else None,
-                                                              forward_sync_buffers=False, static_graph=True, init_sync=False)
+                ids = [device.index] if device.type == "cuda" else None
+                wrapped = nn.parallel.DistributedDataParallel(_Stand(unit, wrapped), device_ids=ids, forward_sync_buffers=False,
+                                                              static_graph=True, init_sync=False)
                 if is_critic:
                     self.critic_ddps.append(wrapped)
             if wrapped is not plain:  # compiled and/or wrapped: route the unit's calls during a step

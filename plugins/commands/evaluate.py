@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import mixframe
-    from mixframe.evaluation import evaluate, format_table
+    from mixframe.evaluation import evaluate
 
     check_device(args.device)
     for run_dir in args.run_dirs:  # every folder is a run that takes its evaluation.json, before any metric is computed
@@ -34,24 +34,29 @@ def run(args: argparse.Namespace) -> int:
         except NotSaved as err:  # the metrics were printed as they finished
             unsaved.append(str(err))
     print()
-    print(format_table(table))
-    print(meanings_text(list(metrics), [key for values in table.values() for key in values]))
+    print(values_table(table, list(metrics)))
     if unsaved:
         raise MixframeError("the metrics printed above were computed but not saved: " + "; ".join(unsaved))
     return 0
 
 
-def meanings_text(metrics: list[str], keys: list[str]) -> str:
-    """'what the values mean:' and one line per value, from the metric plugins' ``meanings``."""
-    from mixframe.report import meaning_of, metric_meanings
+def values_table(table: dict[str, dict[str, float]], metrics: list[str]) -> str:
+    """One line per value (a laptop's terminal fits many values and runs): its name, one column per run
+    (#1, #2, ... named below), and what it means (the metric plugins' ``meanings``)."""
+    from mixframe.report import format_value, meaning_of, metric_meanings
 
     meanings = metric_meanings(metrics)
-    keys = list(dict.fromkeys(keys))
-    width = max((len(k) for k in keys), default=0)
-    lines = ["", "what the values mean:"]
-    for key in keys:
+    runs = list(table)
+    keys = list(dict.fromkeys(key for values in table.values() for key in values))
+    cells = [[format_value(table[run].get(key)) for run in runs] for key in keys]
+    heads = [f"#{i}" for i in range(1, len(runs) + 1)]
+    name_width = max([len("value"), *(len(k) for k in keys)])
+    widths = [max([len(h), *(len(row[i]) for row in cells)]) for i, h in enumerate(heads)]
+    lines = ["  ".join(["value".ljust(name_width), *(h.rjust(w) for h, w in zip(heads, widths)), "what it means"])]
+    for key, row in zip(keys, cells):
         meaning = next((m for name in metrics if (m := meaning_of(key, meanings.get(name, {})))), "(its plugin gives no meaning)")
-        lines.append(f"  {key:<{width}}  {meaning}")
+        lines.append("  ".join([key.ljust(name_width), *(c.rjust(w) for c, w in zip(row, widths)), meaning]))
+    lines += [f"{head}: {run}" for head, run in zip(heads, runs)]
     return "\n".join(lines)
 
 

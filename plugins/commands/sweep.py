@@ -13,7 +13,8 @@ from mixframe.arguments import add_overrides, add_progress, check_output_path
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("recipe", type=Path, metavar="RECIPE", nargs="?", help="the recipe to sweep (not with --resume)")
     parser.add_argument("--resume", type=Path, metavar="SWEEP_DIR", help="run again the runs of this sweep that did not finish")
-    parser.add_argument("--launcher", metavar="NAME", help="how runs are started: local (default), ray, slurm (mixframe components launcher)")
+    parser.add_argument("--launcher", metavar="NAME",
+                        help="how runs are started: local (default), ray, slurm (mixframe components launcher)")
     parser.add_argument("--launcher-set", dest="launcher_options", action="append", default=[], metavar="KEY=VALUE",
                         help="a launcher option, parsed as YAML (repeatable; mixframe explain launcher NAME lists them)")
     parser.add_argument("--jobs", type=int, metavar="N", help="runs at once (the same as --launcher-set jobs=N)")
@@ -31,8 +32,9 @@ def run(args: argparse.Namespace) -> int:
 
     options = [*args.launcher_options, *([f"jobs={args.jobs}"] if args.jobs is not None else [])]
     if args.resume is not None:
-        given = [name for name, value in (("RECIPE", args.recipe), ("--grid", args.grid), ("--seeds", args.seeds), ("--set", args.overrides),
-                                          ("--metric", args.metric)) if value]
+        planned = (("RECIPE", args.recipe), ("--grid", args.grid), ("--seeds", args.seeds), ("--set", args.overrides),
+                   ("--metric", args.metric))
+        given = [name for name, value in planned if value]
         if given:
             raise MixframeError(f"--resume continues the sweep as it was planned; drop {', '.join(given)}")
         folder = resume_sweep(args.resume, launcher=args.launcher, launcher_options=options, progress=not args.no_progress)
