@@ -26,7 +26,7 @@ from typing import Any
 
 from mixframe.runs import RunFolder
 from mixframe.stats import paired_difference
-from mixframe.sweep import point_label
+from mixframe.sweep import finished, point_label, run_dir
 
 BLIND_AUC = 0.6
 
@@ -38,12 +38,10 @@ def rows_from(root: Path) -> dict[str, dict[int, dict[str, Any]]]:
     for path in sorted(root.glob("**/sweep-*/sweep.json")):
         data = json.loads(path.read_text())
         stem = Path(data["recipe"]).stem
-        for rec in data["runs"]:
-            if rec.get("status", "complete") != "complete" or not rec.get("run"):
-                continue  # a failed or unfinished run has no numbers (its sweep's summary.md names it)
-            run = Path(rec["run"])
-            if not run.is_dir() and path.parent.name in run.parts:  # recorded relative to where the sweep was started
-                run = path.parent.joinpath(*run.parts[run.parts.index(path.parent.name) + 1:])
+        for rec in finished(data["runs"]):  # a failed or unfinished run has no numbers (its sweep's summary.md names it)
+            run = run_dir(path.parent, rec)
+            if run is None:
+                continue
             evaluation = run / RunFolder.EVALUATION  # a later `mixframe evaluate` of the run wins over the sweep's record
             metrics = {**rec["metrics"], **(json.loads(evaluation.read_text()).get("metrics", {}) if evaluation.is_file() else {})}
             label = stem if not rec["point"] else f"{stem}: {point_label(rec['point'])}"
