@@ -140,3 +140,15 @@ def check_device(name: str, option: str = "--device") -> str:
         except Exception as err:  # noqa: BLE001 - each backend fails its own way
             raise MixframeError(f"{option} {name}: the device cannot be used here ({type(err).__name__}); use {option} cpu") from None
     return name
+
+
+def write_output(path: Path, data: bytes | str) -> None:
+    """Write a command's output file (atomically, its folder made when missing) and print its path."""
+    from mixframe.runs import atomic_write_bytes
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, data.encode("utf-8") if isinstance(data, str) else data)
+    except OSError as err:
+        raise MixframeError(f"--out {path} cannot be written: {err.strerror or err}") from None
+    print(path)

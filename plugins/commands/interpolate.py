@@ -7,7 +7,7 @@ from pathlib import Path
 
 from mixframe import Command, hookimpl
 from mixframe.arguments import (MAX_PICTURE_PAIRS, MAX_PICTURE_STEPS, add_device, add_run_dirs, add_seed, at_most, check_device,
-                                check_output_path, check_suffix)
+                                check_output_path, check_suffix, write_output)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,9 +42,7 @@ def run(args: argparse.Namespace) -> int:
         png = paper_figure_png(runs, args.pairs, args.steps, args.mode, args.split, args.seed, labels=args.label)
     else:
         png = interpolation_png(runs, args.pairs, args.steps, args.mode, args.split, args.seed)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_bytes(png)
-    print(args.out)
+    write_output(args.out, png)
     return 0
 
 

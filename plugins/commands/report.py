@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from mixframe import Command, hookimpl
-from mixframe.arguments import MAX_PICTURE_PAIRS, MAX_PICTURE_STEPS, add_run_dirs, at_most, check_output_path, check_suffix
+from mixframe.arguments import MAX_PICTURE_PAIRS, MAX_PICTURE_STEPS, add_run_dirs, at_most, check_output_path, check_suffix, write_output
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,9 +25,7 @@ def run(args: argparse.Namespace) -> int:
     at_most(args.pairs, MAX_PICTURE_PAIRS, "--pairs", "rows of the interpolation picture")
     at_most(args.steps, MAX_PICTURE_STEPS, "--steps", "interpolants per row of the interpolation picture")
     page = build_report(args.run_dirs, pairs=args.pairs, steps=args.steps, interpolation=not args.no_interpolation)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(page, encoding="utf-8")
-    print(args.out)
+    write_output(args.out, page)
     return 0
 
 
