@@ -1,7 +1,5 @@
 """``python -m mixframe`` runs the command line."""
 
-import sys
+from mixframe.cli import entry
 
-from mixframe.cli import main
-
-sys.exit(main())
+entry()

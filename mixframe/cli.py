@@ -67,5 +67,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             unwatch()
 
 
+def entry() -> None:
+    """The ``mixframe`` program: run the command, then exit with its status. Once the work is done a Ctrl-C
+    during the interpreter's shutdown (torch's finalizers take a moment) is ignored, so that it cannot turn a
+    finished command into a traceback or a killed-by-signal status."""
+    import signal
+
+    code = main()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

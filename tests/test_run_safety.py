@@ -520,3 +520,17 @@ def test_a_torch_file_that_is_not_a_checkpoint_is_refused_by_every_command(comma
         code, _, err = cli(capsys, command, run, *extra)
         assert code == 2 and "is a torch file but not a mixframe checkpoint" in err, err
 
+
+
+def test_ctrl_c_after_the_work_is_done_changes_nothing() -> None:
+    # The interpreter's shutdown (torch's finalizers) takes a moment; an interrupt then must not turn a finished
+    # command into a traceback or a killed-by-signal status.
+    script = Path(sys.executable).with_name("mixframe")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "mixframe"]
+    for pause in (0.0, 0.004, 0.008):
+        proc = subprocess.Popen([*command, "recipe", "check", str(SPIRAL)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert ": ok (" in proc.stdout.readline()
+        time.sleep(pause)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0 and err == "", err[-2000:]
