@@ -61,6 +61,9 @@ class TrainConfig:
     betas: tuple[float, float] = param((0.5, 0.99), help="Adam betas")
     weight_decay: float = param(1e-5, help="Adam weight decay", validator=in_range(0))
     update_g_every: int = param(1, help="update the autoencoder on one minibatch in this many; critics update on every one", validator=positive)
+    order: Literal["critic_first", "autoencoder_first"] = param(
+        "critic_first", help="on an autoencoder minibatch, step the critics before the autoencoder (critic_first) or after it "
+                             "(autoencoder_first, as the authors' code does); both judge the same detached fakes")
     device: Literal["auto", "cpu", "cuda"] = param("auto", help="auto picks cuda when present")
     amp: bool = param(False, help="mixed precision (bfloat16 autocast) on CUDA")
     checkpoint_every: int = param(1, help="save a checkpoint every this many epochs (and at the end)", validator=positive)

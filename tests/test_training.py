@@ -249,3 +249,16 @@ def test_missing_dataset_is_a_message_and_leaves_no_run_folder(tmp_path: Path, c
     assert code == 2
     assert "set data.root to the folder holding the mnist files" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+@pytest.mark.parametrize("order", ["critic_first", "autoencoder_first"])
+def test_train_order_decides_who_steps_first(order: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    trainer = Trainer(small_spiral(f"train.order={order}"))
+    steps: list[str] = []
+    monkeypatch.setattr(trainer.ae_opt, "step", lambda *a, **k: steps.append("autoencoder"))
+    for opt in trainer.critic_opts.values():
+        monkeypatch.setattr(opt, "step", lambda *a, **k: steps.append("critic"))
+    x, y = next(iter(trainer.loader))
+    logs = trainer.train_step(x, y)
+    assert steps == (["critic", "autoencoder"] if order == "critic_first" else ["autoencoder", "critic"])
+    assert "ae/reconstruction" in logs and any(k.startswith("critic/") for k in logs)

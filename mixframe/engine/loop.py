@@ -32,7 +32,7 @@ from torch.utils.data.distributed import DistributedSampler
 
 from mixframe.engine import distributed
 from mixframe.errors import MixframeError
-from mixframe.interfaces import Callback, DataBundle
+from mixframe.interfaces import Callback, DataBundle, Step
 from mixframe.model import Model, build_data
 from mixframe.recipe import Recipe
 
@@ -204,12 +204,23 @@ class Trainer:
 
     def _train_step(self, x: Tensor, y: Tensor | None) -> dict[str, Tensor]:
         update_ae = (self.step + 1) % self.cfg.update_g_every == 0
-        model = self.model
         with torch.set_grad_enabled(update_ae), self.autocast:
-            step, out = model.forward_step(x, y, with_mix=model.needs_mix)
+            step, out = self.model.forward_step(x, y, with_mix=self.model.needs_mix)
         logs: dict[str, Tensor] = {}
         if step.mix is not None:
             logs.update({f"mix/{k}": v.detach().float().mean() for k, v in step.mix.extras.items()})
+        # train.order: the critics judge this minibatch's fakes (detached) either before or after the autoencoder steps
+        if update_ae and self.cfg.order == "autoencoder_first":
+            self._autoencoder_update(step, out, x, logs)
+            self._critic_updates(step, logs)
+        else:
+            self._critic_updates(step, logs)
+            if update_ae:
+                self._autoencoder_update(step, out, x, logs)
+        self.step += 1
+        return logs
+
+    def _critic_updates(self, step: Step, logs: dict[str, Tensor]) -> None:
         for name, reg in self.critics:
             with self.autocast:
                 terms = reg.critic_loss(step)
@@ -219,29 +230,29 @@ class Trainer:
             self.parallel.finish(reg.critic_parameters())
             opt.step()
             logs.update({f"critic/{name}/{k}": v.detach() for k, v in terms.items()})
-        if update_ae:
-            critic_params = [p for _, reg in self.critics for p in reg.critic_parameters()]
+
+    def _autoencoder_update(self, step: Step, out: Tensor, x: Tensor, logs: dict[str, Tensor]) -> None:
+        model = self.model
+        critic_params = [p for _, reg in self.critics for p in reg.critic_parameters()]
+        for p in critic_params:
+            p.requires_grad_(False)  # the autoencoder's loss needs no critic weight gradients
+        try:
+            with self.autocast, self.parallel.critics_frozen():
+                terms = {"reconstruction": model.reconstruction_loss(out, x)}
+                if step.mix is not None and step.mix.loss is not None:
+                    terms["mixer"] = step.mix.loss
+                for i, (name, reg) in enumerate(zip(model.regularizer_names, model.regularizers)):
+                    terms.update({f"{i}_{name}/{k}": v for k, v in reg.autoencoder_loss(step).items()})
+            loss = sum(terms.values())
+            self.ae_opt.zero_grad(set_to_none=True)
+            loss.backward()
+        finally:
             for p in critic_params:
-                p.requires_grad_(False)  # the autoencoder's loss needs no critic weight gradients
-            try:
-                with self.autocast, self.parallel.critics_frozen():
-                    terms = {"reconstruction": model.reconstruction_loss(out, x)}
-                    if step.mix is not None and step.mix.loss is not None:
-                        terms["mixer"] = step.mix.loss
-                    for i, (name, reg) in enumerate(zip(model.regularizer_names, model.regularizers)):
-                        terms.update({f"{i}_{name}/{k}": v for k, v in reg.autoencoder_loss(step).items()})
-                loss = sum(terms.values())
-                self.ae_opt.zero_grad(set_to_none=True)
-                loss.backward()
-            finally:
-                for p in critic_params:
-                    p.requires_grad_(True)
-            self.parallel.finish(self.ae_params)
-            self.ae_opt.step()
-            logs.update({f"ae/{k}": v.detach() for k, v in terms.items()})
-            logs["ae/total"] = loss.detach()
-        self.step += 1
-        return logs
+                p.requires_grad_(True)
+        self.parallel.finish(self.ae_params)
+        self.ae_opt.step()
+        logs.update({f"ae/{k}": v.detach() for k, v in terms.items()})
+        logs["ae/total"] = loss.detach()
 
     # -- state -----------------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
