@@ -25,11 +25,12 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({k: [{"name": c.name, "summary": c.summary, "plugins": reg.providers(k, c.name)} for c in reg.components(k)]
                           for k in kinds}, indent=2))
         return 0
+    width = max((len(c.name) for k in kinds for c in reg.components(k)), default=0)
     for kind in kinds:
         print(f"{kind}:")
         for comp in reg.components(kind):
             default = " (default)" if comp.default else ""
-            print(f"  {comp.name:<18} {comp.summary}{default}  [{', '.join(reg.providers(kind, comp.name))}]")
+            print(f"  {comp.name:<{width}}  {comp.summary}{default}  [{', '.join(reg.providers(kind, comp.name))}]")
     return 0
 
 
