@@ -140,3 +140,21 @@ def test_built_in_critics_score_any_batch_higher_for_real(regularizer: str) -> N
     assert score.shape == (5,)
     if "acai" in regularizer:  # ACAI's d regresses the mixing weight (0: real), so the score is -d
         assert torch.allclose(score, -critic.head(critic.body(x)).squeeze(1))
+
+
+def test_a_fooled_critic_is_noted_once_a_blind_one_warned_each_time() -> None:
+    def messages(sees: bool) -> list[str]:
+        data = build(SpiralConfig(n_train=64, n_val=200, n_test=8))
+        said: list[str] = []
+        trainer = SimpleNamespace(critics=[("0_adversarial", StubCritic(sees=sees))], data=data, device=torch.device("cpu"), epoch=0,
+                                  done=False, mean_image_loss=lambda: 1.0, warn=said.append)
+        watch = StallWatch(StallWatchConfig(patience=2, probe_every=10), None)  # type: ignore[arg-type]
+        watch.on_start(trainer)
+        for epoch, loss in enumerate([1.0990, 1.0990, 1.3, 1.0990, 1.0990], 1):  # settles at the level twice
+            trainer.epoch = epoch
+            watch.on_epoch_end(trainer, {"epoch/critic/0_adversarial/d_real": loss, "epoch/ae/reconstruction": 0.1})
+        return [m for m in said if "blind-guess value" in m]
+
+    fooled, blind = messages(True), messages(False)
+    assert len(fooled) == 1 and fooled[0].startswith("note: ")
+    assert len(blind) == 2 and all(m.startswith("warning: ") for m in blind)

@@ -131,6 +131,7 @@ class StallWatch(Callback):
         self.patience = config.patience
         self.stalled: dict[str, int] = {}
         self.blind_probes: dict[str, int] = {}
+        self.told_fooled: set[str] = set()
 
     def on_start(self, trainer: Any) -> None:
         self.chance = {f"critic/{name}/{k}": v for name, reg in trainer.critics for k, v in reg.critic_chance().items()}
@@ -182,9 +183,15 @@ class StallWatch(Callback):
             at_level = mean is not None and abs(mean - level) <= 0.01 * max(abs(level), 1e-3)
             self.stalled[key] = self.stalled.get(key, 0) + 1 if at_level else 0
             if self.stalled[key] == self.patience:
-                value = self.critic_auc(key.split("/")[1], trainer, means)
-                trainer.warn(f"warning: {key} has stayed within 1% of its blind-guess value {level:.4g} for {self.patience} epochs. "
-                             + self.verdict(value))
+                critic = key.split("/")[1]
+                value = self.critic_auc(critic, trainer, means)
+                fooled = value is not None and value >= self.config.fooled_auc
+                if fooled and critic in self.told_fooled:
+                    continue  # a working, fooled critic is said once per run, not for every term every time it settles
+                if fooled:
+                    self.told_fooled.add(critic)
+                trainer.warn(f"{'note' if fooled else 'warning'}: {key} has stayed within 1% of its blind-guess value {level:.4g} "
+                             f"for {self.patience} epochs. " + self.verdict(value))
         for name in self.probed:
             value = means.get(f"epoch/critic/{name}/probe_auc")
             if value is None:
