@@ -8,6 +8,7 @@ message and exit status 2, never as a Python traceback.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -67,14 +68,29 @@ def main(argv: Sequence[str] | None = None) -> int:
             unwatch()
 
 
-def entry() -> None:
-    """The ``mixframe`` program: run the command, then exit with its status. Once the work is done a Ctrl-C
-    during the interpreter's shutdown (torch's finalizers take a moment) is ignored, so that it cannot turn a
-    finished command into a traceback or a killed-by-signal status."""
-    import signal
+def interrupt_unless_importing(signum: int, frame: object) -> None:
+    """The program's SIGINT handler: KeyboardInterrupt, but never in the middle of a module's import. Raised into
+    the Python code that torch's C++ start-up calls back, the exception cannot be caught there and the process
+    aborts ("terminate called after throwing ... KeyboardInterrupt", killed by SIGABRT); so while any import is in
+    progress the interrupt waits, looked at again every 50 ms, and arrives as soon as the import is over."""
+    if any(getattr(getattr(module, "__spec__", None), "_initializing", False) for module in list(sys.modules.values())):
+        signal.signal(signal.SIGALRM, interrupt_unless_importing)
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        return
+    raise KeyboardInterrupt
 
+
+def entry() -> None:
+    """The ``mixframe`` program: run the command, then exit with its status. A Ctrl-C during an import waits for
+    it to finish (see ``interrupt_unless_importing``); once the work is done a Ctrl-C during the interpreter's
+    shutdown (torch's finalizers take a moment) is ignored, so that it cannot turn a finished command into a
+    traceback or a killed-by-signal status."""
+    if hasattr(signal, "setitimer") and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, interrupt_unless_importing)
     code = main()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "setitimer"):
+        signal.setitimer(signal.ITIMER_REAL, 0)
     sys.exit(code)
 
 

@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -347,6 +348,26 @@ def test_ctrl_c_during_start_up_is_one_line_and_status_130() -> None:
         if proc.returncode == 0:
             continue  # a fast machine checked the recipe first
         assert proc.returncode == 130 and re.fullmatch(r"mixframe( recipe)?: interrupted\n", err), err[-2000:]
+
+
+def test_ctrl_c_inside_an_import_arrives_once_the_import_is_over(tmp_path: Path) -> None:
+    # raised inside torch's C++ start-up a KeyboardInterrupt aborts the process (SIGABRT), so it must wait
+    (tmp_path / "slow_start.py").write_text("import os, signal, time\nos.kill(os.getpid(), signal.SIGINT)\ntime.sleep(0.3)\nDONE = True\n")
+    program = textwrap.dedent("""
+        import signal, time
+        from mixframe.cli import interrupt_unless_importing
+        signal.signal(signal.SIGINT, interrupt_unless_importing)
+        try:
+            import slow_start
+        except KeyboardInterrupt:
+            raise SystemExit("interrupted inside the import")
+        try:
+            time.sleep(10)
+        except KeyboardInterrupt:
+            print("interrupted after the import", slow_start.DONE)
+    """)
+    done = subprocess.run([sys.executable, "-c", program], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout == "interrupted after the import True\n", done.stderr
 
 
 # -- paths --------------------------------------------------------------------------------------------------------
