@@ -330,12 +330,15 @@ def test_lines_perfect_interpolation_is_on_the_data_and_smooth() -> None:
     assert result["lines_distance"] < 0.01
     assert result["lines_smoothness"] < 0.05
     assert result["lines_smoothness_undefined"] == 0.0
+    assert result["pixel_lines_distance"] > 0.03 and result["pixel_lines_smoothness"] > 0.5  # the reference row: same pairs faded
 
 
 def test_lines_pixel_fading_is_off_the_data_and_jumps() -> None:
     result = lines_benchmark.LinesMetric(lines_benchmark.LinesConfig(n_pairs=8, steps=16), None).evaluate(lines_run(False))  # type: ignore[arg-type]
     assert result["lines_distance"] > 0.03  # the perfect run scores ~1e-4; a half-and-half fade alone is 0.29
     assert result["lines_smoothness"] > 0.5
+    for key in ("lines_distance", "lines_smoothness", "lines_smoothness_undefined"):  # this run is the pixel fade itself
+        assert result[f"pixel_{key}"] == pytest.approx(result[key])
 
 
 def test_lines_metric_refuses_other_datasets() -> None:

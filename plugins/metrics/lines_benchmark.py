@@ -16,6 +16,8 @@ pixel difference to the nearest of a fine grid of rendered lines; ACAI used the 
   comes back scores more than that. It is undefined for a path whose ends have (nearly) the same
   angle; such paths are left out of the mean (ACAI counted them as 0, rewarding a decoder that
   ignores its code), and their fraction is reported as ``lines_smoothness_undefined``.
+- ``pixel_lines_*``: the same numbers for the no-learning reference, the same pairs faded in pixel space
+  with the same steps, so that every run's table has the row a learned interpolation must beat.
 
 The angle period is the generator's ``angle_period`` if it has one, else 2 pi (a line from the
 centre, as in ACAI).
@@ -76,6 +78,9 @@ class LinesMetric(Metric):
         "lines_smoothness": "ACAI's smoothness: largest angle step along a path over its total change, minus the even step 1/(steps-1); "
                             "lower is better, 0 ideal",
         "lines_smoothness_undefined": "fraction of paths whose two ends have nearly the same angle, left out of lines_smoothness",
+        "pixel_lines_distance": "the no-learning reference: lines_distance of the same pairs faded in pixel space",
+        "pixel_lines_smoothness": "the no-learning reference: lines_smoothness of the same pairs faded in pixel space",
+        "pixel_lines_smoothness_undefined": "the no-learning reference: lines_smoothness_undefined of the pixel fades",
     }
 
     def __init__(self, config: LinesConfig, context: BuildContext) -> None:
@@ -91,11 +96,16 @@ class LinesMetric(Metric):
         first, second = random_pairs(len(run.data.test), cfg.n_pairs, rng)  # type: ignore[arg-type]
         x1, _ = load(run.data.test, first)
         x2, _ = load(run.data.test, second)
-        path = interpolate(run.encode(x1).cpu(), run.encode(x2).cpu(), cfg.steps)
-        angles, distances = generator.angle_of(run.decode(path).cpu())
         shape = (cfg.n_pairs, cfg.steps)
         period = float(generator.angle_period)
-        return lines_scores(to_numpy(angles).reshape(shape), to_numpy(distances).reshape(shape), period)
+
+        def scores(images: torch.Tensor) -> dict[str, float]:
+            angles, distances = generator.angle_of(images)
+            return lines_scores(to_numpy(angles).reshape(shape), to_numpy(distances).reshape(shape), period)
+
+        learned = scores(run.decode(interpolate(run.encode(x1).cpu(), run.encode(x2).cpu(), cfg.steps)).cpu())
+        faded = scores(interpolate(x1.float(), x2.float(), cfg.steps))
+        return learned | {f"pixel_{key}": value for key, value in faded.items()}
 
 
 @hookimpl
