@@ -68,11 +68,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             unwatch()
 
 
+WORK_DONE = False  # set by entry() once the command has returned: a late or deferred interrupt then changes nothing
+
+
 def interrupt_unless_importing(signum: int, frame: object) -> None:
     """The program's SIGINT handler: KeyboardInterrupt, but never in the middle of a module's import. Raised into
     the Python code that torch's C++ start-up calls back, the exception cannot be caught there and the process
     aborts ("terminate called after throwing ... KeyboardInterrupt", killed by SIGABRT); so while any import is in
     progress the interrupt waits, looked at again every 50 ms, and arrives as soon as the import is over."""
+    if WORK_DONE:
+        return
     if any(getattr(getattr(module, "__spec__", None), "_initializing", False) for module in list(sys.modules.values())):
         signal.signal(signal.SIGALRM, interrupt_unless_importing)
         signal.setitimer(signal.ITIMER_REAL, 0.05)
@@ -87,10 +92,14 @@ def entry() -> None:
     traceback or a killed-by-signal status."""
     if hasattr(signal, "setitimer") and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         signal.signal(signal.SIGINT, interrupt_unless_importing)
-    code = main()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if hasattr(signal, "setitimer"):
-        signal.setitimer(signal.ITIMER_REAL, 0)
+    global WORK_DONE
+    try:
+        code = main()
+    finally:  # also when argparse exits (--help, --version)
+        WORK_DONE = True
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if hasattr(signal, "setitimer"):
+            signal.setitimer(signal.ITIMER_REAL, 0)  # a deferred interrupt's timer, if one is pending
     sys.exit(code)
 
 
