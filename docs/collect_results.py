@@ -9,6 +9,7 @@ Every ``sweep-*`` folder under RUNS_ROOT gives one row per grid point (``RECIPE_
 ``RECIPE_STEM: POINT``). ``--baseline`` names the row the others are compared with, seed by seed.
 ``--reference KEY LABEL`` adds a row for a metric key that does not depend on training (identical in
 every run, since metrics draw their evaluation sets from a fixed seed) and compares every row with it.
+``--settings KEY...`` shows each row's resolved recipe values (e.g. ``train.lr``), read from its runs' recipe.yaml.
 Each critic's last probe AUC (how well it tells held-out real data from data-space blends; 0.5 =
 blind; see the stall_watch callback) is shown, and runs that ended with a blind critic (AUC at or
 below 0.6) are flagged in the notes column, not dropped. The runs' thread counts, commits and torch versions are
@@ -24,6 +25,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from mixframe.files import load_user_yaml
 from mixframe.runs import RunFolder
 from mixframe.stats import paired_difference
 from mixframe.sweep import finished, point_label, run_dir
@@ -62,6 +64,15 @@ def blind_critics(run_dir: str) -> list[str]:
             if key.endswith("/probe_auc") and points and points[-1][1] <= BLIND_AUC]
 
 
+def recipe_setting(run_dir: str, key: str) -> str:
+    """The value of the dotted ``key`` (``train.lr``, ``regularizers.0.weight``) in a run's resolved recipe.yaml."""
+    value: Any = load_user_yaml(Path(run_dir) / RunFolder.RECIPE, what="run recipe")
+    for part in key.split("."):
+        value = value[int(part)] if isinstance(value, list) and part.isdigit() and int(part) < len(value) else \
+            value.get(part) if isinstance(value, dict) else None
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def environment_line(records: list[dict[str, Any]]) -> str:
     threads, commits, torches = set(), set(), set()
     for rec in records:
@@ -83,7 +94,8 @@ def mean_std(values: list[float], fixed: bool = True) -> str:
     return f"{mean:.3f} ± {std:.3f}" if fixed else f"{mean:.3g} ± {std:.2g}"
 
 
-def table(root: Path, metric: str, baseline: str | None, reference: tuple[str, str] | None, columns: list[str]) -> str:
+def table(root: Path, metric: str, baseline: str | None, reference: tuple[str, str] | None, columns: list[str],
+          settings: list[str] = ()) -> str:  # type: ignore[assignment]
     rows = rows_from(root)
     if baseline is not None and baseline not in rows:
         raise SystemExit(f"--baseline {baseline!r} is not a row; rows: {', '.join(rows)}")
@@ -94,7 +106,7 @@ def table(root: Path, metric: str, baseline: str | None, reference: tuple[str, s
         if len(found) > 1:
             raise SystemExit(f"--reference {reference[0]} differs between runs ({sorted(found)}): it is not a fixed reference")
         ref_value = found.pop() if found else None
-    head = ["row", "seeds", metric, "per seed"]
+    head = ["row", *settings, "seeds", metric, "per seed"]
     if baseline:
         head.append(f"minus {baseline} [95% CI]")
     if ref_value is not None:
@@ -102,11 +114,12 @@ def table(root: Path, metric: str, baseline: str | None, reference: tuple[str, s
     head += [*columns, "critic probe AUC (last)", "notes"]
     lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
     if ref_value is not None:
-        cells = [f"{reference[1]} (no learning)", "-", f"{ref_value:.3f}", "-"] + ["-"] * (bool(baseline) + 1)  # type: ignore[index]
+        cells = [f"{reference[1]} (no learning)", *["-"] * len(settings), "-", f"{ref_value:.3f}", "-"] + ["-"] * (bool(baseline) + 1)  # type: ignore[index]
         lines.append("| " + " | ".join(cells + [""] * (len(columns) + 1) + ["the same evaluation pairs mixed in data space"]) + " |")
     for label, seeds in rows.items():
         values = {s: r["metrics"][metric] for s, r in sorted(seeds.items()) if metric in r["metrics"]}
-        cells = [label, str(len(seeds)), mean_std(list(values.values())), " ".join(f"{v:.3f}" for v in values.values())]
+        shown = [", ".join(sorted({recipe_setting(r["run"], key) for r in seeds.values()})) for key in settings]
+        cells = [label, *shown, str(len(seeds)), mean_std(list(values.values())), " ".join(f"{v:.3f}" for v in values.values())]
         if baseline:
             cells.append("(baseline)" if label == baseline else paired_difference(values, base_values).format())  # type: ignore[arg-type]
         if ref_value is not None:
@@ -153,11 +166,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--baseline", help="row label of the baseline, e.g. spiral_ae")
     parser.add_argument("--reference", nargs=2, metavar=("KEY", "LABEL"), help="a no-learning reference metric key and its row label")
     parser.add_argument("--columns", nargs="*", default=[], help="further metrics shown as mean ± std")
+    parser.add_argument("--settings", nargs="*", default=[], help="recipe values shown per row, e.g. train.lr")
     parser.add_argument("--panels", type=Path, metavar="PNG", help="2-D data: also draw each row's seed-0 run's decoded mixes into PNG")
     args = parser.parse_args(argv)
     if args.panels:
         panels(args.root, args.metric, args.panels)
-    print(table(args.root, args.metric, args.baseline, tuple(args.reference) if args.reference else None, args.columns), end="")
+    print(table(args.root, args.metric, args.baseline, tuple(args.reference) if args.reference else None, args.columns, args.settings), end="")
 
 
 if __name__ == "__main__":
