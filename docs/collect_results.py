@@ -5,8 +5,10 @@ interval (mixframe.stats.paired_difference; a difference is called real only whe
     python docs/collect_results.py RUNS_ROOT --metric on_manifold_fraction --baseline spiral_ae \\
         --reference data_mix_on_manifold_fraction "data-space averaging" --columns mix_distance_mean rec_mse
 
-Every ``sweep-*`` folder under RUNS_ROOT gives one row per grid point (``RECIPE_STEM`` or
-``RECIPE_STEM: POINT``). ``--baseline`` names the row the others are compared with, seed by seed.
+Every ``sweep-*`` folder under RUNS_ROOT gives one row per grid point (``RECIPE_STEM`` or ``RECIPE_STEM: POINT``,
+followed by the sweep's ``--set`` values other than the seed, in parentheses). Numbers come from the sweep's
+record, a later ``mixframe evaluate`` and ``mixframe attribute-accuracy``. ``--baseline`` names the row the
+others are compared with, seed by seed.
 ``--reference KEY LABEL`` adds a row for a metric key that does not depend on training (identical in
 every run, since metrics draw their evaluation sets from a fixed seed) and compares every row with it.
 ``--settings KEY...`` shows each row's resolved recipe values (e.g. ``train.lr``), read from its runs' recipe.yaml.
@@ -46,7 +48,12 @@ def rows_from(root: Path) -> dict[str, dict[int, dict[str, Any]]]:
                 continue
             evaluation = run / RunFolder.EVALUATION  # a later `mixframe evaluate` of the run wins over the sweep's record
             metrics = {**rec["metrics"], **(json.loads(evaluation.read_text()).get("metrics", {}) if evaluation.is_file() else {})}
+            measured = run / "attribute_accuracy.json"  # `mixframe attribute-accuracy` (supervised mixes)
+            if measured.is_file():
+                metrics |= {k: v for k, v in json.loads(measured.read_text()).items() if isinstance(v, float)}
             label = stem if not rec["point"] else f"{stem}: {point_label(rec['point'])}"
+            if settings := [o for o in data.get("overrides", []) if not o.startswith("seed=")]:
+                label += f" ({', '.join(settings)})"
             rows.setdefault(label, {})[int(rec["seed"])] = {**rec, "run": str(run), "metrics": metrics}
     return rows
 

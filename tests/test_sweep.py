@@ -245,11 +245,13 @@ def test_collect_results_pairs_rows_by_seed_against_the_baseline_and_shows_the_s
                for stem in ("spiral_ae", "spiral_amr")}
     values = {stem: {run["seed"]: run["metrics"]["on_manifold_fraction"] for run in read_sweep(folder)["runs"]}
               for stem, folder in folders.items()}
-    text = collect.table(tmp_path, "on_manifold_fraction", "spiral_ae", ("data_mix_on_manifold_fraction", "averaging"), ["rec_mse"],
+    baseline = next(label for label in collect.rows_from(tmp_path) if label.startswith("spiral_ae"))
+    text = collect.table(tmp_path, "on_manifold_fraction", baseline, ("data_mix_on_manifold_fraction", "averaging"), ["rec_mse"],
                          ["train.lr"])
-    rows = {line.split(" | ")[0].strip("| "): line.split(" | ") for line in text.splitlines() if line.startswith("| ")}
+    rows = {line.split(" | ")[0].strip("| ").split(" (")[0]: line.split(" | ") for line in text.splitlines() if line.startswith("| ")}
+    assert "| spiral_amr (data.n_train=512, " in text  # a sweep's --set values name its row
     assert rows["row"][1:4] == ["train.lr", "seeds", "on_manifold_fraction"]
     assert rows["spiral_ae"][1:3] == ["0.001", "2"] and rows["spiral_ae"][5] == "(baseline)"
     assert rows["spiral_amr"][5] == paired_difference(values["spiral_amr"], values["spiral_ae"]).format()
     assert rows["spiral_amr"][4] == " ".join(f"{values['spiral_amr'][s]:.3f}" for s in sorted(values["spiral_amr"]))
-    assert rows["averaging (no learning)"][3] != "" and "threads: 1;" in text
+    assert rows["averaging"][3] != "" and "threads: 1;" in text
