@@ -81,9 +81,10 @@ class ComponentSpec:
     kind: str
     name: str
     config: Any
+    off: bool = False  # a callback the recipe switches off ({kind: NAME, enabled: false}), a default one included
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.name, **unstructure(self.config)}
+        return {"kind": self.name, "enabled": False} if self.off else {"kind": self.name, **unstructure(self.config)}
 
 
 @attrs.frozen(kw_only=True)
@@ -463,6 +464,15 @@ def _component(kind: str, value: Any, path: str, problems: Problems, registry: R
     except MixframeError as err:
         problems.add(f"{path}.kind", str(err))
         return None
+    if kind == "callback" and "enabled" in value:
+        enabled = value["enabled"]
+        if not isinstance(enabled, bool) or (not enabled and set(value) != {"kind", "enabled"}):
+            problems.add(f"{path}.enabled", f"must be false with no other setting beside 'kind' to switch {name!r} off, or true; "
+                                            f"got {value!r}")
+            return None
+        if not enabled:
+            return ComponentSpec(kind=kind, name=name, config=None, off=True)
+        value = {k: v for k, v in value.items() if k != "enabled"}
     config = structure(comp.config, {k: v for k, v in value.items() if k != "kind"}, path, problems)
     return None if config is None else ComponentSpec(kind=kind, name=name, config=config)
 

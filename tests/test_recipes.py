@@ -163,3 +163,18 @@ def test_explain_and_components(capsys: pytest.CaptureFixture[str]) -> None:
     assert "did you mean 'mixup'" in capsys.readouterr().err
     assert main(["components", "mixers"]) == 2
     assert "did you mean 'mixer'" in capsys.readouterr().err
+
+
+def test_a_callback_switched_off_is_not_built_not_added_back_as_a_default_and_stays_off_in_the_record(tmp_path: Path) -> None:
+    from mixframe.engine.callbacks import recipe_callbacks
+
+    raw = resolve_file(ROOT / "recipes" / "spiral_amr.yaml")
+    raw["callbacks"] = [{"kind": "stall_watch", "enabled": False}, {"kind": "validation", "enabled": True, "every": 2}]
+    recipe = check(raw, "test")
+    names = {spec.name: spec for spec in recipe.callbacks}
+    assert names["stall_watch"].off and not names["validation"].off and names["validation"].config.every == 2
+    assert {"training_pictures", "tensorboard_hparams"} <= set(names)  # the other defaults are still added
+    built = {type(c).__name__ for c in recipe_callbacks(recipe, None)}  # type: ignore[arg-type]
+    assert "StallWatch" not in built and "Validation" in built
+    again = check(yaml.safe_load(recipe.to_yaml()), "resolved")  # a run's recipe.yaml, read back on resume or load
+    assert again == recipe and {"kind": "stall_watch", "enabled": False} in yaml.safe_load(recipe.to_yaml())["callbacks"]

@@ -306,12 +306,14 @@ def run_folder_callbacks(run: RunFolder | None, *, progress: bool, resume_step: 
 
 
 def recipe_callbacks(recipe: Any, context: BuildContext, registry: Any = None) -> list[Callback]:
-    """The callbacks a recipe names (defaults included), built like any component."""
+    """The callbacks a recipe names (defaults included, those it switches off left out), built like any component."""
     from mixframe.registry import get_registry
 
     registry = registry or get_registry()
     built = []
     for spec in recipe.callbacks:
+        if spec.off:
+            continue
         callback = registry.get("callback", spec.name).implementation(spec.config, context)
         if not isinstance(callback, Callback):
             raise MixframeError(f"callback {spec.name!r} built a {type(callback).__name__}, not a mixframe.Callback; "
