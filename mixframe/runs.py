@@ -217,6 +217,8 @@ class RunFolder:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self.tensorboard_purge_step: int | None = None  # set when a run resumes: its events from that step on are replaced
+        self._tensorboard: Any = None
 
     def __repr__(self) -> str:
         return f"RunFolder({str(self.path)!r})"
@@ -311,6 +313,21 @@ class RunFolder:
         write_json(self.file(self.ENVIRONMENT), environment(device))
         write_json(self.file(self.PLUGINS), plugin_record())
         write_json(self.file(self.DATA), spec_to_dict(spec, label_kind))
+
+    # -- TensorBoard --------------------------------------------------------------------------------------
+    def tensorboard(self) -> Any:
+        """The run's one TensorBoard writer on tb/, shared by every callback (scalars, pictures, hyperparameters), so
+        that a training session adds one event file; opened on first use, purging from ``tensorboard_purge_step``."""
+        if self._tensorboard is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._tensorboard = SummaryWriter(str(self.file(self.TENSORBOARD)), purge_step=self.tensorboard_purge_step)
+        return self._tensorboard
+
+    def close_tensorboard(self) -> None:
+        if self._tensorboard is not None:
+            writer, self._tensorboard = self._tensorboard, None
+            writer.close()
 
     # -- reading the record --------------------------------------------------------------------------
     def read_recipe(self, overrides: list[str] | tuple[str, ...] = (), *, for_training: bool = True) -> Any:

@@ -262,3 +262,23 @@ def test_train_order_decides_who_steps_first(order: str, monkeypatch: pytest.Mon
     logs = trainer.train_step(x, y)
     assert steps == (["critic", "autoencoder"] if order == "critic_first" else ["autoencoder", "critic"])
     assert "ae/reconstruction" in logs and any(k.startswith("critic/") for k in logs)
+
+
+def test_one_tensorboard_event_file_per_training_session_and_a_resume_replaces_what_it_redoes(tmp_path: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    def sessions(run: Path) -> list[EventAccumulator]:
+        return [EventAccumulator(str(f), size_guidance={"images": 0, "scalars": 0, "tensors": 0}).Reload()
+                for f in sorted((run / "tb").glob("events.out.tfevents.*"))]
+
+    run = mixframe.train(SPIRAL, SMALL, out=tmp_path, progress=False).dir
+    (first,) = sessions(run)  # scalars, pictures and the recipe all in one file
+    tags = first.Tags()
+    assert "epoch/ae/reconstruction" in tags["scalars"] and "interpolation/grid" in tags["images"]
+    assert "recipe/text_summary" in tags["tensors"]
+    steps = [e.step for e in first.Scalars("epoch/ae/reconstruction")]
+    mixframe.resume(run, ["train.epochs=5"], progress=False)
+    merged = EventAccumulator(str(run / "tb"), size_guidance={"scalars": 0}).Reload()  # as TensorBoard reads the folder
+    assert len(sessions(run)) == 2
+    again = [e.step for e in merged.Scalars("epoch/ae/reconstruction")]
+    assert again[:3] == steps and len(again) == 5 and again == sorted(set(again))  # the resumed epochs added, none twice

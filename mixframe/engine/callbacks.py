@@ -30,11 +30,11 @@ class ScalarLog(Callback):
 
     def __init__(self, run: RunFolder, resume_step: int | None = None) -> None:
         self.run, self.resume_step = run, resume_step
+        # TensorBoard drops events at or after the purge step; those at the checkpoint's own step are kept, as in metrics.csv
+        run.tensorboard_purge_step = None if resume_step is None else resume_step + 1  # set before any on_start opens the writer
         self.file: Any = None
 
     def on_start(self, trainer: Any) -> None:
-        from torch.utils.tensorboard import SummaryWriter
-
         path = self.run.file(RunFolder.METRICS)
         if self.resume_step is not None:
             self.run.truncate_scalars(self.resume_step)
@@ -43,7 +43,7 @@ class ScalarLog(Callback):
         self.csv = csv.writer(self.file, lineterminator=SCALAR_LINE_END)  # the line ends truncate_scalars writes
         if new:
             self.csv.writerow(["step", "epoch", "name", "value"])
-        self.tb = SummaryWriter(str(self.run.file(RunFolder.TENSORBOARD)), purge_step=self.resume_step)
+        self.tb = self.run.tensorboard()
 
     def write(self, step: int, epoch: int, values: Mapping[str, float]) -> None:
         for name, value in values.items():
@@ -73,7 +73,7 @@ class ScalarLog(Callback):
             file, self.file = self.file, None
             try:  # on a full disk the last rows may not flush: the run's own error is the one to report
                 file.close()
-                self.tb.close()
+                self.run.close_tensorboard()  # the last user: recipe callbacks' on_end ran before this one
             except OSError:
                 pass
 

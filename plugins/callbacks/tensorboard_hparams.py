@@ -14,7 +14,7 @@ from typing import Any
 
 import attrs
 
-from mixframe import BuildContext, Callback, Component, RunFolder, hookimpl
+from mixframe import BuildContext, Callback, Component, hookimpl
 
 FINAL = ("epoch/ae/reconstruction", "epoch/val/reconstruction", "epoch/ae/total")
 Scalar = bool | int | float | str
@@ -49,9 +49,7 @@ class TensorBoardHparams(Callback):
     def on_start(self, trainer: Any) -> None:
         if trainer.run is None:
             return
-        from torch.utils.tensorboard import SummaryWriter
-
-        self.writer = SummaryWriter(str(trainer.run.file(RunFolder.TENSORBOARD)))
+        self.writer = trainer.run.tensorboard()
         text = trainer.recipe.to_yaml()
         self.writer.add_text("recipe", "\n".join("    " + line for line in text.splitlines()), trainer.step)  # markdown: a code block
 
@@ -63,15 +61,7 @@ class TensorBoardHparams(Callback):
         final = {key: float(trainer.means[key]) for key in FINAL if key in trainer.means}
         for summary_proto in hparams(flatten(trainer.recipe.to_dict()), final):  # experiment, session start, session end
             self.writer.file_writer.add_summary(summary_proto, trainer.step)
-        self.close()
-
-    def on_failure(self, trainer: Any, error: BaseException) -> None:
-        self.close()
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-            self.writer = None
+        self.writer.flush()
 
 
 @hookimpl

@@ -29,7 +29,6 @@ class TrainingPictures(Callback):
 
     def __init__(self, config: TrainingPicturesConfig, context: BuildContext) -> None:
         self.config = config
-        self.tensorboard: Any = None
 
     def on_epoch_end(self, trainer: Any, means: dict[str, float]) -> None:
         if trainer.run is None or not (trainer.done or trainer.epoch % self.config.every == 0):
@@ -46,25 +45,13 @@ class TrainingPictures(Callback):
         import numpy as np
         from PIL import Image
 
-        if self.tensorboard is None:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.tensorboard = SummaryWriter(str(trainer.run.file(RunFolder.TENSORBOARD)))
         with Image.open(path) as image:
             pixels = np.asarray(image.convert("RGB"))
-        self.tensorboard.add_image("interpolation/grid", pixels, trainer.step, dataformats="HWC")
-        self.tensorboard.flush()
-
-    def on_failure(self, trainer: Any, error: BaseException) -> None:
-        self.close()
-
-    def close(self) -> None:
-        if self.tensorboard is not None:
-            self.tensorboard.close()
-            self.tensorboard = None
+        writer = trainer.run.tensorboard()
+        writer.add_image("interpolation/grid", pixels, trainer.step, dataformats="HWC")
+        writer.flush()
 
     def on_end(self, trainer: Any, summary: dict[str, float]) -> None:
-        self.close()
         if trainer.run is None:
             return
         from mixframe.pictures import plot_loss_curves
