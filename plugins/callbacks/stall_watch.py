@@ -164,8 +164,9 @@ class StallWatch(Callback):
                     "(then try a higher adversarial weight).")
         if value <= self.config.blind_auc:
             return (f"Blind: the critic tells held-out real data from data-space blends hardly better than chance (probe AUC "
-                    f"{value:.2f}; 0.5 is chance), so it has learned little and, while this lasts, its regularizer adds little: the run is "
-                    "close to one without it. Early in training a critic may still learn (the probe is logged as "
+                    f"{value:.2f}; 0.5 is chance): what it has learned does not tell it that a blend of two real examples is not real, "
+                    "so, while this lasts, it pushes decoded mixes little towards the data (a critic that judges reconstructions "
+                    "only may still use other cues on those). Early in training a critic may still learn (the probe is logged as "
                     "epoch/critic/NAME/probe_auc); if it stays blind, try a higher train.critic_lr, a larger critic, or spectral_norm: false.")
         return (f"Unclear: the critic tells held-out real data from data-space blends only partly (probe AUC {value:.2f}, "
                 f"between blind <= {self.config.blind_auc} and fooled >= {self.config.fooled_auc}); it learned a little. "
