@@ -120,11 +120,11 @@ def pixel_interpolants(x1: Tensor, x2: Tensor, steps: int) -> Tensor:
 
 
 def interpolation_blocks(runs: Sequence[Run], x1: Tensor, x2: Tensor, steps: int, mode: Mode = "linear",
-                         seed: int = 0) -> list[list[tuple[str, Tensor]]]:
+                         seed: int = 0, labels: Sequence[str] | None = None) -> list[list[tuple[str, Tensor]]]:
     """One block per pair: rows ``(label, (steps + 2, *data_shape))`` = x1, interpolants, x2; pixel first."""
     x1, x2 = x1.cpu(), x2.cpu()
     per_row = [(PIXEL, pixel_interpolants(x1, x2, steps))]
-    per_row += [(run.name, run.interpolate(x1, x2, steps, mode, seed)) for run in runs]
+    per_row += [(name, run.interpolate(x1, x2, steps, mode, seed)) for run, name in zip(runs, run_names(runs, labels))]
     return [[(label, torch.cat([x1[i, None], inner[i], x2[i, None]])) for label, inner in per_row] for i in range(len(x1))]
 
 
@@ -223,7 +223,8 @@ def render_blocks(blocks: list[list[tuple[str, Tensor]]], spec: DataSpec, steps:
 # Drawing 2-D paths
 
 
-def render_paths(runs: Sequence[Run], x1: Tensor, x2: Tensor, steps: int, mode: Mode, seed: int, split: str) -> bytes:
+def render_paths(runs: Sequence[Run], x1: Tensor, x2: Tensor, steps: int, mode: Mode, seed: int, split: str,
+                 labels: Sequence[str] | None = None) -> bytes:
     """PNG bytes: one panel per run, its decoded interpolation paths over real points (pixel paths dashed)."""
     import matplotlib
 
@@ -234,7 +235,7 @@ def render_paths(runs: Sequence[Run], x1: Tensor, x2: Tensor, steps: int, mode: 
     real = real[:2000]
     pixel = pixel_interpolants(x1.cpu(), x2.cpu(), steps)
     fig, axes = plt.subplots(1, len(runs), figsize=(4 * len(runs), 4.2), squeeze=False)
-    for ax, run in zip(axes[0], runs):
+    for ax, run, name in zip(axes[0], runs, run_names(runs, labels)):
         paths = run.interpolate(x1, x2, steps, mode, seed)
         ax.scatter(real[:, 0], real[:, 1], s=3, c="lightgray", label=f"real ({split})")
         for i in range(len(x1)):
@@ -242,7 +243,7 @@ def render_paths(runs: Sequence[Run], x1: Tensor, x2: Tensor, steps: int, mode: 
             ax.plot(pixel[i, :, 0], pixel[i, :, 1], linestyle=":", linewidth=0.8, color=color)
             ax.plot(paths[i, :, 0], paths[i, :, 1], marker="o", markersize=3, linewidth=1.2, color=color)
             ax.scatter([x1[i, 0], x2[i, 0]], [x1[i, 1], x2[i, 1]], marker="x", s=40, color=color, zorder=3)
-        ax.set_title(run.name, fontsize=9)
+        ax.set_title(name, fontsize=9)
         ax.set_aspect("equal")
     axes[0][0].plot([], [], color="black", marker="o", markersize=3, label=f"decoded {mode} path")
     axes[0][0].plot([], [], color="black", linestyle=":", label="pixel (straight) path")
@@ -260,24 +261,26 @@ def render_paths(runs: Sequence[Run], x1: Tensor, x2: Tensor, steps: int, mode: 
 
 
 def interpolation_png(runs: Sequence[Run], pairs: int = 4, steps: int = 8, mode: Mode = "linear",
-                      split: str = "test", seed: int = 0, x1: Tensor | None = None, x2: Tensor | None = None) -> bytes:
+                      split: str = "test", seed: int = 0, x1: Tensor | None = None, x2: Tensor | None = None,
+                      labels: Sequence[str] | None = None) -> bytes:
     """PNG bytes of the comparison picture for runs on one dataset (rows for images, panels for 2-D).
 
     The pairs are ``pairs`` seeded pairs from the data's ``split``, or your own ``x1``, ``x2`` (model
-    input, e.g. from ``run.to_input``).
+    input, e.g. from ``run.to_input``). ``labels`` name the runs' rows (default: their folders' names).
     """
+    run_names(runs, labels)  # a wrong count is said before any work
     check_steps(steps)
     spec = runs[0].spec
     if x1 is None or x2 is None:
         x1, x2 = pick_pairs(runs[0], pairs, split, seed)
     if spec.is_image:
-        image, _ = render_blocks(interpolation_blocks(runs, x1, x2, steps, mode, seed), spec, steps)
+        image, _ = render_blocks(interpolation_blocks(runs, x1, x2, steps, mode, seed, labels), spec, steps)
         buffer = io.BytesIO()
         image.save(buffer, format="PNG")
         return buffer.getvalue()
     if spec.shape != (2,):
         raise MixframeError(f"interpolate draws images (C, H, W) or 2-D points, not data of shape {spec.shape}")
-    return render_paths(runs, x1, x2, steps, mode, seed, split)
+    return render_paths(runs, x1, x2, steps, mode, seed, split, labels)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -351,11 +354,16 @@ class PaperLayout:
         return left + self.tile + self.end_gap + step * (self.tile + self.pad), top + row * (self.tile + self.pad)
 
 
-def row_labels(runs: Sequence[Run], labels: Sequence[str] | None = None) -> list[str]:
-    """'(a) pixel', then '(b) <label or run name>' per run, as the paper's captions letter its rows."""
+def run_names(runs: Sequence[Run], labels: Sequence[str] | None = None) -> list[str]:
+    """The runs' row labels: ``labels``, one per run in order, or the run folders' names."""
     if labels is not None and len(labels) != len(runs):
         raise MixframeError(f"{len(labels)} label(s) given for {len(runs)} run(s); give one label per run, in the same order")
-    names = [PIXEL, *(labels if labels is not None else [run.name for run in runs])]
+    return list(labels) if labels is not None else [run.name for run in runs]
+
+
+def row_labels(runs: Sequence[Run], labels: Sequence[str] | None = None) -> list[str]:
+    """'(a) pixel', then '(b) <label or run name>' per run, as the paper's captions letter its rows."""
+    names = [PIXEL, *run_names(runs, labels)]
     return [f"({chr(ord('a') + i)}) {name}" for i, name in enumerate(names)]
 
 

@@ -68,6 +68,10 @@ def test_interpolation_picture_has_a_row_per_run_plus_pixel_for_each_pair(runs: 
     x1, x2 = pick_pairs(loaded[0], pairs)
     blocks = interpolation_blocks(loaded, x1, x2, steps)
     assert [label for label, _ in blocks[0]] == [PIXEL, runs["digits"].name, runs["twin"].name]
+    named = interpolation_blocks(loaded, x1, x2, steps, labels=["AE", "AMR"])  # --label names the rows in this layout too
+    assert [label for label, _ in named[0]] == [PIXEL, "AE", "AMR"]
+    assert main(["interpolate", str(runs["digits"]), "--label", "a", "--label", "b", "--out", str(tmp_path / "x.png")]) == 2
+    assert "2 label(s) given for 1 run(s)" in capsys.readouterr().err and not (tmp_path / "x.png").exists()
     _, layout = render_blocks(blocks, loaded[0].spec, steps)
     assert (layout.rows, layout.cols) == (pairs * (2 + 1), steps + 2)
     tile = 16 * tile_scale(16, 16)

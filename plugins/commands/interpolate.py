@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="rows: x1, interpolants, x2 on every row; paper: the seed's Figures 7-13 (real ends once per pair, "
                              "pixel row, one row per run, the mode in the title)")
     parser.add_argument("--label", action="append", default=None, metavar="TEXT",
-                        help="with --layout paper: a run's row label, once per run in order (default: the run folders' names)")
+                        help="a run's row label, once per run in order (default: the run folders' names)")
     add_seed(parser, "the pairs and the Bernoulli channel order")
     add_device(parser)
 
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     if args.layout == "paper":
         png = paper_figure_png(runs, args.pairs, args.steps, args.mode, args.split, args.seed, labels=args.label)
     else:
-        png = interpolation_png(runs, args.pairs, args.steps, args.mode, args.split, args.seed)
+        png = interpolation_png(runs, args.pairs, args.steps, args.mode, args.split, args.seed, labels=args.label)
     write_output(args.out, png)
     return 0
 
