@@ -138,6 +138,12 @@ def plan_runs(recipe: Path, grid: Sequence[tuple[str, list[Any]]], seeds: int, o
     return runs
 
 
+def load_recipe_metrics(recipe: Path, overrides: Sequence[str]) -> tuple[Any, ...]:
+    from mixframe.recipe import load_recipe
+
+    return load_recipe(recipe, list(overrides)).metrics
+
+
 def _task(record: dict[str, Any], folder: Path, run: dict[str, Any]) -> RunTask:
     return RunTask(key=run["key"], label=f"{point_label(run['point'])} seed={run['seed']}", recipe=record["recipe_path"],
                    overrides=tuple(run["overrides"]), metrics=tuple(record["metrics"]), out=str(folder.resolve() / run["folder"]),
@@ -339,6 +345,8 @@ def sweep(recipe: str | Path, grid: Sequence[str] = (), *, seeds: int = 1, metri
               "launcher": launcher_record, "runs": runs}
     if progress:
         print(f"sweep folder: {folder}")
+        if not metrics and not load_recipe_metrics(recipe, runs[0]["overrides"]):
+            print("note: the recipe names no metrics and no --metric was given: the runs are trained, not evaluated")
     return _run(folder, record, built, progress)
 
 
@@ -451,6 +459,8 @@ def _evaluate(run: Any, names: Sequence[str]) -> dict[str, float]:
     """The run's metrics; those evaluation.json already holds for this step are read back, not computed again."""
     from mixframe.evaluation import evaluate, metric_specs
 
+    if not names and not run.recipe.metrics:
+        return {}  # trained, not evaluated: measured afterwards by a command of its own (e.g. attribute-accuracy)
     wanted = [spec.name for spec in metric_specs(run, names)]
     saved = run.folder.evaluation()
     by_metric = saved.get("by_metric", {})

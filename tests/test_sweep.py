@@ -255,3 +255,11 @@ def test_collect_results_pairs_rows_by_seed_against_the_baseline_and_shows_the_s
     assert rows["spiral_amr"][5] == paired_difference(values["spiral_amr"], values["spiral_ae"]).format()
     assert rows["spiral_amr"][4] == " ".join(f"{values['spiral_amr'][s]:.3f}" for s in sorted(values["spiral_amr"]))
     assert rows["averaging"][3] != "" and "threads: 1;" in text
+
+
+def test_a_recipe_without_metrics_is_trained_and_complete_not_failed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # the supervised recipes are measured afterwards by a command (attribute-accuracy), not by metrics
+    folder = sweep(SPIRAL, seeds=1, overrides=[*SMALL, "metrics=[]"], out=tmp_path, launcher_options=ONE_THREAD)
+    (run,) = read_sweep(folder)["runs"]
+    assert run["status"] == "complete" and run["metrics"] == {} and Path(run["run"]).is_dir()
+    assert "no metrics and no --metric was given: the runs are trained, not evaluated" in capsys.readouterr().out
