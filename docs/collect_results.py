@@ -122,7 +122,7 @@ def table(root: Path, metric: str, baseline: str | None, reference: tuple[str, s
     lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
     if ref_value is not None:
         cells = [f"{reference[1]} (no learning)", *["-"] * len(settings), "-", f"{ref_value:.3f}", "-"] + ["-"] * (bool(baseline) + 1)  # type: ignore[index]
-        lines.append("| " + " | ".join(cells + [""] * (len(columns) + 1) + ["the same evaluation pairs mixed in data space"]) + " |")
+        lines.append("| " + " | ".join(cells + [""] * (len(columns) + 1) + ["no learning, on the same evaluation set"]) + " |")
     for label, seeds in rows.items():
         values = {s: r["metrics"][metric] for s, r in sorted(seeds.items()) if metric in r["metrics"]}
         shown = [", ".join(sorted({recipe_setting(r["run"], key) for r in seeds.values()})) for key in settings]
