@@ -138,12 +138,6 @@ def plan_runs(recipe: Path, grid: Sequence[tuple[str, list[Any]]], seeds: int, o
     return runs
 
 
-def load_recipe_metrics(recipe: Path, overrides: Sequence[str]) -> tuple[Any, ...]:
-    from mixframe.recipe import load_recipe
-
-    return load_recipe(recipe, list(overrides)).metrics
-
-
 def _task(record: dict[str, Any], folder: Path, run: dict[str, Any]) -> RunTask:
     return RunTask(key=run["key"], label=f"{point_label(run['point'])} seed={run['seed']}", recipe=record["recipe_path"],
                    overrides=tuple(run["overrides"]), metrics=tuple(record["metrics"]), out=str(folder.resolve() / run["folder"]),
@@ -315,6 +309,8 @@ def sweep(recipe: str | Path, grid: Sequence[str] = (), *, seeds: int = 1, metri
     config class (``["jobs=2"]`` or ``{"jobs": 2}``), or a built :class:`~mixframe.Launcher`. Failed runs
     are recorded and the others go on; :func:`resume_sweep` runs them again.
     """
+    from mixframe.recipe import load_recipe
+
     recipe = Path(recipe)
     parsed = parse_grid(grid)
     runs = plan_runs(recipe, parsed, seeds, overrides)  # every point's recipe is checked before anything trains
@@ -345,7 +341,7 @@ def sweep(recipe: str | Path, grid: Sequence[str] = (), *, seeds: int = 1, metri
               "launcher": launcher_record, "runs": runs}
     if progress:
         print(f"sweep folder: {folder}")
-        if not metrics and not load_recipe_metrics(recipe, runs[0]["overrides"]):
+        if not metrics and not load_recipe(recipe, runs[0]["overrides"]).metrics:
             print("note: the recipe names no metrics and no --metric was given: the runs are trained, not evaluated")
     return _run(folder, record, built, progress)
 

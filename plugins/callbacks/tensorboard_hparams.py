@@ -44,24 +44,24 @@ class TensorBoardHparams(Callback):
     """Writes the recipe (text) at the start and the hyperparameters with the final losses at the end."""
 
     def __init__(self, config: TensorBoardHparamsConfig, context: BuildContext) -> None:
-        self.writer: Any = None
+        pass
 
     def on_start(self, trainer: Any) -> None:
         if trainer.run is None:
             return
-        self.writer = trainer.run.tensorboard()
-        text = trainer.recipe.to_yaml()
-        self.writer.add_text("recipe", "\n".join("    " + line for line in text.splitlines()), trainer.step)  # markdown: a code block
+        text = trainer.recipe.to_yaml()  # markdown: a code block
+        trainer.run.tensorboard().add_text("recipe", "\n".join("    " + line for line in text.splitlines()), trainer.step)
 
     def on_end(self, trainer: Any, summary: dict[str, float]) -> None:
-        if self.writer is None:
+        if trainer.run is None:
             return
         from torch.utils.tensorboard.summary import hparams
 
+        writer = trainer.run.tensorboard()  # the run's shared writer
         final = {key: float(trainer.means[key]) for key in FINAL if key in trainer.means}
         for summary_proto in hparams(flatten(trainer.recipe.to_dict()), final):  # experiment, session start, session end
-            self.writer.file_writer.add_summary(summary_proto, trainer.step)
-        self.writer.flush()
+            writer.file_writer.add_summary(summary_proto, trainer.step)
+        writer.flush()
 
 
 @hookimpl
