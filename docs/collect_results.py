@@ -5,7 +5,7 @@ interval (mixframe.stats.paired_difference; a difference is called real only whe
     python docs/collect_results.py RUNS_ROOT --metric on_manifold_fraction --baseline spiral_ae \\
         --reference data_mix_on_manifold_fraction "data-space averaging" --columns mix_distance_mean rec_mse
 
-Every ``sweep-*`` folder under RUNS_ROOT gives one row per grid point (``RECIPE_STEM`` or ``RECIPE_STEM: POINT``,
+Every ``sweep-*`` folder under the RUNS_ROOT folders (one or more; a sweep folder itself also counts) gives one row per grid point (``RECIPE_STEM`` or ``RECIPE_STEM: POINT``,
 followed by the sweep's ``--set`` values other than the seed, in parentheses). Numbers come from the sweep's
 record, a later ``mixframe evaluate`` and ``mixframe attribute-accuracy``. ``--baseline`` names the row the
 others are compared with, seed by seed.
@@ -35,11 +35,12 @@ from mixframe.sweep import finished, point_label, run_dir
 BLIND_AUC = 0.6
 
 
-def rows_from(root: Path) -> dict[str, dict[int, dict[str, Any]]]:
-    """Row label -> seed -> {"metrics": ..., "run": path}, from every sweep folder under ``root`` (a later sweep's
+def rows_from(roots: list[Path]) -> dict[str, dict[int, dict[str, Any]]]:
+    """Row label -> seed -> {"metrics": ..., "run": path}, from every sweep folder under the ``roots`` (a later sweep's
     run of the same row and seed replaces an earlier one)."""
     rows: dict[str, dict[int, dict[str, Any]]] = {}
-    for path in sorted(root.glob("**/sweep-*/sweep.json")):
+    sweeps = [[root / "sweep.json"] if (root / "sweep.json").is_file() else sorted(root.glob("**/sweep-*/sweep.json")) for root in roots]
+    for path in [path for paths in sweeps for path in paths]:
         data = json.loads(path.read_text())
         stem = Path(data["recipe"]).stem
         for rec in finished(data["runs"]):  # a failed or unfinished run has no numbers (its sweep's summary.md names it)
@@ -101,9 +102,9 @@ def mean_std(values: list[float], fixed: bool = True) -> str:
     return f"{mean:.3f} ± {std:.3f}" if fixed else f"{mean:.3g} ± {std:.2g}"
 
 
-def table(root: Path, metric: str, baseline: str | None, reference: tuple[str, str] | None, columns: list[str],
+def table(roots: list[Path], metric: str, baseline: str | None, reference: tuple[str, str] | None, columns: list[str],
           settings: list[str] = ()) -> str:  # type: ignore[assignment]
-    rows = rows_from(root)
+    rows = rows_from(roots)
     if baseline is not None and baseline not in rows:
         raise SystemExit(f"--baseline {baseline!r} is not a row; rows: {', '.join(rows)}")
     base_values = {s: r["metrics"][metric] for s, r in rows[baseline].items() if metric in r["metrics"]} if baseline else None
@@ -140,7 +141,7 @@ def table(root: Path, metric: str, baseline: str | None, reference: tuple[str, s
     return "\n".join(lines) + "\n\nRuns: " + environment_line(records) + "\n"
 
 
-def panels(root: Path, metric: str, out: Path, seed: int = 0) -> None:
+def panels(roots: list[Path], metric: str, out: Path, seed: int = 0) -> None:
     """For 2-D data: one panel per row, decoded random mixes (orange) over real test points (blue) of its run with ``seed``."""
     import matplotlib
 
@@ -150,7 +151,7 @@ def panels(root: Path, metric: str, out: Path, seed: int = 0) -> None:
     from mixframe.api import load_run
     from mixframe.pictures import draw_mix_scatter, random_mix_weights
 
-    chosen = {label: seeds[seed] for label, seeds in rows_from(root).items() if seed in seeds}
+    chosen = {label: seeds[seed] for label, seeds in rows_from(roots).items() if seed in seeds}
     fig, axes = plt.subplots(1, len(chosen), figsize=(3.0 * len(chosen), 3.3), squeeze=False)
     for ax, (label, rec) in zip(axes[0], chosen.items()):
         run = load_run(rec["run"])
@@ -168,7 +169,7 @@ def panels(root: Path, metric: str, out: Path, seed: int = 0) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("root", type=Path, help="folder holding sweep-* folders (searched recursively)")
+    parser.add_argument("roots", type=Path, nargs="+", metavar="ROOT", help="sweep folders, or folders holding them (searched recursively)")
     parser.add_argument("--metric", required=True, help="the metric compared (a key of evaluation.json)")
     parser.add_argument("--baseline", help="row label of the baseline, e.g. spiral_ae")
     parser.add_argument("--reference", nargs=2, metavar=("KEY", "LABEL"), help="a no-learning reference metric key and its row label")
@@ -177,8 +178,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--panels", type=Path, metavar="PNG", help="2-D data: also draw each row's seed-0 run's decoded mixes into PNG")
     args = parser.parse_args(argv)
     if args.panels:
-        panels(args.root, args.metric, args.panels)
-    print(table(args.root, args.metric, args.baseline, tuple(args.reference) if args.reference else None, args.columns, args.settings), end="")
+        panels(args.roots, args.metric, args.panels)
+    print(table(args.roots, args.metric, args.baseline, tuple(args.reference) if args.reference else None, args.columns, args.settings), end="")
 
 
 if __name__ == "__main__":

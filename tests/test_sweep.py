@@ -245,8 +245,9 @@ def test_collect_results_pairs_rows_by_seed_against_the_baseline_and_shows_the_s
                for stem in ("spiral_ae", "spiral_amr")}
     values = {stem: {run["seed"]: run["metrics"]["on_manifold_fraction"] for run in read_sweep(folder)["runs"]}
               for stem, folder in folders.items()}
-    baseline = next(label for label in collect.rows_from(tmp_path) if label.startswith("spiral_ae"))
-    text = collect.table(tmp_path, "on_manifold_fraction", baseline, ("data_mix_on_manifold_fraction", "averaging"), ["rec_mse"],
+    roots = [tmp_path / "spiral_ae", tmp_path / "spiral_amr"]  # rows may come from several folders
+    baseline = next(label for label in collect.rows_from(roots) if label.startswith("spiral_ae"))
+    text = collect.table(roots, "on_manifold_fraction", baseline, ("data_mix_on_manifold_fraction", "averaging"), ["rec_mse"],
                          ["train.lr"])
     rows = {line.split(" | ")[0].strip("| ").split(" (")[0]: line.split(" | ") for line in text.splitlines() if line.startswith("| ")}
     assert "| spiral_amr (data.n_train=512, " in text  # a sweep's --set values name its row
