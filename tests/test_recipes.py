@@ -163,6 +163,8 @@ def test_explain_and_components(capsys: pytest.CaptureFixture[str]) -> None:
     assert "did you mean 'mixup'" in capsys.readouterr().err
     assert main(["components", "mixers"]) == 2
     assert "did you mean 'mixer'" in capsys.readouterr().err
+    assert main(["explain", "callback", "stall_watch"]) == 0  # a default callback says how to switch it off
+    assert "{kind: stall_watch, enabled: false}" in capsys.readouterr().out
 
 
 def test_a_callback_switched_off_is_not_built_not_added_back_as_a_default_and_stays_off_in_the_record(tmp_path: Path) -> None:

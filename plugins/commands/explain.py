@@ -22,6 +22,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"{args.kind} {comp.name}: {comp.summary}")
     use = (f"mixframe sweep --launcher {comp.name} --launcher-set KEY=VALUE" if args.kind == "launcher"
            else f"recipe: {{kind: {comp.name}, ...}}")
+    if args.kind == "callback" and comp.default:
+        use = f"runs in every recipe unless switched off: {{kind: {comp.name}, enabled: false}}; to change settings: {{kind: {comp.name}, ...}}"
     print(f"  provided by plugin {reg.provider(args.kind, comp.name)}; {use}")
     doc = (comp.implementation.__doc__ or "").strip()
     if doc:
