@@ -105,6 +105,8 @@ def mean_std(values: list[float], fixed: bool = True) -> str:
 def table(roots: list[Path], metric: str, baseline: str | None, reference: tuple[str, str] | None, columns: list[str],
           settings: list[str] = ()) -> str:  # type: ignore[assignment]
     rows = rows_from(roots)
+    if not rows:
+        raise SystemExit(f"no finished runs in any sweep folder under {', '.join(map(str, roots))}")
     if baseline is not None and baseline not in rows:
         raise SystemExit(f"--baseline {baseline!r} is not a row; rows: {', '.join(rows)}")
     base_values = {s: r["metrics"][metric] for s, r in rows[baseline].items() if metric in r["metrics"]} if baseline else None
