@@ -167,6 +167,14 @@ def test_explain_and_components(capsys: pytest.CaptureFixture[str]) -> None:
     assert "{kind: stall_watch, enabled: false}" in capsys.readouterr().out
 
 
+def test_recipe_check_takes_several_recipes_and_reports_every_bad_one(capsys: pytest.CaptureFixture[str]) -> None:
+    bad = ROOT / "tests" / "bad_recipes" / "callback_off_with_settings.yaml"
+    assert main(["recipe", "check", str(ROOT / "recipes" / "spiral_amr.yaml"), str(bad), str(ROOT / "recipes" / "spiral_ae.yaml")]) == 2
+    captured = capsys.readouterr()
+    assert "spiral_amr.yaml: ok" in captured.out and "spiral_ae.yaml: ok" in captured.out  # the one after the bad file is checked too
+    assert "callbacks[0].enabled" in captured.err and "1 of 3 recipe(s) have problems" in captured.err
+
+
 def test_a_callback_switched_off_is_not_built_not_added_back_as_a_default_and_stays_off_in_the_record(tmp_path: Path) -> None:
     from mixframe.engine.callbacks import recipe_callbacks
 

@@ -1,20 +1,21 @@
-"""``mixframe recipe check|show RECIPE``: check a recipe (every problem at once) or print it resolved; ``mixframe recipe
+"""``mixframe recipe check RECIPE...|show RECIPE``: check recipes (every problem at once) or print it resolved; ``mixframe recipe
 copy NAME DEST``: start your own recipe from a shipped one. RECIPE is a file or a shipped recipe's name (``mixframe recipes``)."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from mixframe import Command, hookimpl
+from mixframe import Command, MixframeError, hookimpl
 from mixframe.arguments import add_overrides
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="recipe_command", metavar="ACTION")
     actions.required = True
-    check = actions.add_parser("check", help="check a recipe; exit 0 when valid, 2 with every problem when not")
-    check.add_argument("file", type=Path, metavar="RECIPE")
+    check = actions.add_parser("check", help="check recipes; exit 0 when all are valid, 2 with every problem of each when not")
+    check.add_argument("files", type=Path, nargs="+", metavar="RECIPE")
     add_overrides(check)
     show = actions.add_parser("show", help="print a recipe (with --resolved: merged, overridden, every default filled in)")
     show.add_argument("file", type=Path, metavar="RECIPE")
@@ -35,9 +36,19 @@ def run(args: argparse.Namespace) -> int:
         written = shipped.copy(args.name, args.dest)
         print(f"wrote {written}; check it with: mixframe recipe check {written}; train it with: mixframe train {written}")
     elif args.recipe_command == "check":
-        recipe = load_recipe(args.file, args.overrides)
-        print(f"{args.file}: ok ({recipe.encoder.name} encoder, mixer {recipe.mixer.name if recipe.mixer else 'none'}, "
-              f"{len(recipe.regularizers)} regularizer(s), data {recipe.data.name})")
+        failed = 0
+        for file in args.files:  # every recipe is checked, so one bad file does not hide the next one's problems
+            try:
+                recipe = load_recipe(file, args.overrides)
+            except MixframeError as err:
+                print(f"mixframe recipe: error: {err}", file=sys.stderr)
+                failed += 1
+                continue
+            print(f"{file}: ok ({recipe.encoder.name} encoder, mixer {recipe.mixer.name if recipe.mixer else 'none'}, "
+                  f"{len(recipe.regularizers)} regularizer(s), data {recipe.data.name})")
+        if failed:
+            print(f"{failed} of {len(args.files)} recipe(s) have problems", file=sys.stderr)
+            return 2
     elif args.resolved:
         print(load_recipe(args.file, args.overrides).to_yaml(), end="")
     else:
