@@ -268,7 +268,7 @@ def interpolation_png(runs: Sequence[Run], pairs: int = 4, steps: int = 8, mode:
     The pairs are ``pairs`` seeded pairs from the data's ``split``, or your own ``x1``, ``x2`` (model
     input, e.g. from ``run.to_input``). ``labels`` name the runs' rows (default: their folders' names).
     """
-    run_names(runs, labels)  # a wrong count is said before any work
+    labels = run_names(runs, labels)  # a wrong count is said before any work
     check_steps(steps)
     spec = runs[0].spec
     if x1 is None or x2 is None:
