@@ -169,3 +169,25 @@ def test_channels_last_trains_the_same_on_cpu() -> None:
         trainer.fit()
         weights[fmt] = trainer.model.state_dict()
     assert all(torch.allclose(weights["true"][k], weights["false"][k], atol=1e-5) for k in weights["false"])
+
+
+def test_the_process_group_joined_for_a_run_is_left_at_its_end_and_a_callers_own_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a group left for the interpreter's shutdown aborted a finished torchrun rank ("terminate called without an active exception")
+    import torch.distributed as dist
+
+    from mixframe.engine import distributed
+
+    real_init = dist.init_process_group
+    monkeypatch.setattr(dist, "init_process_group",  # one process standing in for torchrun's group
+                        lambda backend: real_init(backend, store=dist.HashStore(), rank=0, world_size=1))
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with distributed.process_group("cpu") as (rank, world):
+        assert (rank, world) == (0, 2) and dist.is_initialized()
+    assert not dist.is_initialized()
+    real_init("gloo", store=dist.HashStore(), rank=0, world_size=1)  # the caller's own group, joined before the run
+    try:
+        with distributed.process_group("cpu"):
+            pass
+        assert dist.is_initialized()
+    finally:
+        dist.destroy_process_group()

@@ -56,17 +56,27 @@ def pick_device(choice: str, local_rank: int | None = None) -> torch.device:
     return torch.device("cpu")
 
 
-def setup(device_choice: str) -> tuple[int, int]:
-    """(rank, world size); under torchrun, joins the process group (gloo on CPU, nccl on CUDA)."""
+@contextlib.contextmanager
+def process_group(device_choice: str) -> Iterator[tuple[int, int]]:
+    """(rank, world size) for the block; under torchrun, joins the process group (gloo on CPU, nccl on CUDA)
+    and leaves it when the block ends. A group left for the interpreter's shutdown to tear down can
+    abort a finished process ("terminate called without an active exception"); a group the caller
+    joined before is left alone."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world == 1:
-        return 0, 1
-    if not dist.is_initialized():
+        yield 0, 1
+        return
+    joined = not dist.is_initialized()
+    if joined:
         device = pick_device(device_choice)
         if device.type == "cuda":
             torch.cuda.set_device(device)
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    return dist.get_rank(), world
+    try:
+        yield dist.get_rank(), world
+    finally:
+        if joined:
+            dist.destroy_process_group()
 
 
 def describe(world: int, batch_size: int, device: torch.device) -> str:
