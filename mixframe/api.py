@@ -56,23 +56,23 @@ def train(recipe: RecipeLike, overrides: Sequence[str] = (), *, out: str | Path 
     from mixframe.engine.loop import Trainer
 
     checked = load(recipe, overrides)
-    with distributed.process_group(checked.train.device) as (rank, world):
-        if rank == 0:
-            check_output_path(Path(out), folder=True, option=None)  # before the data is read (the CLI checked --out already)
-        trainer = Trainer(checked, rank=rank, world=world)  # data and model first: a mistake leaves no run folder
-        folder = None
-        if rank == 0:
-            stem = name or (Path(str(recipe).removeprefix("shipped:")).stem if not isinstance(recipe, Recipe) else "run")
-            # complete or absent: the record is written into a hidden folder that is then renamed
-            folder = RunFolder.create(out, stem, write=lambda new: new.write_record(
-                checked, trainer.data.spec, trainer.data.label_kind, device=trainer.device, world=world,
-                recipe_file=None if isinstance(recipe, Recipe) else str(recipe), overrides=list(overrides)))
-            print(f"run folder: {folder.path}")
-        path = distributed.share(str(folder.path) if folder else None, world)
-        trainer.run = folder
-        trainer.callbacks = [*recipe_callbacks(checked, _context(trainer)), *callbacks, *run_folder_callbacks(folder, progress=progress)]
-        _fit(trainer, RunFolder(path))
-        return Run(RunFolder(path), trainer.model.eval(), data=trainer.data, epoch=trainer.epoch, step=trainer.step)
+    rank, world = distributed.join(checked.train.device)
+    if rank == 0:
+        check_output_path(Path(out), folder=True, option=None)  # before the data is read (the CLI checked --out already)
+    trainer = Trainer(checked, rank=rank, world=world)  # data and model first: a mistake leaves no run folder
+    folder = None
+    if rank == 0:
+        stem = name or (Path(str(recipe).removeprefix("shipped:")).stem if not isinstance(recipe, Recipe) else "run")
+        # complete or absent: the record is written into a hidden folder that is then renamed
+        folder = RunFolder.create(out, stem, write=lambda new: new.write_record(
+            checked, trainer.data.spec, trainer.data.label_kind, device=trainer.device, world=world,
+            recipe_file=None if isinstance(recipe, Recipe) else str(recipe), overrides=list(overrides)))
+        print(f"run folder: {folder.path}")
+    path = distributed.share(str(folder.path) if folder else None, world)
+    trainer.run = folder
+    trainer.callbacks = [*recipe_callbacks(checked, _context(trainer)), *callbacks, *run_folder_callbacks(folder, progress=progress)]
+    _fit(trainer, RunFolder(path))
+    return Run(RunFolder(path), trainer.model.eval(), data=trainer.data, epoch=trainer.epoch, step=trainer.step)
 
 
 def resume(run_dir: str | Path, overrides: Sequence[str] = (), *, callbacks: Sequence[Callback] = (), progress: bool = True) -> Run:
@@ -91,35 +91,35 @@ def resume(run_dir: str | Path, overrides: Sequence[str] = (), *, callbacks: Seq
         raise MixframeError(f"resume changes only the train section (train.lr, train.epochs, ...), not {', '.join(outside)}; "
                             "for another recipe, train a new run")
     recipe = folder.read_recipe(overrides)
-    with distributed.process_group(recipe.train.device) as (rank, world):
-        try:
-            state = folder.load_checkpoint() if folder.has_checkpoint else None
-            trainer = Trainer(recipe, rank=rank, world=world)
-        except KeyboardInterrupt:
-            raise RunInterrupted(folder) from None
-        if state is not None:
-            trainer.load_state(state)
-        if trainer.done and folder.status == "complete":
-            if rank == 0:
-                print(f"{folder.path} is already complete ({trainer.epoch} epochs); nothing to do (raise train.epochs with --set to go on)")
-            return Run(folder, trainer.model.eval(), data=trainer.data, epoch=trainer.epoch, step=trainer.step)
-        # (done but not marked complete: stopped after its last checkpoint; fit() runs no step and closes the record)
+    rank, world = distributed.join(recipe.train.device)
+    try:
+        state = folder.load_checkpoint() if folder.has_checkpoint else None
+        trainer = Trainer(recipe, rank=rank, world=world)
+    except KeyboardInterrupt:
+        raise RunInterrupted(folder) from None
+    if state is not None:
+        trainer.load_state(state)
+    if trainer.done and folder.status == "complete":
         if rank == 0:
-            folder.remove_stale_temporaries()
-            if overrides:
-                from mixframe.runs import atomic_write_bytes
-
-                atomic_write_bytes(folder.file(RunFolder.RECIPE), recipe.to_yaml().encode())
-            history = [*folder.info().get("resumes", []), {"at_epoch": trainer.epoch, "overrides": list(overrides)}]
-            folder.update_info(status="running", resumes=history)
-            if state is None:
-                print(f"no checkpoint in {folder.path}: starting it from the beginning")
-        trainer.run = folder if rank == 0 else None
-        resume_step = trainer.step if rank == 0 else None
-        trainer.callbacks = [*recipe_callbacks(recipe, _context(trainer)), *callbacks,
-                             *run_folder_callbacks(trainer.run, progress=progress, resume_step=resume_step)]
-        _fit(trainer, folder)
+            print(f"{folder.path} is already complete ({trainer.epoch} epochs); nothing to do (raise train.epochs with --set to go on)")
         return Run(folder, trainer.model.eval(), data=trainer.data, epoch=trainer.epoch, step=trainer.step)
+    # (done but not marked complete: stopped after its last checkpoint; fit() runs no step and closes the record)
+    if rank == 0:
+        folder.remove_stale_temporaries()
+        if overrides:
+            from mixframe.runs import atomic_write_bytes
+
+            atomic_write_bytes(folder.file(RunFolder.RECIPE), recipe.to_yaml().encode())
+        history = [*folder.info().get("resumes", []), {"at_epoch": trainer.epoch, "overrides": list(overrides)}]
+        folder.update_info(status="running", resumes=history)
+        if state is None:
+            print(f"no checkpoint in {folder.path}: starting it from the beginning")
+    trainer.run = folder if rank == 0 else None
+    resume_step = trainer.step if rank == 0 else None
+    trainer.callbacks = [*recipe_callbacks(recipe, _context(trainer)), *callbacks,
+                         *run_folder_callbacks(trainer.run, progress=progress, resume_step=resume_step)]
+    _fit(trainer, folder)
+    return Run(folder, trainer.model.eval(), data=trainer.data, epoch=trainer.epoch, step=trainer.step)
 
 
 class RunInterrupted(KeyboardInterrupt):

@@ -35,7 +35,9 @@ Rank 0 alone writes files.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import datetime
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
@@ -56,27 +58,97 @@ def pick_device(choice: str, local_rank: int | None = None) -> torch.device:
     return torch.device("cpu")
 
 
-@contextlib.contextmanager
-def process_group(device_choice: str) -> Iterator[tuple[int, int]]:
-    """(rank, world size) for the block; under torchrun, joins the process group (gloo on CPU, nccl on CUDA)
-    and leaves it when the block ends. A group left for the interpreter's shutdown to tear down can
-    abort a finished process ("terminate called without an active exception"); a group the caller
-    joined before is left alone."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+TIMEOUT_VARIABLE = "MIXFRAME_DIST_TIMEOUT"
+DEFAULT_TIMEOUT_S = 600.0
+_TORCHRUN_VARIABLES = ("RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+
+
+def world_size() -> int:
+    """The number of processes the environment announces: 1 outside torchrun. A stray or malformed
+    ``WORLD_SIZE`` is a message, not a traceback or a silent wait for ranks that never come."""
+    raw = os.environ.get("WORLD_SIZE", "1").strip() or "1"
+    try:
+        world = int(raw)
+    except ValueError:
+        raise MixframeError(f"WORLD_SIZE is {raw!r}, not a number of processes; unset it (one process) "
+                            "or start the run with torchrun, which sets it") from None
+    if world < 1:
+        raise MixframeError(f"WORLD_SIZE is {world}; it counts processes, so it must be 1 or more (or unset it)")
+    missing = [name for name in _TORCHRUN_VARIABLES if world > 1 and not os.environ.get(name)]
+    if missing:
+        raise MixframeError(f"WORLD_SIZE={world} is set but {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not: this process was not started by torchrun "
+                            f"and would wait for ranks that never come. Unset WORLD_SIZE, or launch with "
+                            f"torchrun --nproc_per_node {world} ...")
+    return world
+
+
+def timeout_s() -> float:
+    """How long a rank waits for the others at a collective (``MIXFRAME_DIST_TIMEOUT`` seconds, default 600)."""
+    raw = os.environ.get(TIMEOUT_VARIABLE, "")
+    try:
+        value = float(raw) if raw.strip() else DEFAULT_TIMEOUT_S
+    except ValueError:
+        raise MixframeError(f"{TIMEOUT_VARIABLE} is {raw!r}; give it a number of seconds (default {DEFAULT_TIMEOUT_S:g})") from None
+    if not value > 0:
+        raise MixframeError(f"{TIMEOUT_VARIABLE} is {raw!r}; it must be a positive number of seconds")
+    return value
+
+
+def join(device_choice: str) -> tuple[int, int]:
+    """(rank, world size); under torchrun, joins the process group once per process and keeps it until exit.
+
+    Leaving the group after each run and joining again re-creates the default group through
+    torchrun's store, where a rank could read the previous group's keys and wait for ever (seen as a
+    hang of the second ``train()`` in one process). So the group outlives a run; mixframe leaves a
+    group it joined itself at interpreter exit (a group left to the interpreter's teardown can abort a
+    finished process: "terminate called without an active exception"). A group the caller joined is
+    the caller's to leave. Collectives time out after :func:`timeout_s`.
+    """
+    world = world_size()
     if world == 1:
-        yield 0, 1
-        return
-    joined = not dist.is_initialized()
-    if joined:
+        return 0, 1
+    if not dist.is_initialized():
         device = pick_device(device_choice)
         if device.type == "cuda":
             torch.cuda.set_device(device)
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        with waiting_for_ranks("joining the process group", rank=int(os.environ.get("RANK", "0"))):
+            dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo",
+                                    timeout=datetime.timedelta(seconds=timeout_s()))
+        atexit.register(_leave)
+    if dist.get_world_size() != world:
+        raise MixframeError(f"WORLD_SIZE={world} but the process group already joined has {dist.get_world_size()} processes")
+    return dist.get_rank(), world
+
+
+def _leave() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def rank_failure(err: BaseException, what: str, *, rank: int, step: int | None = None) -> MixframeError | None:
+    """The message for a collective that timed out or whose peer went away, naming this rank and the step
+    (None for any other error)."""
+    text = str(err)
+    lost = ("Timed out", "timed out", "Connection closed", "Connection reset", "Broken pipe")
+    if not isinstance(err, dist.DistError) and not (isinstance(err, RuntimeError) and any(k in text for k in lost)):
+        return None
+    at = f" at step {step}" if step is not None else ""
+    first = text.strip().splitlines()[0][:300] if text.strip() else type(err).__name__
+    return MixframeError(f"rank {rank} stopped waiting for the other processes while {what}{at}: {first}. Another rank "
+                         f"probably failed or stopped (see its output above); collectives wait {timeout_s():g} s "
+                         f"({TIMEOUT_VARIABLE} changes it)")
+
+
+@contextlib.contextmanager
+def waiting_for_ranks(what: str, *, rank: int, step: int | None = None) -> Iterator[None]:
+    """A block of collectives whose timeout or lost peer becomes :func:`rank_failure`'s message."""
     try:
-        yield dist.get_rank(), world
-    finally:
-        if joined:
-            dist.destroy_process_group()
+        yield
+    except Exception as err:
+        message = rank_failure(err, what, rank=rank, step=step)
+        if message is None:
+            raise
+        raise message from None
 
 
 def describe(world: int, batch_size: int, device: torch.device) -> str:
@@ -93,15 +165,17 @@ def share(value: Any, world: int) -> Any:
     if world == 1:
         return value
     box = [value]
-    dist.broadcast_object_list(box, src=0)
+    with waiting_for_ranks("receiving rank 0's run folder", rank=dist.get_rank()):
+        dist.broadcast_object_list(box, src=0)
     return box[0]
 
 
 def broadcast_parameters(module: nn.Module, world: int) -> None:
     """Every rank starts from rank 0's weights (and buffers)."""
     if world > 1:
-        for p in module.state_dict().values():
-            dist.broadcast(p, 0)
+        with waiting_for_ranks("receiving rank 0's weights", rank=dist.get_rank()):
+            for p in module.state_dict().values():
+                dist.broadcast(p, 0)
 
 
 def average_gradients(params: Iterable[nn.Parameter], world: int) -> None:

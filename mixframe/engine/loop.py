@@ -165,7 +165,10 @@ class Trainer:
                 self.emit("on_epoch_end", self.means)
             self.ranks_identical = distributed.ranks_identical(self.model, self.world)
         except BaseException as err:
-            self.emit("on_failure", err)
+            lost = distributed.rank_failure(err, "training", rank=self.rank, step=self.step) if self.world > 1 else None
+            self.emit("on_failure", lost or err)
+            if lost is not None:
+                raise lost from None
             raise
         finally:
             self.parallel.close()
