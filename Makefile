@@ -9,7 +9,7 @@ TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 #   make demo TORCH_INDEX=https://download.pytorch.org/whl/cpu
 TORCH_INDEX ?=
 
-.PHONY: venv test demo benchmark startup clean
+.PHONY: venv test lint demo benchmark startup clean
 
 $(BIN)/mixframe: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,9 +20,13 @@ $(BIN)/mixframe: pyproject.toml
 
 venv: $(BIN)/mixframe
 
-## Run the test suite (two processes).
-test: venv
+## Lint (ruff), then run the test suite (two processes).
+test: venv lint
 	$(BIN)/python -m pytest -n 2 -q
+
+## ruff: pyflakes, import order, pyupgrade (the rules are in pyproject.toml).
+lint: venv
+	$(BIN)/ruff check mixframe plugins tests benchmarks docs
 
 ## Train the default recipe (AMR mixup on digits) on the CPU and write a report.
 demo: venv

@@ -2,7 +2,7 @@
 
 The variants train side by side in one process on the same fixed list of real minibatches:
 
-* ``engine``: :meth:`mixframe.engine.Trainer.train_step`, as ``mixframe train`` runs it;
+* ``engine``: :meth:`mixframe.kernel.engine.Trainer.train_step`, as ``mixframe train`` runs it;
 * ``hand``: the AMR mixup step written out by hand over a deep copy of the engine's modules, with
   fresh Adam optimizers of the same hyperparameters; critic-only minibatches run the forward pass
   under ``torch.no_grad`` (as the engine does); torch's default settings;
@@ -51,9 +51,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from mixframe.errors import MixframeError  # noqa: E402
-from mixframe.model import Model  # noqa: E402
-from mixframe.recipe import Recipe, TrainConfig, load_recipe, parse_override  # noqa: E402
-from mixframe.engine import Trainer  # noqa: E402
+from mixframe.kernel.engine import Trainer  # noqa: E402
+from mixframe.kernel.model import Model  # noqa: E402
+from mixframe.kernel.recipe import Recipe, TrainConfig, load_recipe, parse_override  # noqa: E402
 
 DEFAULT_RECIPE = ROOT / "recipes" / "digits_amr_mixup.yaml"
 VARIANTS = ("hand", "hand+det", "engine", "authors")

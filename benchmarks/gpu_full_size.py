@@ -44,9 +44,9 @@ from torch.utils.data import TensorDataset
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from mixframe.engine import Trainer  # noqa: E402
-from mixframe.interfaces import DataBundle, DataSpec  # noqa: E402
-from mixframe.recipe import load_recipe  # noqa: E402
+from mixframe.kernel.engine import Trainer  # noqa: E402
+from mixframe.kernel.interfaces import DataBundle, DataSpec  # noqa: E402
+from mixframe.kernel.recipe import load_recipe  # noqa: E402
 
 RECIPE = ROOT / "recipes" / "full" / "mnist_amr_mixup.yaml"
 TRAIN, EPOCHS = 55_000, 500

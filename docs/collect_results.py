@@ -1,6 +1,6 @@
 """Print the markdown tables of docs/results.md from sweep folders: mean ± std over seeds, per-seed values,
 and each method's paired difference to a baseline (and to a no-learning reference) with a bootstrap 95%
-interval (mixframe.stats.paired_difference; a difference is called real only when the interval excludes 0).
+interval (mixframe.tools.stats.paired_difference; a difference is called real only when the interval excludes 0).
 
     python docs/collect_results.py RUNS_ROOT --metric on_manifold_fraction --baseline spiral_ae \\
         --reference data_mix_on_manifold_fraction "data-space averaging" --columns mix_distance_mean rec_mse
@@ -27,10 +27,10 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from mixframe.files import load_user_yaml
-from mixframe.runs import RunFolder
-from mixframe.stats import paired_difference
-from mixframe.sweep import finished, point_label, run_dir
+from mixframe.kernel.files import load_user_yaml
+from mixframe.runs.folder import RunFolder
+from mixframe.tools.stats import paired_difference
+from mixframe.tools.sweep import finished, point_label, run_dir
 
 BLIND_AUC = 0.6
 
@@ -150,8 +150,8 @@ def panels(roots: list[Path], metric: str, out: Path, seed: int = 0) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from mixframe.api import load_run
-    from mixframe.pictures import draw_mix_scatter, random_mix_weights
+    from mixframe.runs.api import load_run
+    from mixframe.tools.pictures import draw_mix_scatter, random_mix_weights
 
     chosen = {label: seeds[seed] for label, seeds in rows_from(roots).items() if seed in seeds}
     fig, axes = plt.subplots(1, len(chosen), figsize=(3.0 * len(chosen), 3.3), squeeze=False)

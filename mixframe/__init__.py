@@ -17,43 +17,73 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from mixframe.errors import MixframeError
-
-__version__ = "0.1.0"
+from mixframe.version import __version__
 
 # name -> the module that defines it
 _HOMES = {
-    **dict.fromkeys(("in_range", "param", "positive"), "mixframe.config"),
-    "hookimpl": "mixframe.hookspecs",
+    **dict.fromkeys(("in_range", "param", "positive"), "mixframe.kernel.config"),
+    "hookimpl": "mixframe.kernel.hookspecs",
     **dict.fromkeys(("BuildContext", "Callback", "DataBundle", "DataSpec", "Decoder", "Discriminator", "Encoder", "KnowsLineAngles",
                      "KnowsManifold", "Metric", "Mixer", "MixResult", "PredictsMasks", "Regularizer", "RendersFactors", "Step",
-                     "blend", "Launcher", "LaunchContext", "RunTask"), "mixframe.interfaces"),
-    **dict.fromkeys(("Command", "Component", "Provides", "Requires"), "mixframe.registry_types"),
-    "RunFolder": "mixframe.runs",
-    **dict.fromkeys(("Run", "load_run", "resume", "train"), "mixframe.api"),
+                     "blend", "Launcher", "LaunchContext", "RunTask", "RunView"), "mixframe.kernel.interfaces"),
+    **dict.fromkeys(("Command", "Component", "Provides", "Requires"), "mixframe.kernel.registry_types"),
+    "RunFolder": "mixframe.runs.folder",
+    **dict.fromkeys(("Run", "load_run", "resume", "train"), "mixframe.runs.api"),
 }
 
-__all__ = sorted([*_HOMES, "MixframeError"])
+# the documented tool modules, reachable as attributes (``mixframe.report.write_report``) and imported on first use
+_MODULES = {"report": "mixframe.tools.report", "sweep": "mixframe.tools.sweep", "stats": "mixframe.tools.stats",
+            "interpolate": "mixframe.tools.interpolate", "pictures": "mixframe.tools.pictures", "shipped": "mixframe.kernel.shipped",
+            "evaluation": "mixframe.runs.evaluation", "testing": "mixframe.testing"}
+
+__all__ = sorted([*_HOMES, "MixframeError", "__version__"])
 
 
 def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
+    if name in _MODULES:
+        value = importlib.import_module(_MODULES[name])
+    elif name in _HOMES:
+        value = getattr(importlib.import_module(_HOMES[name]), name)
+    else:
         raise AttributeError(f"module 'mixframe' has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
     globals()[name] = value  # the next lookup is a plain attribute
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_HOMES})
+    return sorted({*globals(), *_HOMES, *_MODULES})
 
 
 if TYPE_CHECKING:  # for type checkers and editors: the same names, imported eagerly
-    from mixframe.api import Run, load_run, resume, train
-    from mixframe.config import in_range, param, positive
-    from mixframe.hookspecs import hookimpl
-    from mixframe.interfaces import (BuildContext, Callback, DataBundle, DataSpec, Decoder, Discriminator, Encoder, KnowsLineAngles,
-                                     KnowsManifold, LaunchContext, Launcher, Metric, Mixer, MixResult, PredictsMasks, Regularizer,
-                                     RendersFactors, RunTask, Step, blend)
-    from mixframe.registry_types import Command, Component, Provides, Requires
-    from mixframe.runs import RunFolder
+    from mixframe import testing
+    from mixframe.kernel import shipped
+    from mixframe.kernel.config import in_range, param, positive
+    from mixframe.kernel.hookspecs import hookimpl
+    from mixframe.kernel.interfaces import (
+        BuildContext,
+        Callback,
+        DataBundle,
+        DataSpec,
+        Decoder,
+        Discriminator,
+        Encoder,
+        KnowsLineAngles,
+        KnowsManifold,
+        LaunchContext,
+        Launcher,
+        Metric,
+        Mixer,
+        MixResult,
+        PredictsMasks,
+        Regularizer,
+        RendersFactors,
+        RunTask,
+        RunView,
+        Step,
+        blend,
+    )
+    from mixframe.kernel.registry_types import Command, Component, Provides, Requires
+    from mixframe.runs import evaluation
+    from mixframe.runs.api import Run, load_run, resume, train
+    from mixframe.runs.folder import RunFolder
+    from mixframe.tools import interpolate, pictures, report, stats, sweep

@@ -1,5 +1,5 @@
 """``python -m mixframe`` runs the command line."""
 
-from mixframe.cli import entry
+from mixframe.cli.main import entry
 
 entry()

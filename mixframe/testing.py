@@ -9,7 +9,7 @@
 pytest then runs every ``test_*`` method below against your component, built exactly as a recipe
 would build it: found in the registry (so your entry point must be installed), its parameters
 checked by its config class, the implementation called as ``Implementation(config, context)``.
-Set ``registry`` to a :class:`mixframe.registry.Registry` built with in-process plugins
+Set ``registry`` to a :class:`mixframe.kernel.registry.Registry` built with in-process plugins
 (``Registry(plugins=[(name, module)])``) to check a component that is not installed.
 Every failed check says what the component did wrong and what to do about it.
 """
@@ -21,10 +21,10 @@ from typing import Any, ClassVar
 
 import torch
 
-from mixframe.config import Problems, structure
-from mixframe.interfaces import BuildContext, DataSpec, Discriminator, Mixer, MixResult, Regularizer, Step, blend
-from mixframe.registry import Registry, get_registry
-from mixframe.registry_types import Component
+from mixframe.kernel.config import Problems, structure
+from mixframe.kernel.interfaces import BuildContext, DataSpec, Discriminator, Mixer, MixResult, Regularizer, Step, blend
+from mixframe.kernel.registry import Registry, get_registry
+from mixframe.kernel.registry_types import Component
 
 
 class _TinyCritic(Discriminator):

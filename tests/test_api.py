@@ -14,7 +14,7 @@ from PIL import Image
 
 import mixframe
 from mixframe import Callback, MixframeError, RunFolder
-from mixframe.cli import main
+from mixframe.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[1]
 SPIRAL = ROOT / "recipes" / "spiral_amr.yaml"

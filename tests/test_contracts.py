@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from mixframe import BuildContext, Component, Mixer, MixframeError, MixResult, Regularizer, Step, blend, hookimpl, in_range, param
-from mixframe.registry import Registry
+from mixframe.kernel.registry import Registry
 from mixframe.testing import MixerContract, RegularizerContract
 
 

@@ -11,12 +11,12 @@ import torch
 from torch import Tensor
 
 import mixframe
-from mixframe.engine import Trainer
-from mixframe.interfaces import ScoresData
-from mixframe.model import Model
-from mixframe.pictures import loss_panels
-from mixframe.recipe import load_recipe
-from mixframe.runs import RunFolder
+from mixframe.kernel.engine import Trainer
+from mixframe.kernel.interfaces import ScoresData
+from mixframe.kernel.model import Model
+from mixframe.kernel.recipe import load_recipe
+from mixframe.runs.folder import RunFolder
+from mixframe.tools.pictures import loss_panels
 from mixframe_plugins.callbacks.stall_watch import StallWatch, StallWatchConfig, auc, probe_batch
 from mixframe_plugins.datasets.spiral import SpiralConfig, build
 

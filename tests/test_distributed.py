@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from processes import torchrun
 
 import mixframe
-from mixframe.engine import Trainer, epoch_sampler
-from mixframe.model import Model
-from mixframe.recipe import load_recipe
-from mixframe.runs import load_checkpoint
-from processes import torchrun
+from mixframe.kernel.engine import Trainer, epoch_sampler
+from mixframe.kernel.model import Model
+from mixframe.kernel.recipe import load_recipe
+from mixframe.runs.folder import load_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 SPIRAL = ROOT / "recipes" / "spiral_amr.yaml"
@@ -198,7 +198,7 @@ def test_the_process_group_is_joined_once_per_process_and_a_callers_own_is_kept(
 
     import torch.distributed as dist
 
-    from mixframe.engine import distributed
+    from mixframe.kernel.engine import distributed
 
     joins, leaves = [], []
     real_init = dist.init_process_group
@@ -238,7 +238,7 @@ def test_the_process_group_is_joined_once_per_process_and_a_callers_own_is_kept(
 ])
 def test_a_stray_or_malformed_distributed_environment_is_a_message(env: dict[str, str], message: str, tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    from mixframe.cli import main
+    from mixframe.cli.main import main
 
     for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "MIXFRAME_DIST_TIMEOUT"):
         monkeypatch.delenv(name, raising=False)
@@ -253,8 +253,8 @@ def test_a_stray_or_malformed_distributed_environment_is_a_message(env: dict[str
 def test_a_collective_that_times_out_names_the_rank_and_the_step() -> None:
     import torch.distributed as dist
 
-    from mixframe.engine import distributed
     from mixframe.errors import MixframeError
+    from mixframe.kernel.engine import distributed
 
     lost = distributed.rank_failure(dist.DistError("[gloo] Timed out waiting 60000ms for recv operation to complete"), "training",
                                     rank=1, step=17)

@@ -11,14 +11,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from fixtures_formats import write_celeba, write_image
 from PIL import Image
 
-from fixtures_formats import write_celeba, write_image
 from mixframe import MixframeError
-from mixframe.cli import main
-from mixframe.interpolate import PaperLayout, load_runs, paper_figure_png, paper_rows, path_measures, pick_pairs, render_paper, row_labels
-from mixframe.pictures import to_unit
-from mixframe.report import build_report
+from mixframe.cli.main import main
+from mixframe.kernel.interfaces import to_unit
+from mixframe.tools.interpolate import (
+    PaperLayout,
+    load_runs,
+    paper_figure_png,
+    paper_rows,
+    path_measures,
+    pick_pairs,
+    render_paper,
+    row_labels,
+)
+from mixframe.tools.report import build_report
 from mixframe_plugins.datasets import faces, zappos
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,7 +53,6 @@ def stand_in_root(recipe: Path, tmp_path: Path) -> Path:
     text = recipe.read_text()
     root = tmp_path / "data"
     if "celeba" in recipe.name:
-        n = 12
         write_celeba(root, {"Male": [1, -1] * 6, "Smiling": [-1, 1, 1] * 4, "Eyeglasses": [-1] * 12},
                      partition=[0] * 6 + [1] * 3 + [2] * 3, size=(178, 218))
     else:

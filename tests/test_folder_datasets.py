@@ -8,15 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from fixtures_formats import write_celeba, write_cifar10, write_image, write_mnist, write_svhn
 from PIL import Image
 
 from mixframe import MixframeError
-from mixframe.config import Problems, structure
+from mixframe.kernel.config import Problems, structure
 from mixframe_plugins.datasets import celeba, image_folder, torchvision_sets
 from mixframe_plugins.datasets.celeba import CelebAConfig
 from mixframe_plugins.datasets.image_folder import ImageFolderConfig
 from mixframe_plugins.datasets.torchvision_sets import ChecksummedSetConfig, VisionSetConfig
-from fixtures_formats import write_celeba, write_cifar10, write_image, write_mnist, write_svhn
 
 CELEBA_ATTRIBUTES = (
     "5_o_Clock_Shadow Arched_Eyebrows Attractive Bags_Under_Eyes Bald Bangs Big_Lips Big_Nose Black_Hair Blond_Hair Blurry "

@@ -9,7 +9,7 @@ import torch
 from torch.utils.data import Dataset
 
 from mixframe import MixframeError
-from mixframe.config import Problems, structure
+from mixframe.kernel.config import Problems, structure
 from mixframe_plugins.datasets import digits, dsprites, lines, spiral
 
 

@@ -1,7 +1,7 @@
 """Hostile files handed to mixframe: each class is refused quickly with a message, never a traceback.
 
 Recipes go through ``mixframe recipe check FILE`` (exit 2, a message naming the problem); the
-guarded readers of :mod:`mixframe.files` and the folder datasets are tested directly. Every test
+guarded readers of :mod:`mixframe.kernel.files` and the folder datasets are tested directly. Every test
 runs under an alarm, so a read that blocks (a FIFO) or runs away fails instead of hanging.
 """
 
@@ -16,9 +16,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fixtures_formats import write_bomb_png, write_celeba, write_cifar10, write_cifar10_python, write_image, write_mnist
 
 from mixframe import MixframeError
-from mixframe.files import (
+from mixframe.kernel.files import (
     UserFileError,
     load_user_json,
     load_user_yaml,
@@ -27,13 +28,11 @@ from mixframe.files import (
     read_user_bytes,
     read_user_text,
 )
-from mixframe.recipe import RecipeError, load_recipe
+from mixframe.kernel.recipe import RecipeError, load_recipe
 from mixframe_plugins.datasets import celeba, image_folder, torchvision_sets
 from mixframe_plugins.datasets.celeba import CelebAConfig
 from mixframe_plugins.datasets.image_folder import ImageFolderConfig
 from mixframe_plugins.datasets.torchvision_sets import ChecksummedSetConfig, VisionSetConfig
-
-from fixtures_formats import write_bomb_png, write_celeba, write_cifar10, write_cifar10_python, write_image, write_mnist
 
 SECONDS = 20  # far more than any refusal takes; a blocking read fails the test instead of hanging the suite
 
@@ -133,7 +132,7 @@ HOSTILE: list[tuple[str, Callable[[Path], Path], list[str]]] = [
 @pytest.mark.parametrize(("make", "fragments"), [case[1:] for case in HOSTILE], ids=[case[0] for case in HOSTILE])
 def test_hostile_recipe_is_refused_by_recipe_check(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                    make: Callable[[Path], Path], fragments: list[str]) -> None:
-    from mixframe.cli import main
+    from mixframe.cli.main import main
 
     path = make(tmp_path)
     start = time.monotonic()
@@ -149,7 +148,7 @@ def test_hostile_recipe_is_refused_by_recipe_check(tmp_path: Path, capsys: pytes
 
 @pytest.mark.skipif(not Path("/dev/zero").exists(), reason="no /dev/zero")
 def test_dev_zero_as_a_recipe_is_refused_without_reading_it(capsys: pytest.CaptureFixture[str]) -> None:
-    from mixframe.cli import main
+    from mixframe.cli.main import main
 
     assert main(["recipe", "check", "/dev/zero"]) == 2
     err = capsys.readouterr().err
@@ -357,7 +356,6 @@ def test_mnist_labels_outside_0_to_9_are_refused(tmp_path: Path) -> None:
 
 def test_svhn_mat_file_with_other_variables_is_refused_from_its_headers(tmp_path: Path) -> None:
     import scipy.io
-
     from fixtures_formats import write_svhn
 
     write_svhn(tmp_path, n_train=4, n_test=2)

@@ -13,18 +13,18 @@ import pytest
 import torch
 from PIL import Image
 
-from mixframe.cli import main
-from mixframe.interpolate import (
+from mixframe import blend
+from mixframe.cli.main import main
+from mixframe.tools.interpolate import (
     PIXEL,
-    interpolation_weights,
     interpolation_blocks,
+    interpolation_weights,
     load_runs,
     pick_pairs,
     render_blocks,
     tile_scale,
 )
-from mixframe import blend
-from mixframe.report import format_value
+from mixframe.tools.report import format_value
 
 ROOT = Path(__file__).resolve().parents[1]
 HOSTILE_NAME = "<img src=x onerror=alert(1)> & co"

@@ -19,7 +19,7 @@ from PIL import Image
 
 import mixframe
 from mixframe import MixframeError, shipped
-from mixframe.recipe import RecipeError, load_recipe
+from mixframe.kernel.recipe import RecipeError, copy_shipped, load_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ("pyproject.toml", "README.md", "LICENSE", "mixframe", "plugins", "recipes")
@@ -101,7 +101,7 @@ def test_an_installed_wheel_works_from_an_empty_folder(wheel_site: tuple[Path, P
 
 
 def test_the_light_commands_import_no_torch(tmp_path: Path) -> None:
-    probe = ("import sys, contextlib, io\nfrom mixframe.cli import main\n"
+    probe = ("import sys, contextlib, io\nfrom mixframe.cli.main import main\n"
              "with contextlib.redirect_stdout(io.StringIO()):\n"
              "    for argv in (['--help'], ['recipes'], ['recipe', 'copy', 'digits_ae', 'x.yaml'], ['recipe', '--help']):\n"
              "        try:\n            main(argv)\n        except SystemExit:\n            pass\n"
@@ -115,7 +115,7 @@ def test_the_registry_loads_components_on_the_first_question_and_warns_then() ->
     import attrs
 
     from mixframe import Component, hookimpl
-    from mixframe.registry import Registry
+    from mixframe.kernel.registry import Registry
 
     @attrs.frozen
     class NoConfig:
@@ -170,16 +170,16 @@ def test_shipped_names_in_recipes_and_their_mistakes(tmp_path: Path) -> None:
 
 
 def test_recipe_copy_stands_alone_and_never_overwrites(tmp_path: Path) -> None:
-    dest = shipped.copy("digits_acai", tmp_path / "mine" / "acai.yaml")
+    dest = copy_shipped("digits_acai", tmp_path / "mine" / "acai.yaml")
     text = dest.read_text()
     assert text.startswith("# Started from the shipped recipe digits_acai") and "extends" not in text.split("\n# ")[-1]
     assert load_recipe(dest).to_dict() == load_recipe("digits_acai").to_dict()
     with pytest.raises(MixframeError, match="already exists; it is left as it is"):
-        shipped.copy("digits_ae", dest)
+        copy_shipped("digits_ae", dest)
     assert dest.read_text() == text
-    assert shipped.copy("digits_ae", tmp_path).name == "digits_ae.yaml"  # a folder receives NAME.yaml
+    assert copy_shipped("digits_ae", tmp_path).name == "digits_ae.yaml"  # a folder receives NAME.yaml
     with pytest.raises(MixframeError, match="no shipped recipe is named 'nope'"):
-        shipped.copy("nope", tmp_path / "x.yaml")
+        copy_shipped("nope", tmp_path / "x.yaml")
 
 
 # -- your own pictures: the example recipes of docs/own-data.md ------------------------------------------------------

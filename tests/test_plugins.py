@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mixframe.hookspecs import KINDS
-from mixframe.recipe import RecipeError, check, resolve_file
-from mixframe.registry import AmbiguousComponentError, Registry, UnknownComponentError
+from mixframe.kernel.hookspecs import KINDS
+from mixframe.kernel.recipe import RecipeError, check, resolve_file
+from mixframe.kernel.registry import AmbiguousComponentError, Registry, UnknownComponentError
 
 MIXER_SOURCE = '''
 import attrs
@@ -270,7 +270,7 @@ def test_in_process_plugin_and_value_checks() -> None:
 
 
 def test_every_hook_is_documented() -> None:
-    from mixframe import hookspecs
+    from mixframe.kernel import hookspecs
 
     for kind in KINDS:
         spec = getattr(hookspecs, f"mixframe_{kind}s")

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mixframe.cli import main
-from mixframe.recipe import RecipeError, apply_overrides, check, load_recipe, merge, resolve_file
-from mixframe.registry import Registry, get_registry
+from mixframe.cli.main import main
+from mixframe.kernel.recipe import RecipeError, apply_overrides, check, load_recipe, merge, resolve_file
+from mixframe.kernel.registry import Registry, get_registry
 
 ROOT = Path(__file__).resolve().parent.parent
 BAD = sorted((ROOT / "tests" / "bad_recipes").glob("*.yaml"))
@@ -176,7 +176,7 @@ def test_recipe_check_takes_several_recipes_and_reports_every_bad_one(capsys: py
 
 
 def test_a_callback_switched_off_is_not_built_not_added_back_as_a_default_and_stays_off_in_the_record(tmp_path: Path) -> None:
-    from mixframe.engine.callbacks import recipe_callbacks
+    from mixframe.runs.callbacks import recipe_callbacks
 
     raw = resolve_file(ROOT / "recipes" / "spiral_amr.yaml")
     raw["callbacks"] = [{"kind": "stall_watch", "enabled": False}, {"kind": "validation", "enabled": True, "every": 2}]

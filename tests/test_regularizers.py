@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from mixframe import BuildContext, DataSpec, Decoder, Discriminator, Encoder, MixframeError, MixResult, Step
-from mixframe.config import Problems, structure
+from mixframe.kernel.config import Problems, structure
 from mixframe_plugins.regularizers._critic import LN2, has_spectral_norm
 from mixframe_plugins.regularizers.acai import AcaiConfig, AcaiRegularizer
 from mixframe_plugins.regularizers.adversarial import AdversarialConfig, AdversarialRegularizer

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 import mixframe
-from mixframe.runs import RunFolder
-from mixframe.report import build_report, meaning_of
+from mixframe.runs.folder import RunFolder
+from mixframe.tools.report import build_report, meaning_of
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = next((path for name in ("chromium", "chromium-browser", "google-chrome") if (path := shutil.which(name))), None)

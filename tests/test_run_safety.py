@@ -27,9 +27,9 @@ import torch
 
 import mixframe
 from mixframe import MixframeError, RunFolder
-from mixframe.cli import main
-from mixframe.engine import Trainer
-from mixframe.runs import atomic_write_bytes, load_checkpoint
+from mixframe.cli.main import main
+from mixframe.kernel.engine import Trainer
+from mixframe.runs.folder import atomic_write_bytes, load_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 SPIRAL = ROOT / "recipes" / "spiral_amr.yaml"
@@ -157,12 +157,12 @@ def test_a_run_killed_20_times_at_random_moments_resumes_to_the_weights_of_an_un
                            env=env, capture_output=True, text=True, timeout=300)
     assert final.returncode == 0, final.stderr[-3000:]
     [run] = _visible(out)
-    folder = RunFolder(run)
-    assert folder.status == "complete" and folder.info()["epoch"] == 40
-    weights = folder.load_checkpoint()["model"]
+    finished = RunFolder(run)
+    assert finished.status == "complete" and finished.info()["epoch"] == 40
+    weights = finished.load_checkpoint()["model"]
     assert weights.keys() == reference.keys()
     assert all(torch.equal(weights[k], reference[k]) for k in reference)
-    text = folder.file(RunFolder.METRICS).read_bytes()
+    text = finished.file(RunFolder.METRICS).read_bytes()
     assert b"\r" not in text
     rows = [line.split(",") for line in text.decode().splitlines()[1:]]
     steps = [int(r[0]) for r in rows]
@@ -270,7 +270,7 @@ def test_a_full_disk_at_the_first_checkpoint_is_a_message_and_marks_the_run_fail
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         atomic_write_bytes(path, data)
 
-    monkeypatch.setattr("mixframe.runs.atomic_write_bytes", full_disk)
+    monkeypatch.setattr("mixframe.runs.folder.atomic_write_bytes", full_disk)
     code, _, err = cli(capsys, "train", SPIRAL, "--out", tmp_path, "--no-progress", *sets(TINY))
     assert code == 2
     assert "could not write the checkpoint" in err and "No space left on device; no earlier checkpoint exists" in err
@@ -331,7 +331,7 @@ def test_ctrl_c_before_the_run_folder_exists_is_one_line(tmp_path: Path, monkeyp
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("mixframe.runs.plugin_record", interrupted)  # while the record is written
+    monkeypatch.setattr("mixframe.runs.folder.plugin_record", interrupted)  # while the record is written
     code, _, err = cli(capsys, "train", SPIRAL, "--out", tmp_path, "--no-progress", *sets(TINY))
     assert code == 130 and err == "mixframe train: interrupted\n"
     assert os.listdir(tmp_path) == []  # the half-written record is gone
@@ -355,7 +355,7 @@ def test_ctrl_c_inside_an_import_arrives_once_the_import_is_over(tmp_path: Path)
     (tmp_path / "slow_start.py").write_text("import os, signal, time\nos.kill(os.getpid(), signal.SIGINT)\ntime.sleep(0.3)\nDONE = True\n")
     program = textwrap.dedent("""
         import signal, time
-        from mixframe.cli import interrupt_unless_importing
+        from mixframe.cli.main import interrupt_unless_importing
         signal.signal(signal.SIGINT, interrupt_unless_importing)
         try:
             import slow_start
@@ -466,7 +466,7 @@ def test_evaluate_checks_that_it_can_save_before_computing(spiral_run: Path, tmp
             raise OSError(errno.EROFS, os.strerror(errno.EROFS))
         atomic_write_bytes(path, data)
 
-    monkeypatch.setattr("mixframe.runs.atomic_write_bytes", read_only_file_system)
+    monkeypatch.setattr("mixframe.runs.folder.atomic_write_bytes", read_only_file_system)
     code, out, err = cli(capsys, "evaluate", run, "--metric", "reconstruction")
     assert code == 2 and "reconstruction: " in out  # the metrics were printed
     assert "the metrics printed above were computed but not saved" in err and "Read-only file system" in err

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from mixframe.stats import bootstrap_interval, paired_difference
+from mixframe.tools.stats import bootstrap_interval, paired_difference
 
 
 def test_a_consistent_gain_is_real_and_pairs_by_seed() -> None:

@@ -12,11 +12,19 @@ import torch
 from torch import Tensor, nn
 
 from mixframe import MixframeError
-from mixframe.cli import main
-from mixframe_plugins.commands.supervised import (agreement, class_mixer_of, combinations, decode_mixes, mask_summary, mask_table,
-                                                  measure_mixes, uniform_targets)
+from mixframe.cli.main import main
+from mixframe.kernel.interfaces import BuildContext, DataSpec
+from mixframe_plugins.commands.supervised import (
+    agreement,
+    class_mixer_of,
+    combinations,
+    decode_mixes,
+    mask_summary,
+    mask_table,
+    measure_mixes,
+    uniform_targets,
+)
 from mixframe_plugins.mixers.class_mixer import ClassMixer, ClassMixerConfig
-from mixframe.interfaces import BuildContext, DataSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "recipes" / "dsprites_supervised.yaml"
@@ -227,8 +235,8 @@ def test_class_mixer_draws_one_q_per_pair() -> None:
 def test_training_step_judges_attributes_and_trains_the_mask_network() -> None:
     # End to end: on an autoencoder step the critic logs d_cls and g_cls (g_cls judges mixes against the mixer's
     # y_mix, see test_regularizers), and the class mixer's MLP is updated with the autoencoder.
-    from mixframe.recipe import load_recipe
-    from mixframe.engine import Trainer
+    from mixframe.kernel.engine import Trainer
+    from mixframe.kernel.recipe import load_recipe
 
     recipe = load_recipe(RECIPE, [*TINY, "train.lr=1e-2"])
     trainer = Trainer(recipe)
@@ -241,8 +249,8 @@ def test_training_step_judges_attributes_and_trains_the_mask_network() -> None:
 
 def test_celeba_recipe_assembles_and_mixes_at_64_px() -> None:
     # The CelebA recipe needs the user's files to train; its model is checked here on a stand-in spec.
-    from mixframe.model import Model
-    from mixframe.recipe import load_recipe
+    from mixframe.kernel.model import Model
+    from mixframe.kernel.recipe import load_recipe
 
     recipe = load_recipe(ROOT / "recipes" / "celeba_supervised.yaml")
     spec = DataSpec(shape=(3, 64, 64), value_range=(-1.0, 1.0), attribute_names=("Male", "Smiling", "Eyeglasses"))

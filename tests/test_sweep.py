@@ -20,9 +20,9 @@ import torch
 
 import mixframe
 from mixframe import Launcher, MixframeError, RunTask
-from mixframe.cli import main
-from mixframe.runs import load_checkpoint
-from mixframe.sweep import read_sweep, resume_sweep, summarise, sweep
+from mixframe.cli.main import main
+from mixframe.runs.folder import load_checkpoint
+from mixframe.tools.sweep import read_sweep, resume_sweep, summarise, sweep
 
 ROOT = Path(__file__).resolve().parent.parent
 SPIRAL = ROOT / "recipes" / "spiral_amr.yaml"
@@ -117,7 +117,7 @@ class Recorder(Launcher):
         self.fail, self.seen = fail, []
 
     def launch(self, tasks: Sequence[RunTask], events: Any) -> None:
-        from mixframe.sweep import run_task
+        from mixframe.tools.sweep import run_task
 
         for task in reversed(tasks):
             self.seen.append(task.key)
@@ -216,7 +216,7 @@ def test_slurm_launcher_through_submitits_local_executor_gives_the_same_numbers(
 
 def test_sweep_json_is_valid_json_at_every_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Atomic rewrites: a reader never sees half a file (each write goes through a temporary file and a rename)."""
-    from mixframe import runs
+    from mixframe.runs import folder as runs
 
     writes: list[str] = []
     original = runs.atomic_write_bytes
@@ -235,7 +235,7 @@ def test_collect_results_pairs_rows_by_seed_against_the_baseline_and_shows_the_s
     # docs/results.md's tables come from this script: its paired column must be the seed-by-seed difference
     import importlib.util
 
-    from mixframe.stats import paired_difference
+    from mixframe.tools.stats import paired_difference
 
     spec = importlib.util.spec_from_file_location("collect_results", ROOT / "docs" / "collect_results.py")
     collect = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]

@@ -4,23 +4,21 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from processes import torchrun
 
 import mixframe
-from mixframe.cli import main
-from mixframe.engine import Trainer, TrainingDiverged
+from mixframe.cli.main import main
 from mixframe.errors import MixframeError
-from mixframe.model import Model
-from mixframe.pictures import loss_panels
-from mixframe.recipe import load_recipe
-from mixframe.runs import RunFolder, load_checkpoint, save_checkpoint
+from mixframe.kernel.engine import Trainer, TrainingDiverged
+from mixframe.kernel.model import Model
+from mixframe.kernel.recipe import load_recipe
+from mixframe.runs.folder import RunFolder, load_checkpoint, save_checkpoint
+from mixframe.tools.pictures import loss_panels
 from mixframe_plugins.callbacks.stall_watch import ReconstructionWatch
-from processes import torchrun
 
 CHECKPOINT = RunFolder.CHECKPOINT
 
@@ -205,7 +203,7 @@ def test_checkpoint_writes_are_atomic(tmp_path: Path, monkeypatch: pytest.Monkey
     def full_disk(fd: int) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("mixframe.runs.os.fsync", full_disk)
+    monkeypatch.setattr("mixframe.runs.folder.os.fsync", full_disk)
     with pytest.raises(MixframeError, match="No space left on device; the previous checkpoint is kept"):
         save_checkpoint(path, {**state, "epoch": 2})
     monkeypatch.undo()

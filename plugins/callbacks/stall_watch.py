@@ -5,7 +5,7 @@
   epochs is reported. A critic that learns nothing sits there, but so does a critic that learns and
   is fooled as often as not; the loss cannot tell which.
 * Critic probe (blind or fooled): for a critic that can score any batch (``critic_score``, the
-  :class:`~mixframe.interfaces.ScoresData` capability), every ``probe_every`` epochs, on the last
+  :class:`~mixframe.kernel.interfaces.ScoresData` capability), every ``probe_every`` epochs, on the last
   epoch and whenever a term reaches its blind-guess level, the critic scores a fixed held-out batch
   of real validation examples against obvious fakes it was never trained on: data-space blends of
   two real examples (weight 0.3 to 0.7: ghosted double pictures, or points between the spiral's
@@ -37,7 +37,7 @@ import torch
 from torch import Tensor
 
 from mixframe import BuildContext, Callback, Component, DataBundle, hookimpl, in_range, param, positive
-from mixframe.interfaces import ScoresData
+from mixframe.kernel.interfaces import ScoresData
 
 
 @attrs.frozen(kw_only=True)

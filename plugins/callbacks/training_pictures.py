@@ -33,7 +33,7 @@ class TrainingPictures(Callback):
     def on_epoch_end(self, trainer: Any, means: dict[str, float]) -> None:
         if trainer.run is None or not (trainer.done or trainer.epoch % self.config.every == 0):
             return
-        from mixframe.pictures import save_training_grid
+        from mixframe.tools.pictures import save_training_grid
 
         path = trainer.run.file(RunFolder.GRIDS) / f"epoch_{trainer.epoch:04d}.png"
         save_training_grid(trainer.model, trainer.data, path, trainer.device, pairs=self.config.pairs, steps=self.config.steps)
@@ -54,7 +54,7 @@ class TrainingPictures(Callback):
     def on_end(self, trainer: Any, summary: dict[str, float]) -> None:
         if trainer.run is None:
             return
-        from mixframe.pictures import plot_loss_curves
+        from mixframe.tools.pictures import plot_loss_curves
 
         plot_loss_curves(trainer.run.epoch_curves(), trainer.run.file(RunFolder.LOSS_CURVES))
         grids = sorted(trainer.run.file(RunFolder.GRIDS).glob("*.png"))

@@ -57,7 +57,7 @@ class Validation(Callback):
             return
         means[f"epoch/{NAME}"] = loss
         if self.config.best_checkpoint and trainer.run is not None and loss < self.best:
-            from mixframe.runs import save_checkpoint
+            from mixframe.runs.folder import save_checkpoint
 
             save_checkpoint(trainer.run.file(RunFolder.CHECKPOINT_BEST), {**trainer.state(), "val_reconstruction": loss})
         self.best = min(self.best, loss)

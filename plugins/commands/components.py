@@ -6,7 +6,7 @@ import argparse
 import json
 
 from mixframe import Command, MixframeError, hookimpl
-from mixframe.hookspecs import KINDS
+from mixframe.kernel.hookspecs import KINDS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,7 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mixframe.registry import get_registry, suggest
+    from mixframe.kernel.registry import get_registry, suggest
 
     reg = get_registry()
     if args.kind and args.kind not in KINDS:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 
 from mixframe import Command, MixframeError, RunFolder, hookimpl
-from mixframe.arguments import add_device, add_run_dirs, check_device, check_writable_folder
-from mixframe.runs import NotSaved
+from mixframe.cli.arguments import add_device, add_run_dirs, check_device, check_writable_folder
+from mixframe.runs.folder import NotSaved
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import mixframe
-    from mixframe.evaluation import evaluate
+    from mixframe.runs.evaluation import evaluate
 
     check_device(args.device)
     for run_dir in args.run_dirs:  # every folder is a run that takes its evaluation.json, before any metric is computed
@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
 def values_table(table: dict[str, dict[str, float]], metrics: list[str]) -> str:
     """One line per value (a laptop's terminal fits many values and runs): its name, one column per run
     (#1, #2, ... named below), and what it means (the metric plugins' ``meanings``)."""
-    from mixframe.report import format_value, meaning_of, metric_meanings
+    from mixframe.tools.report import format_value, meaning_of, metric_meanings
 
     meanings = metric_meanings(metrics)
     runs = list(table)

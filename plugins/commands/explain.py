@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from mixframe import Command, hookimpl
-from mixframe.hookspecs import KINDS
+from mixframe.kernel.hookspecs import KINDS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -14,8 +14,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mixframe.config import describe_fields
-    from mixframe.registry import get_registry
+    from mixframe.kernel.config import describe_fields
+    from mixframe.kernel.registry import get_registry
 
     reg = get_registry()
     comp = reg.get(args.kind, args.name)

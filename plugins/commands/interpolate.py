@@ -6,12 +6,22 @@ import argparse
 from pathlib import Path
 
 from mixframe import Command, hookimpl
-from mixframe.arguments import (MAX_PICTURE_PAIRS, MAX_PICTURE_STEPS, add_device, add_run_dirs, add_seed, at_most, check_device,
-                                check_output_path, check_suffix, write_output)
+from mixframe.cli.arguments import (
+    MAX_PICTURE_PAIRS,
+    MAX_PICTURE_STEPS,
+    add_device,
+    add_run_dirs,
+    add_seed,
+    at_most,
+    check_device,
+    check_output_path,
+    check_suffix,
+    write_output,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from mixframe.interpolate import MODES, SPLITS
+    from mixframe.tools.interpolate import MODES, SPLITS
 
     add_run_dirs(parser)
     parser.add_argument("--pairs", type=int, default=4, help="number of pairs of examples (default 4)")
@@ -29,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mixframe.interpolate import check_steps, interpolation_png, load_runs, paper_figure_png
+    from mixframe.tools.interpolate import check_steps, interpolation_png, load_runs, paper_figure_png
 
     check_suffix(args.out, (".png",), "the picture is a PNG file")
     check_output_path(args.out)

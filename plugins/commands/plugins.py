@@ -13,7 +13,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mixframe.registry import get_registry
+    from mixframe.kernel.registry import get_registry
 
     reg = get_registry()
     plugins = reg.plugins()

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from mixframe import Command, MixframeError, hookimpl
-from mixframe.arguments import add_overrides
+from mixframe.cli.arguments import add_overrides
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,13 +27,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mixframe.recipe import apply_overrides, dump_yaml, load_recipe, resolve_file
-    from mixframe.registry import get_registry
+    from mixframe.kernel.recipe import apply_overrides, copy_shipped, dump_yaml, load_recipe, resolve_file
+    from mixframe.kernel.registry import get_registry
 
     if args.recipe_command == "copy":
-        from mixframe import shipped
-
-        written = shipped.copy(args.name, args.dest)
+        written = copy_shipped(args.name, args.dest)
         print(f"wrote {written}; check it with: mixframe recipe check {written}; train it with: mixframe train {written}")
     elif args.recipe_command == "check":
         failed = 0

@@ -1,4 +1,4 @@
-"""``mixframe recipes``: the recipes shipped with mixframe, what each does and the machine it needs (:mod:`mixframe.shipped`)."""
+"""``mixframe recipes``: the recipes shipped with mixframe, what each does and the machine it needs (:mod:`mixframe.kernel.shipped`)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mixframe import shipped
+    from mixframe.kernel import shipped
 
     recipes = shipped.catalogue()
     if args.json:

@@ -1,4 +1,4 @@
-"""``mixframe report RUN_DIR...``: one self-contained HTML page comparing runs (``mixframe.report.build_report``)."""
+"""``mixframe report RUN_DIR...``: one self-contained HTML page comparing runs (``mixframe.tools.report.build_report``)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,15 @@ import argparse
 from pathlib import Path
 
 from mixframe import Command, hookimpl
-from mixframe.arguments import MAX_PICTURE_PAIRS, MAX_PICTURE_STEPS, add_run_dirs, at_most, check_output_path, check_suffix, write_output
+from mixframe.cli.arguments import (
+    MAX_PICTURE_PAIRS,
+    MAX_PICTURE_STEPS,
+    add_run_dirs,
+    at_most,
+    check_output_path,
+    check_suffix,
+    write_output,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -18,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mixframe.report import build_report
+    from mixframe.tools.report import build_report
 
     check_suffix(args.out, (".html", ".htm"), "the report is one HTML page")
     check_output_path(args.out)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from mixframe import Command, hookimpl
-from mixframe.arguments import add_overrides, add_progress, add_run_dirs
+from mixframe.cli.arguments import add_overrides, add_progress, add_run_dirs
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -29,9 +29,20 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from mixframe import MixframeError, PredictsMasks, RunFolder, blend
-from mixframe.arguments import (MAX_MEASURED_PAIRS, MAX_PICTURE_PAIRS, MAX_PICTURE_SAMPLES, add_device, add_run_dirs, add_seed, at_least_one,
-                                at_most, check_device, check_output_path, check_writable_folder)
-from mixframe.interfaces import DataBundle
+from mixframe.cli.arguments import (
+    MAX_MEASURED_PAIRS,
+    MAX_PICTURE_PAIRS,
+    MAX_PICTURE_SAMPLES,
+    add_device,
+    add_run_dirs,
+    add_seed,
+    at_least_one,
+    at_most,
+    check_device,
+    check_output_path,
+    check_writable_folder,
+)
+from mixframe.kernel.interfaces import DataBundle
 
 MAX_ATTRIBUTES = 6
 Predict = Callable[[Tensor], Tensor]
@@ -173,7 +184,7 @@ def save_labelled_grid(rows: list[Tensor], column_labels: list[str], row_labels:
     import matplotlib.pyplot as plt
     from torchvision.utils import make_grid
 
-    from mixframe.pictures import to_unit
+    from mixframe.kernel.interfaces import to_unit
 
     images = to_unit(torch.cat(rows).cpu().float(), data.spec)
     if images.shape[-1] < 48:
@@ -356,7 +367,7 @@ def _load(run_dir: Path, device: str) -> Any:
 
 
 def cmd_masks(args: argparse.Namespace) -> int:
-    from mixframe.runs import write_json
+    from mixframe.runs.folder import write_json
 
     at_most(args.samples, MAX_PICTURE_SAMPLES, "--samples", "rows of masks per combination in the picture")
     check_device(args.device)
@@ -379,7 +390,7 @@ def cmd_supervised_grid(args: argparse.Namespace) -> int:
     out = check_output_path(args.out or _default_out(args.run_dir, "supervised_grid.png"))
     run = _load(args.run_dir, args.device)
     class_mixer_of(run)
-    from mixframe.pictures import first_pairs
+    from mixframe.tools.pictures import first_pairs
 
     x1, x2 = first_pairs(run.data, args.pairs, split="test")
     if len(x1) == 0:
@@ -400,7 +411,7 @@ def cmd_supervised_grid(args: argparse.Namespace) -> int:
 
 
 def cmd_attribute_accuracy(args: argparse.Namespace) -> int:
-    from mixframe.runs import write_json
+    from mixframe.runs.folder import write_json
 
     at_most(args.pairs, MAX_MEASURED_PAIRS, "--pairs", "the pairs' images are decoded and held in memory at once")
     at_least_one(args.classifier_epochs, "--classifier-epochs")

@@ -1,5 +1,5 @@
-"""``mixframe sweep RECIPE --grid KEY=V1,V2``: a grid of recipe values, several seeds each (``mixframe.sweep.sweep``);
-``mixframe sweep --resume SWEEP_DIR`` runs the runs that did not finish (``mixframe.sweep.resume_sweep``)."""
+"""``mixframe sweep RECIPE --grid KEY=V1,V2``: a grid of recipe values, several seeds each (``mixframe.tools.sweep.sweep``);
+``mixframe sweep --resume SWEEP_DIR`` runs the runs that did not finish (``mixframe.tools.sweep.resume_sweep``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 
 from mixframe import Command, hookimpl
-from mixframe.arguments import add_overrides, add_progress, check_output_path
+from mixframe.cli.arguments import add_overrides, add_progress, check_output_path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from mixframe import MixframeError
-    from mixframe.sweep import read_sweep, resume_sweep, sweep
+    from mixframe.tools.sweep import read_sweep, resume_sweep, sweep
 
     options = [*args.launcher_options, *([f"jobs={args.jobs}"] if args.jobs is not None else [])]
     if args.resume is not None:

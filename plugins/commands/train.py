@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from mixframe import Command, hookimpl
-from mixframe.arguments import add_overrides, add_progress, check_output_path
+from mixframe.cli.arguments import add_overrides, add_progress, check_output_path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

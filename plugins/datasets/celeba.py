@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from mixframe import Component, DataBundle, DataSpec, MixframeError, hookimpl, param, positive
-from mixframe.files import read_user_text
+from mixframe.kernel.files import read_user_text
 from mixframe_plugins.datasets.image_folder import ImageFiles, check_attribute_names, pixel_transform, resolve_root, value_range
 
 IMAGES = "img_align_celeba"
@@ -123,7 +123,7 @@ def build(config: CelebAConfig) -> DataBundle:
 
 @hookimpl
 def mixframe_datasets() -> list[Component]:
-    from mixframe.registry_types import Provides
+    from mixframe.kernel.registry_types import Provides
 
     unit = Provides("unit_range", when=lambda c: c.scale == "unit", setting="scale: unit")
     return [Component(kind="dataset", name="celeba", implementation=build, config=CelebAConfig,

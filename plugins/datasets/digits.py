@@ -51,7 +51,7 @@ def build(config: DigitsConfig) -> DataBundle:
 
 @hookimpl
 def mixframe_datasets() -> list[Component]:
-    from mixframe.registry_types import Provides
+    from mixframe.kernel.registry_types import Provides
 
     unit = Provides("unit_range", when=lambda c: c.scale == "unit", setting="scale: unit")
     return [Component(kind="dataset", name="digits", implementation=build, config=DigitsConfig,

@@ -165,7 +165,7 @@ def build(config: DSpritesConfig) -> DataBundle:
 
 @hookimpl
 def mixframe_datasets() -> list[Component]:
-    from mixframe.registry_types import Provides
+    from mixframe.kernel.registry_types import Provides
 
     unit = Provides("unit_range", when=lambda c: c.scale == "unit", setting="scale: unit")
     attributes = Provides("attribute_labels", when=lambda c: c.labels == "attributes", setting="labels: attributes")

@@ -84,7 +84,7 @@ def build(config: FacesConfig) -> DataBundle:
 
 @hookimpl
 def mixframe_datasets() -> list[Component]:
-    from mixframe.registry_types import Provides
+    from mixframe.kernel.registry_types import Provides
 
     unit = Provides("unit_range", when=lambda c: c.scale == "unit", setting="scale: unit")
     return [Component(kind="dataset", name="faces", implementation=build, config=FacesConfig, provides=("image_data", unit),

@@ -5,7 +5,7 @@ square ``size`` and scaled to [-1, 1] (or [0, 1]). With ``attributes`` set, a CS
 image (a filename column plus one 0/1 or -1/1 column per attribute) gives each image a float {0, 1}
 vector; without it the label is a 0 tensor. The split into train/val/test is drawn with ``seed``.
 
-Images and the CSV are user files, read through :mod:`mixframe.files`: an image's pixel size is
+Images and the CSV are user files, read through :mod:`mixframe.kernel.files`: an image's pixel size is
 checked from its header (at most :data:`MAX_PIXELS`) before it is decoded, a file that is not an
 image or is truncated is an error naming it, and the CSV is size-limited UTF-8 (or UTF-16 with a
 byte-order mark) text.
@@ -32,7 +32,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from mixframe import Component, DataBundle, DataSpec, MixframeError, hookimpl, in_range, param, positive
-from mixframe.files import open_user_image, read_user_text
+from mixframe.kernel.files import open_user_image, read_user_text
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 DATA_ENV = "MIXFRAME_DATA"
@@ -130,7 +130,7 @@ def check_attribute_names(wanted: Sequence[str], available: Sequence[str], sourc
 class ImageFiles(Dataset):
     """Images read lazily from disk, with one label row each (or a 0 label when there are none).
 
-    Each image is opened through :func:`mixframe.files.open_user_image`: its pixel size is checked
+    Each image is opened through :func:`mixframe.kernel.files.open_user_image`: its pixel size is checked
     against ``max_pixels`` from the header before it is decoded (a decompression bomb is refused),
     and a file that is not an image, or is truncated, is a MixframeError naming it.
     """
@@ -293,7 +293,7 @@ def build(config: ImageFolderConfig) -> DataBundle:
 
 @hookimpl
 def mixframe_datasets() -> list[Component]:
-    from mixframe.registry_types import Provides
+    from mixframe.kernel.registry_types import Provides
 
     unit = Provides("unit_range", when=lambda c: c.scale == "unit", setting="scale: unit")
     labels = Provides("attribute_labels", when=lambda c: c.attributes is not None, setting="attributes: a CSV file")

@@ -16,7 +16,7 @@ records of 1 label byte and 3072 pixel bytes, red then green then blue planes), 
 python version (``cifar-10-batches-py``, pickles that can run code when loaded), which is refused
 with instructions. MNIST/KMNIST are read from their idx files only (torchvision's legacy
 ``processed/*.pt`` files are ignored); ``.gz`` copies are unpacked with a size limit. Files are
-read through :mod:`mixframe.files` (regular files of bounded size), and labels are checked to be
+read through :mod:`mixframe.kernel.files` (regular files of bounded size), and labels are checked to be
 class indices 0..9.
 """
 
@@ -33,12 +33,12 @@ from typing import TYPE_CHECKING, Any, Literal
 import attrs
 import numpy as np
 import torch
+from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
-from PIL import Image
 
 from mixframe import Component, DataBundle, DataSpec, MixframeError, hookimpl, in_range, param, positive
-from mixframe.files import open_user_file, read_user_bytes, read_user_text
+from mixframe.kernel.files import open_user_file, read_user_bytes, read_user_text
 from mixframe_plugins.datasets.image_folder import pixel_transform, resolve_root, seeded_split, value_range
 
 if TYPE_CHECKING:  # torchvision is imported when a dataset is built, not when the plugin registers (it is slow to import)
@@ -359,7 +359,7 @@ def build_cifar10(config: ChecksummedSetConfig) -> DataBundle:
 
 @hookimpl
 def mixframe_datasets() -> list[Component]:
-    from mixframe.registry_types import Provides
+    from mixframe.kernel.registry_types import Provides
 
     unit = Provides("unit_range", when=lambda c: c.scale == "unit", setting="scale: unit")
     provides = ("image_data", "class_labels", unit)

@@ -28,7 +28,14 @@ import torch
 
 from mixframe import Component, DataBundle, DataSpec, MixframeError, hookimpl, in_range, param, positive
 from mixframe_plugins.datasets.image_folder import (
-    IMAGE_SUFFIXES, ImageFiles, find_images, pixel_transform, resolve_root, seeded_split, split_sizes, value_range,
+    IMAGE_SUFFIXES,
+    ImageFiles,
+    find_images,
+    pixel_transform,
+    resolve_root,
+    seeded_split,
+    split_sizes,
+    value_range,
 )
 
 IMAGES = "ut-zap50k-images-square"
@@ -116,7 +123,7 @@ def build(config: ZapposConfig) -> DataBundle:
 
 @hookimpl
 def mixframe_datasets() -> list[Component]:
-    from mixframe.registry_types import Provides
+    from mixframe.kernel.registry_types import Provides
 
     unit = Provides("unit_range", when=lambda c: c.scale == "unit", setting="scale: unit")
     labels = Provides("class_labels", when=lambda c: c.labels != "none", setting="labels: category or subcategory")

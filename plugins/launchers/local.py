@@ -1,6 +1,6 @@
 """``local``, the default launcher: a sweep's runs as processes on this machine, up to ``jobs`` at once.
 
-Each run is ``python -m mixframe.sweep run-one`` in a new process (so a run that crashes, or is
+Each run is ``python -m mixframe.tools.sweep run-one`` in a new process (so a run that crashes, or is
 killed, takes nothing else with it). The CPU threads are split between the runs that run at once:
 each gets ``threads`` (by default the cores this process may use, divided by ``jobs``), set through
 ``OMP_NUM_THREADS``/``MKL_NUM_THREADS`` and ``torch.set_num_threads``, so that two runs do not fight
@@ -28,7 +28,7 @@ from typing import Any
 import attrs
 
 from mixframe import Component, LaunchContext, Launcher, MixframeError, RunTask, hookimpl, param, positive
-from mixframe.interfaces import LaunchEvents
+from mixframe.kernel.interfaces import LaunchEvents
 
 POLL_SECONDS = 0.2
 STOP_SECONDS = 15.0  # after Ctrl-C, how long runs get to record their state before they are killed
@@ -114,7 +114,7 @@ class LocalLauncher(Launcher):
             env["CUDA_VISIBLE_DEVICES"] = gpu
         Path(task.log).parent.mkdir(parents=True, exist_ok=True)
         log = open(task.log, "ab")  # noqa: SIM115 - closed when the process ends
-        cmd = [sys.executable, "-m", "mixframe.sweep", "run-one", json.dumps(task.to_dict()), str(outcome_file)]
+        cmd = [sys.executable, "-m", "mixframe.tools.sweep", "run-one", json.dumps(task.to_dict()), str(outcome_file)]
         try:
             proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         except OSError as err:

@@ -7,7 +7,7 @@ cluster this machine belongs to (``ray start --head`` ran here or on its head), 
 installed, and must see the recipe files and the sweep folder at the same paths (a shared file
 system): runs write their run folders there.
 
-Each task runs :func:`mixframe.sweep.run_task` in a fresh worker process (``max_calls=1``), with
+Each task runs :func:`mixframe.tools.sweep.run_task` in a fresh worker process (``max_calls=1``), with
 ``cpus_per_run`` CPUs (its torch threads) and ``gpus_per_run`` GPUs (Ray sets its
 ``CUDA_VISIBLE_DEVICES``); Ray does not retry a failed run (``max_retries=0``): the sweep records the
 failure and ``--resume`` runs it again from its checkpoint.
@@ -24,7 +24,7 @@ from typing import Any
 import attrs
 
 from mixframe import Component, LaunchContext, Launcher, MixframeError, RunTask, hookimpl, in_range, param, positive
-from mixframe.interfaces import LaunchEvents
+from mixframe.kernel.interfaces import LaunchEvents
 
 MISSING = "the ray launcher needs Ray, which is not installed here: pip install 'mixframe[ray]' (or pip install ray)"
 
@@ -57,7 +57,7 @@ class RayLauncher(Launcher):
 
     def launch(self, tasks: Sequence[RunTask], events: LaunchEvents) -> None:
         ray = _ray()
-        from mixframe.sweep import run_task
+        from mixframe.tools.sweep import run_task
 
         started_here = not ray.is_initialized()
         if started_here:

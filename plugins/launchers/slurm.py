@@ -23,7 +23,7 @@ from typing import Any, Literal
 import attrs
 
 from mixframe import Component, LaunchContext, Launcher, MixframeError, RunTask, hookimpl, in_range, param, positive
-from mixframe.interfaces import LaunchEvents
+from mixframe.kernel.interfaces import LaunchEvents
 
 MISSING = "the slurm launcher needs submitit, which is not installed here: pip install 'mixframe[slurm]' (or pip install submitit)"
 
@@ -81,7 +81,7 @@ class SlurmLauncher(Launcher):
         return executor
 
     def launch(self, tasks: Sequence[RunTask], events: LaunchEvents) -> None:
-        from mixframe.sweep import run_task
+        from mixframe.tools.sweep import run_task
 
         tasks = [attrs.evolve(t, threads=self.config.cpus_per_run) for t in tasks]
         jobs = self.executor().map_array(run_task, tasks)

@@ -38,8 +38,7 @@ def to_numpy(value: Any) -> np.ndarray:
 
 def batches(dataset: Dataset, batch_size: int = 256) -> Iterator[tuple[Tensor, Tensor]]:
     """The dataset's ``(x, y)`` in order, batch by batch (no shuffling, no workers)."""
-    for x, y in DataLoader(dataset, batch_size=batch_size, shuffle=False):
-        yield x, y
+    yield from DataLoader(dataset, batch_size=batch_size, shuffle=False)
 
 
 def load(dataset: Dataset, indices: Sequence[int] | np.ndarray | None = None, batch_size: int = 256) -> tuple[Tensor, Tensor]:

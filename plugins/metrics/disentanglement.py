@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mixframe import BuildContext, RendersFactors, Component, Metric, MixframeError, Run, hookimpl, in_range, param, positive
+from mixframe import BuildContext, Component, Metric, MixframeError, RendersFactors, Run, hookimpl, in_range, param, positive
 from mixframe_plugins.metrics._nets import metric_rng, to_numpy, torch_generator
 
 EncodeFactors = Callable[[Tensor], np.ndarray]
@@ -166,7 +166,7 @@ class DisentanglementMetric(Metric):
 
 @hookimpl
 def mixframe_metrics() -> list[Component]:
-    from mixframe.registry_types import Requires
+    from mixframe.kernel.registry_types import Requires
 
     requires = (Requires("known_factors", "its scores render examples that vary one generative factor at a time"),)
     return [Component(kind="metric", name="disentanglement", implementation=DisentanglementMetric, config=DisentanglementConfig,

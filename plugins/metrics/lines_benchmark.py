@@ -29,7 +29,7 @@ import attrs
 import numpy as np
 import torch
 
-from mixframe import BuildContext, KnowsLineAngles, Component, Metric, MixframeError, Run, hookimpl, in_range, param, positive
+from mixframe import BuildContext, Component, KnowsLineAngles, Metric, MixframeError, Run, hookimpl, in_range, param, positive
 from mixframe_plugins.metrics._nets import load, metric_rng, random_pairs, to_numpy
 
 MIN_TOTAL_CHANGE = 1e-4
@@ -110,7 +110,7 @@ class LinesMetric(Metric):
 
 @hookimpl
 def mixframe_metrics() -> list[Component]:
-    from mixframe.registry_types import Requires
+    from mixframe.kernel.registry_types import Requires
 
     requires = (Requires("line_angles", "it measures decoded interpolants against the nearest true line"),)
     return [Component(kind="metric", name="lines", implementation=LinesMetric, config=LinesConfig,

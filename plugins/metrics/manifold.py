@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mixframe import BuildContext, KnowsManifold, Component, Metric, MixframeError, Run, hookimpl, param, positive
+from mixframe import BuildContext, Component, KnowsManifold, Metric, MixframeError, Run, hookimpl, param, positive
 from mixframe_plugins.metrics._nets import load, metric_rng, random_pairs, to_numpy
 
 
@@ -90,7 +90,7 @@ class ManifoldMetric(Metric):
 
 @hookimpl
 def mixframe_metrics() -> list[Component]:
-    from mixframe.registry_types import Requires
+    from mixframe.kernel.registry_types import Requires
 
     requires = (Requires("known_manifold", "it measures how far decoded mixes land from the data manifold"),)
     return [Component(kind="metric", name="manifold", implementation=ManifoldMetric, config=ManifoldConfig,

@@ -114,7 +114,7 @@ class ProbeMetric(Metric):
 
 @hookimpl
 def mixframe_metrics() -> list[Component]:
-    from mixframe.registry_types import Requires
+    from mixframe.kernel.registry_types import Requires
 
     requires = (Requires("class_labels", "its linear probe predicts class labels from codes"),)
     return [Component(kind="metric", name="probe", implementation=ProbeMetric, config=ProbeConfig,

@@ -127,7 +127,7 @@ class RealismMetric(Metric):
 
 @hookimpl
 def mixframe_metrics() -> list[Component]:
-    from mixframe.registry_types import Requires
+    from mixframe.kernel.registry_types import Requires
 
     requires = (Requires("class_labels", "its judge is a classifier trained on class labels"),)
     return [Component(kind="metric", name="realism", implementation=RealismMetric, config=RealismConfig,

@@ -99,7 +99,7 @@ class ClassMixer(Mixer):
         y, y2 = labels[0].to(h.dtype), labels[1].to(h.dtype)
         if y.dim() != 2 or y.shape[1] != self.num_attributes:
             raise MixframeError(f"class_mixer expects attribute vectors of shape (B, {self.num_attributes}), got {tuple(y.shape)}")
-        batch, channels = h.shape[0], h.shape[1]
+        channels = h.shape[1]
         if channels != self.channels:
             raise MixframeError(f"class_mixer was built for {self.channels} feature maps but the codes have {channels}")
 
@@ -126,7 +126,7 @@ class ClassMixer(Mixer):
 
 @hookimpl
 def mixframe_mixers() -> list[Component]:
-    from mixframe.registry_types import Requires
+    from mixframe.kernel.registry_types import Requires
 
     return [Component(kind="mixer", name="class_mixer", implementation=ClassMixer, config=ClassMixerConfig,
                       requires=(Requires("attribute_labels", "its mask network reads the parents' attribute vectors"),),

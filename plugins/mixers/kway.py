@@ -54,7 +54,7 @@ class KWayMixer(Mixer):
 
 @hookimpl
 def mixframe_mixers() -> list[Component]:
-    from mixframe.registry_types import Provides
+    from mixframe.kernel.registry_types import Provides
 
     per_example = Provides("per_example_weight", when=lambda c: c.k == 2 and c.mode == "mixup", setting="k: 2, mode: mixup")
     return [Component(kind="mixer", name="kway", implementation=KWayMixer, config=KWayConfig, provides=("mix", per_example),

@@ -42,7 +42,7 @@ class MixupMixer(Mixer):
 
 @hookimpl
 def mixframe_mixers() -> list[Component]:
-    from mixframe.registry_types import Provides
+    from mixframe.kernel.registry_types import Provides
 
     per_example = Provides("per_example_weight", when=lambda c: not c.per_channel, setting="per_channel: false")
     return [Component(kind="mixer", name="mixup", implementation=MixupMixer, config=MixupConfig, provides=("mix", per_example),

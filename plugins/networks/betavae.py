@@ -123,7 +123,7 @@ class BetaVaeDiscriminator(Discriminator):
 
 @hookimpl
 def mixframe_encoders() -> list[Component]:
-    from mixframe.registry_types import Requires
+    from mixframe.kernel.registry_types import Requires
 
     return [Component(kind="encoder", name="betavae", implementation=BetaVaeEncoder, config=BetaVaeEncoderConfig,
                       requires=(Requires("image_data", "it is a convolutional network"),), provides=(),
@@ -132,7 +132,7 @@ def mixframe_encoders() -> list[Component]:
 
 @hookimpl
 def mixframe_decoders() -> list[Component]:
-    from mixframe.registry_types import Provides, Requires
+    from mixframe.kernel.registry_types import Provides, Requires
 
     outputs = (Provides("logits_decoder", when=lambda c: c.output == "logits", setting="output: logits"),
                Provides("linear_decoder", when=lambda c: c.output == "linear", setting="output: linear"))
@@ -143,7 +143,7 @@ def mixframe_decoders() -> list[Component]:
 
 @hookimpl
 def mixframe_discriminators() -> list[Component]:
-    from mixframe.registry_types import Requires
+    from mixframe.kernel.registry_types import Requires
 
     return [Component(kind="discriminator", name="betavae", implementation=BetaVaeDiscriminator, config=BetaVaeDiscriminatorConfig,
                       requires=(Requires("image_data", "it is a convolutional network"),), provides=("critic",),

@@ -162,7 +162,7 @@ class ConvDiscriminator(Discriminator):
 
 @hookimpl
 def mixframe_encoders() -> list[Component]:
-    from mixframe.registry_types import Requires
+    from mixframe.kernel.registry_types import Requires
 
     return [Component(kind="encoder", name="conv", implementation=ConvEncoder, config=ConvEncoderConfig,
                       requires=(Requires("image_data", "it is a convolutional network"),), provides=(),
@@ -171,7 +171,7 @@ def mixframe_encoders() -> list[Component]:
 
 @hookimpl
 def mixframe_decoders() -> list[Component]:
-    from mixframe.registry_types import Provides, Requires
+    from mixframe.kernel.registry_types import Provides, Requires
 
     outputs = (Provides("logits_decoder", when=lambda c: c.output == "logits", setting="output: logits"),
                Provides("linear_decoder", when=lambda c: c.output == "linear", setting="output: linear"))
@@ -182,7 +182,7 @@ def mixframe_decoders() -> list[Component]:
 
 @hookimpl
 def mixframe_discriminators() -> list[Component]:
-    from mixframe.registry_types import Requires
+    from mixframe.kernel.registry_types import Requires
 
     return [Component(kind="discriminator", name="conv", implementation=ConvDiscriminator, config=ConvDiscriminatorConfig,
                       requires=(Requires("image_data", "it is a convolutional network"),), provides=("critic",),

@@ -107,7 +107,7 @@ class MlpDiscriminator(Discriminator):
 
 @hookimpl
 def mixframe_encoders() -> list[Component]:
-    from mixframe.registry_types import Requires
+    from mixframe.kernel.registry_types import Requires
 
     return [Component(kind="encoder", name="mlp", implementation=MlpEncoder, config=MlpEncoderConfig,
                       requires=(Requires("vector_data", "it is a fully connected network on flat vectors"),), provides=(),
@@ -116,7 +116,7 @@ def mixframe_encoders() -> list[Component]:
 
 @hookimpl
 def mixframe_decoders() -> list[Component]:
-    from mixframe.registry_types import Requires
+    from mixframe.kernel.registry_types import Requires
 
     return [Component(kind="decoder", name="mlp", implementation=MlpDecoder, config=MlpDecoderConfig,
                       requires=(Requires("vector_data", "it is a fully connected network on flat vectors"),),
@@ -126,7 +126,7 @@ def mixframe_decoders() -> list[Component]:
 
 @hookimpl
 def mixframe_discriminators() -> list[Component]:
-    from mixframe.registry_types import Requires
+    from mixframe.kernel.registry_types import Requires
 
     return [Component(kind="discriminator", name="mlp", implementation=MlpDiscriminator, config=MlpDiscriminatorConfig,
                       requires=(Requires("vector_data", "it is a fully connected network on flat vectors"),),

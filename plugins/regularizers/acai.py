@@ -96,7 +96,7 @@ class AcaiRegularizer(Regularizer):
         return {"g_mix": self.config.weight * (self._critic(step.x_mix) ** 2).mean()}
 
     def critic_score(self, x: Tensor) -> Tensor:
-        """-d(x), higher = judged real (:class:`mixframe.interfaces.ScoresData`): d regresses the mixing weight, 0 for real data."""
+        """-d(x), higher = judged real (:class:`mixframe.kernel.interfaces.ScoresData`): d regresses the mixing weight, 0 for real data."""
         return -self._critic(x)
 
     def critic_chance(self) -> dict[str, float]:
@@ -111,7 +111,7 @@ class AcaiRegularizer(Regularizer):
 
 @hookimpl
 def mixframe_regularizers() -> list[Component]:
-    from mixframe.registry_types import Requires
+    from mixframe.kernel.registry_types import Requires
 
     requires = (Requires("per_example_weight", "its critic regresses the mixing weight alpha of each decoded mix"),
                 Requires("mix", "it judges decoded mixes"),

@@ -141,7 +141,7 @@ class AdversarialRegularizer(Regularizer):
         return terms
 
     def critic_score(self, x: Tensor) -> Tensor:
-        """The critic's logit per example, higher = judged real (:class:`mixframe.interfaces.ScoresData`); a projection
+        """The critic's logit per example, higher = judged real (:class:`mixframe.kernel.interfaces.ScoresData`); a projection
         critic scores its unconditional part psi(phi(x))."""
         return self.head(self.body(x)).squeeze(1)
 
@@ -162,7 +162,7 @@ class AdversarialRegularizer(Regularizer):
 
 @hookimpl
 def mixframe_regularizers() -> list[Component]:
-    from mixframe.registry_types import Requires
+    from mixframe.kernel.registry_types import Requires
 
     requires = (
         Requires("mixed_labels", "its projection critic (conditional: projection) judges each mix with its mixed labels y_mix",

@@ -45,7 +45,7 @@ class ConsistencyRegularizer(Regularizer):
 
 @hookimpl
 def mixframe_regularizers() -> list[Component]:
-    from mixframe.registry_types import Requires
+    from mixframe.kernel.registry_types import Requires
 
     return [Component(kind="regularizer", name="consistency", implementation=ConsistencyRegularizer,
                       config=ConsistencyConfig, requires=(Requires("mix", "it re-encodes decoded mixes"),), provides=(),

@@ -7,9 +7,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mixframe.errors import MixframeError
-from mixframe.interfaces import BuildContext, DataBundle, DataSpec, Discriminator, Mixer, Regularizer, Step
-from mixframe.recipe import Recipe
-from mixframe.registry import Registry, get_registry
+from mixframe.kernel.interfaces import BuildContext, DataBundle, DataSpec, Discriminator, Mixer, Regularizer, Step
+from mixframe.kernel.recipe import Recipe
+from mixframe.kernel.registry import Registry, get_registry
 
 
 def build_data(recipe: Recipe, registry: Registry | None = None) -> DataBundle:

@@ -39,8 +39,8 @@ from typing import Any
 import yaml
 
 from mixframe.errors import MixframeError
-from mixframe.interfaces import LaunchContext, Launcher, RunTask
-from mixframe.registry import get_registry
+from mixframe.kernel.interfaces import LaunchContext, Launcher, RunTask
+from mixframe.kernel.registry import get_registry
 
 SWEEP_FILE = "sweep.json"
 SUMMARY_FILE = "summary.md"
@@ -64,7 +64,7 @@ def split_values(text: str) -> list[Any]:
         else:
             current += ch
     parts.append(current)
-    from mixframe.files import UserFileError, parse_user_yaml
+    from mixframe.kernel.files import UserFileError, parse_user_yaml
 
     try:
         return [parse_user_yaml(p, source="--grid", what="sweep value") for p in parts if p.strip()]
@@ -119,7 +119,7 @@ def _digest(recipe: Any) -> str:
 
 def plan_runs(recipe: Path, grid: Sequence[tuple[str, list[Any]]], seeds: int, overrides: Sequence[str]) -> list[dict[str, Any]]:
     """Every run of the sweep as a pending record; each point's recipe is checked before anything trains."""
-    from mixframe.recipe import load_recipe
+    from mixframe.kernel.recipe import load_recipe
 
     if seeds < 1:
         raise MixframeError("--seeds must be at least 1")
@@ -157,7 +157,7 @@ def parse_launcher_options(options: Sequence[str] | Mapping[str, Any]) -> dict[s
     """``["jobs=2", "address=auto"]`` (values parsed as YAML, as ``--set`` does) or a mapping -> a dict."""
     if isinstance(options, Mapping):
         return dict(options)
-    from mixframe.files import UserFileError, parse_user_yaml
+    from mixframe.kernel.files import UserFileError, parse_user_yaml
 
     out: dict[str, Any] = {}
     for item in options:
@@ -179,7 +179,7 @@ def make_launcher(launcher: LauncherLike, options: Sequence[str] | Mapping[str, 
     one (a resumed sweep), else ``local``. ``options`` are checked by the launcher's config class; for
     the recorded launcher they go over its recorded options. Building one writes nothing.
     """
-    from mixframe.config import Problems, structure
+    from mixframe.kernel.config import Problems, structure
 
     if isinstance(launcher, Launcher):
         return launcher, {"kind": f"(object) {type(launcher).__name__}", "options": {}}
@@ -202,7 +202,7 @@ def make_launcher(launcher: LauncherLike, options: Sequence[str] | Mapping[str, 
 # -- the sweep's state ---------------------------------------------------------------------------------
 class SweepState:
     """The sweep's record in memory and in sweep.json (rewritten atomically at every change): the launcher's
-    :class:`~mixframe.interfaces.LaunchEvents`, and the progress lines (runs done / running / failed)."""
+    :class:`~mixframe.kernel.interfaces.LaunchEvents`, and the progress lines (runs done / running / failed)."""
 
     def __init__(self, folder: Path, record: dict[str, Any], progress: bool = True) -> None:
         self.folder, self.record, self.progress = folder, record, progress
@@ -211,7 +211,7 @@ class SweepState:
         self.todo: set[str] = set()  # the runs handed to the launcher this time
 
     def save(self) -> None:
-        from mixframe.runs import write_json
+        from mixframe.runs.folder import write_json
 
         write_json(self.folder / SWEEP_FILE, self.record)
 
@@ -268,7 +268,7 @@ class SweepState:
 
 def read_sweep(folder: str | Path) -> dict[str, Any]:
     """A sweep folder's sweep.json (the plan and every run's state), or a MixframeError saying why ``folder`` is not one."""
-    from mixframe.runs import read_json
+    from mixframe.runs.folder import read_json
 
     folder = Path(folder)
     if not (folder / SWEEP_FILE).is_file():
@@ -309,7 +309,7 @@ def sweep(recipe: str | Path, grid: Sequence[str] = (), *, seeds: int = 1, metri
     config class (``["jobs=2"]`` or ``{"jobs": 2}``), or a built :class:`~mixframe.Launcher`. Failed runs
     are recorded and the others go on; :func:`resume_sweep` runs them again.
     """
-    from mixframe.recipe import load_recipe
+    from mixframe.kernel.recipe import load_recipe
 
     recipe = Path(recipe)
     parsed = parse_grid(grid)
@@ -351,7 +351,7 @@ def resume_sweep(folder: str | Path, *, launcher: LauncherLike = None, launcher_
     """Run again the runs of a sweep that did not finish (pending, failed, or running when the sweep was stopped),
     each from its run folder's last checkpoint when it has one; then rewrite the summary. Runs that completed are
     kept. ``launcher`` and ``launcher_options`` as for :func:`sweep`; by default the launcher the sweep recorded."""
-    from mixframe.recipe import load_recipe
+    from mixframe.kernel.recipe import load_recipe
 
     folder = Path(folder)
     record = read_sweep(folder)
@@ -403,7 +403,7 @@ def _run(folder: Path, record: dict[str, Any], launcher: Launcher, progress: boo
 # -- one run, in its own process -----------------------------------------------------------------------
 def latest_run_folder(out: Path, name: str) -> Path | None:
     """The newest run folder ``out/NAME-TIME`` (one that has its recipe), or None."""
-    from mixframe.runs import RunFolder
+    from mixframe.runs.folder import RunFolder
 
     found = sorted(p for p in out.glob(f"{name}-*") if (p / RunFolder.RECIPE).is_file()) if out.is_dir() else []
     return found[-1] if found else None
@@ -453,7 +453,7 @@ def _output_to(path: Path) -> Iterator[None]:
 
 def _evaluate(run: Any, names: Sequence[str]) -> dict[str, float]:
     """The run's metrics; those evaluation.json already holds for this step are read back, not computed again."""
-    from mixframe.evaluation import evaluate, metric_specs
+    from mixframe.runs.evaluation import evaluate, metric_specs
 
     if not names and not run.recipe.metrics:
         return {}  # trained, not evaluated: measured afterwards by a command of its own (e.g. attribute-accuracy)
@@ -468,7 +468,7 @@ def _evaluate(run: Any, names: Sequence[str]) -> dict[str, float]:
 def run_task(task: RunTask) -> dict[str, Any]:
     """Train one run of a sweep (or resume its run folder from the last checkpoint), then evaluate it.
 
-    What every launcher calls, in a fresh process (picklable; ``python -m mixframe.sweep run-one`` from a
+    What every launcher calls, in a fresh process (picklable; ``python -m mixframe.tools.sweep run-one`` from a
     shell). Its output goes to ``task.log``. A failure of the run is returned, not raised:
     ``{"status": "complete" | "failed", "message", "run", "metrics", "seconds"}``.
     """
@@ -483,7 +483,7 @@ def run_task(task: RunTask) -> dict[str, Any]:
 
             if task.threads:
                 torch.set_num_threads(task.threads)
-            from mixframe.api import resume, train
+            from mixframe.runs.api import resume, train
 
             with _run_lock(Path(task.out), task.name):
                 existing = latest_run_folder(Path(task.out), task.name)
@@ -510,13 +510,13 @@ def run_task(task: RunTask) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m mixframe.sweep run-one TASK_JSON OUTCOME_FILE``: :func:`run_task` on a task written out with
+    """``python -m mixframe.tools.sweep run-one TASK_JSON OUTCOME_FILE``: :func:`run_task` on a task written out with
     ``RunTask.to_dict``; its outcome is written to OUTCOME_FILE; exit status 0 when the run completed."""
-    from mixframe.runs import write_json
+    from mixframe.runs.folder import write_json
 
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 3 or args[0] != "run-one":
-        print("usage: python -m mixframe.sweep run-one TASK_JSON OUTCOME_FILE", file=sys.stderr)
+        print("usage: python -m mixframe.tools.sweep run-one TASK_JSON OUTCOME_FILE", file=sys.stderr)
         return 2
     outcome = run_task(RunTask.from_dict(json.loads(args[1])))
     write_json(Path(args[2]), outcome)
@@ -582,8 +582,8 @@ def summary_markdown(summary: dict[str, dict[str, tuple[float, float]]], command
 
 def write_summary(folder: Path, record: dict[str, Any], *, echo: bool = True) -> None:
     """summary.md and panels.png from whatever finished (missing runs named); ``echo`` prints the table."""
-    from mixframe.evaluation import format_table
-    from mixframe.runs import atomic_write_bytes
+    from mixframe.runs.evaluation import format_table
+    from mixframe.runs.folder import atomic_write_bytes
 
     records = record["runs"]
     summary = summarise(records)
@@ -613,8 +613,8 @@ def _sweep_panels(records: list[dict[str, Any]], sweep_dir: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from mixframe.api import load_run
-    from mixframe.pictures import draw_mix_scatter, random_mix_weights
+    from mixframe.runs.api import load_run
+    from mixframe.tools.pictures import draw_mix_scatter, random_mix_weights
 
     firsts: dict[str, dict[str, Any] | None] = {}
     for rec in records:

@@ -11,15 +11,18 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import attrs
+import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
+from mixframe.errors import MixframeError
+
 if TYPE_CHECKING:
-    from mixframe.api import Run
+    from mixframe.kernel.recipe import Recipe
 
 
 @attrs.frozen(kw_only=True)
@@ -42,6 +45,13 @@ class DataSpec:
     @property
     def is_image(self) -> bool:
         return len(self.shape) == 3
+
+
+
+def to_unit(x: Tensor, spec: DataSpec) -> Tensor:
+    """Data scaled from ``spec.value_range`` to [0, 1], for saving as an image."""
+    low, high = spec.value_range
+    return ((x - low) / (high - low)).clamp(0, 1)
 
 
 @attrs.frozen(kw_only=True)
@@ -71,7 +81,7 @@ class BuildContext:
 
     data: DataSpec
     code_shape: tuple[int, ...] = ()
-    build_discriminator: Callable[[], "Discriminator"] | None = None
+    build_discriminator: Callable[[], Discriminator] | None = None
     """Builds a fresh critic body from the recipe's ``discriminator`` section (raises a
     MixframeError naming the missing section when the recipe has none)."""
 
@@ -159,6 +169,36 @@ def blend(sources: Sequence[Tensor], weights: Tensor) -> Tensor:
     return out
 
 
+# The interpolation modes of a Mixer (``Mixer.interpolation``) and the weights each puts on two codes.
+Mode = Literal["linear", "bernoulli"]
+MODES: tuple[str, ...] = ("linear", "bernoulli")
+
+
+def check_steps(steps: int) -> None:
+    if steps < 2:
+        raise MixframeError(f"--steps must be at least 2 (the two ends), got {steps}")
+
+
+def interpolation_weights(channels: int, steps: int, mode: Mode = "linear", seed: int = 0) -> Tensor:
+    """``(steps, 2, channels)``: the weights of h1 and h2 at each step, from all h1 (first) to all h2 (last).
+
+    ``linear``: (1 - a, a) for a evenly spaced in [0, 1]. ``bernoulli``: one seeded random order of
+    the channels; at step j the first round(j C / (K - 1)) of them come from h2, so the count of
+    swapped maps never decreases.
+    """
+    check_steps(steps)
+    if mode == "linear":
+        to_second = torch.linspace(0, 1, steps)[:, None].expand(steps, channels)
+    elif mode == "bernoulli":
+        order = torch.randperm(channels, generator=torch.Generator().manual_seed(seed))
+        to_second = torch.zeros(steps, channels)
+        for j in range(steps):
+            to_second[j, order[: round(j * channels / (steps - 1))]] = 1.0
+    else:
+        raise MixframeError(f"unknown interpolation mode {mode!r}; choices: {', '.join(MODES)}")
+    return torch.stack([1 - to_second, to_second], dim=1)
+
+
 class Mixer(nn.Module, abc.ABC):
     """Combines k batches of codes into one batch of mixes.
 
@@ -236,6 +276,32 @@ class Regularizer(nn.Module, abc.ABC):
         return ()
 
 
+class RunView(Protocol):
+    """What a metric (or any code below the API) may use of a trained run; :class:`mixframe.Run` is one.
+
+    Stated here so that the kernel names no class above it: a metric is written against this view,
+    and the run store hands it a ``Run``."""
+
+    recipe: Recipe
+    spec: DataSpec
+    mixer: Mixer | None
+    epoch: int
+    seed: int
+
+    @property
+    def dir(self) -> Path: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def device(self) -> torch.device: ...
+    @property
+    def data(self) -> DataBundle: ...
+    def encode(self, x: Tensor) -> Tensor: ...
+    def decode(self, h: Tensor) -> Tensor: ...
+    def interpolate(self, x1: Tensor, x2: Tensor, steps: int = 8, mode: str = "linear", seed: int = 0) -> Tensor: ...
+    def codes(self, split: str) -> tuple[np.ndarray, np.ndarray]: ...
+
+
 class Metric(abc.ABC):
     """Turns a trained run into numbers. Built as ``Metric(config, context)``; ``evaluate``
     returns a flat mapping of name to value (higher or lower is better as its name says).
@@ -247,7 +313,7 @@ class Metric(abc.ABC):
     meanings: dict[str, str] = {}
 
     @abc.abstractmethod
-    def evaluate(self, run: Run) -> dict[str, float]: ...
+    def evaluate(self, run: RunView) -> dict[str, float]: ...
 
 
 # ---------------------------------------------------------------------------------------------
@@ -349,7 +415,7 @@ class Callback:
 
 @attrs.frozen(kw_only=True)
 class RunTask:
-    """One run of a sweep, as a launcher hands it to :func:`mixframe.sweep.run_task` in a process of its own.
+    """One run of a sweep, as a launcher hands it to :func:`mixframe.tools.sweep.run_task` in a process of its own.
 
     Plain data (picklable; ``to_dict``/``from_dict`` for JSON), every path absolute. ``key`` names the run
     within its sweep and ``label`` says which grid point and seed it is, for messages. The run trains
@@ -399,8 +465,8 @@ class Launcher(abc.ABC):
 
     Built as ``Launcher(config, context)`` (a :class:`LaunchContext`); ``mixframe sweep --launcher NAME
     --launcher-set KEY=VALUE`` fills ``config``. ``launch(tasks, events)`` calls
-    :func:`mixframe.sweep.run_task` for every task in a fresh process (directly, as it is picklable, or
-    through ``python -m mixframe.sweep run-one TASK_JSON OUTCOME_FILE``), at most as many at once as its
+    :func:`mixframe.tools.sweep.run_task` for every task in a fresh process (directly, as it is picklable, or
+    through ``python -m mixframe.tools.sweep run-one TASK_JSON OUTCOME_FILE``), at most as many at once as its
     config allows; tells ``events`` when each starts and when it ends, with the dict ``run_task``
     returned or, for a process that died, ``{"status": "failed", "message": WHY}``; and returns once
     every task has ended. A run's failure is an outcome, never an exception: the other runs go on. On

@@ -39,9 +39,9 @@ from typing import Any
 import attrs
 import pluggy
 
-from mixframe import hookspecs
 from mixframe.errors import MixframeError
-from mixframe.registry_types import Command, Component
+from mixframe.kernel import hookspecs
+from mixframe.kernel.registry_types import Command, Component
 
 ENTRY_POINT_GROUP = "mixframe"
 BUILTIN_DISTRIBUTION = "mixframe"

@@ -7,13 +7,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from mixframe.interfaces import DataBundle, DataSpec
-
-
-def to_unit(x: Tensor, spec: DataSpec) -> Tensor:
-    """Data scaled from ``spec.value_range`` to [0, 1], for saving as an image."""
-    low, high = spec.value_range
-    return ((x - low) / (high - low)).clamp(0, 1)
+from mixframe.kernel.interfaces import DataBundle, DataSpec, to_unit
 
 
 def first_pairs(data: DataBundle, pairs: int, split: str = "val") -> tuple[Tensor, Tensor]:

@@ -17,8 +17,8 @@ from typing import Any
 from torch import Tensor
 
 from mixframe.errors import MixframeError
-from mixframe.interfaces import BuildContext, Callback
-from mixframe.runs import SCALAR_LINE_END, RunFolder, now
+from mixframe.kernel.interfaces import BuildContext, Callback
+from mixframe.runs.folder import SCALAR_LINE_END, RunFolder, now
 
 
 class ScalarLog(Callback):
@@ -103,7 +103,7 @@ class RunStatus(Callback):
                              ranks_identical=trainer.ranks_identical, final={k: round(v, 6) for k, v in summary.items()})
 
     def on_failure(self, trainer: Any, error: BaseException) -> None:
-        from mixframe.engine.loop import TrainingDiverged
+        from mixframe.kernel.engine.loop import TrainingDiverged
 
         if isinstance(error, TrainingDiverged):
             status = "diverged"
@@ -307,7 +307,7 @@ def run_folder_callbacks(run: RunFolder | None, *, progress: bool, resume_step: 
 
 def recipe_callbacks(recipe: Any, context: BuildContext, registry: Any = None) -> list[Callback]:
     """The callbacks a recipe names (defaults included, those it switches off left out), built like any component."""
-    from mixframe.registry import get_registry
+    from mixframe.kernel.registry import get_registry
 
     registry = registry or get_registry()
     built = []

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from mixframe.errors import MixframeError
-from mixframe.runs import RunFolder
+from mixframe.runs.folder import RunFolder
 
 HIGHLIGHT = ("learns nothing", "learned nothing", "diverged", "not finite", "non-finite")
 
@@ -68,7 +68,7 @@ class RunInfo:
         self.dir = self.folder.path
         recipe_path = self.folder.file(RunFolder.RECIPE)
         self.recipe_text = recipe_path.read_text(errors="replace")
-        from mixframe.files import load_user_yaml
+        from mixframe.kernel.files import load_user_yaml
 
         try:
             recipe = load_user_yaml(recipe_path, what="the run's recipe")
@@ -226,7 +226,7 @@ def comparison_table(runs: Sequence[RunInfo]) -> str:
 
 def metric_meanings(metrics: Iterable[str]) -> dict[str, dict[str, str]]:
     """Each metric plugin's ``meanings`` (``Metric.meanings``) by metric name; {} for one that is not installed."""
-    from mixframe.registry import get_registry
+    from mixframe.kernel.registry import get_registry
 
     registry = get_registry()
     out: dict[str, dict[str, str]] = {}
@@ -352,7 +352,7 @@ def same_data_groups(runs: Sequence[RunInfo]) -> list[list[RunInfo]]:
 def interpolation_section(runs: Sequence[RunInfo], pairs: int, steps: int) -> str:
     """A picture per group of runs that share a dataset (a run alone on its dataset gets its own); a note
     instead when a group cannot be drawn."""
-    from mixframe.interpolate import interpolation_png, load_runs, paper_figure_png
+    from mixframe.tools.interpolate import interpolation_png, load_runs, paper_figure_png
 
     parts = ["<h2>interpolations</h2>",
              "<p>The same test pairs for every run. For images, in the paper's layout (its Figures 7 to 11): each pair's "

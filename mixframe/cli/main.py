@@ -18,7 +18,7 @@ from mixframe.errors import MixframeError
 def build_parser(registry: object, only: str | None = None) -> argparse.ArgumentParser:
     """The parser of every command; with ``only``, the arguments of that command alone are declared (none
     for ``""``; the others are listed with their help), so that ``mixframe --help`` imports no command's helpers."""
-    from mixframe import __version__
+    from mixframe.version import __version__
 
     parser = argparse.ArgumentParser(prog="mixframe", description="Adversarial Mixup Resynthesis and its baselines, assembled from plugins.")
     parser.add_argument("--version", action="version", version=f"mixframe {__version__}")
@@ -46,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     name = "mixframe"
     unwatch = None
     try:
-        from mixframe.registry import get_registry
+        from mixframe.kernel.registry import get_registry
 
         registry = get_registry()
         # warnings now, and those found when the components load (only if the command asks for them)

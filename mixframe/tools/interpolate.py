@@ -25,21 +25,20 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import attrs
 import torch
 from torch import Tensor
 
 from mixframe.errors import MixframeError
-from mixframe.interfaces import DataSpec, blend
+from mixframe.kernel.interfaces import MODES as MODES
+from mixframe.kernel.interfaces import DataSpec, Mode, blend, check_steps, interpolation_weights, to_unit
 
 if TYPE_CHECKING:
-    from mixframe.api import Run
-from mixframe.runs import RunFolder
+    from mixframe.runs.api import Run
+from mixframe.runs.folder import RunFolder
 
-Mode = Literal["linear", "bernoulli"]
-MODES: tuple[str, ...] = ("linear", "bernoulli")
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 PIXEL = "pixel"
 
@@ -50,7 +49,7 @@ PIXEL = "pixel"
 
 def load_runs(run_dirs: Sequence[str | Path], device: str = "cpu") -> list[Run]:
     """Trained runs on one dataset (the same data section), checked before any model is built."""
-    from mixframe.api import load_run
+    from mixframe.runs.api import load_run
 
     if not run_dirs:
         raise MixframeError("no run folders given; pass one or more folders made by 'mixframe train'")
@@ -85,31 +84,6 @@ def pick_pairs(run: Run, pairs: int, split: str = "test", seed: int = 0) -> tupl
 
 # ---------------------------------------------------------------------------------------------
 # Interpolation
-
-
-def check_steps(steps: int) -> None:
-    if steps < 2:
-        raise MixframeError(f"--steps must be at least 2 (the two ends), got {steps}")
-
-
-def interpolation_weights(channels: int, steps: int, mode: Mode = "linear", seed: int = 0) -> Tensor:
-    """``(steps, 2, channels)``: the weights of h1 and h2 at each step, from all h1 (first) to all h2 (last).
-
-    ``linear``: (1 - a, a) for a evenly spaced in [0, 1]. ``bernoulli``: one seeded random order of
-    the channels; at step j the first round(j C / (K - 1)) of them come from h2, so the count of
-    swapped maps never decreases.
-    """
-    check_steps(steps)
-    if mode == "linear":
-        to_second = torch.linspace(0, 1, steps)[:, None].expand(steps, channels)
-    elif mode == "bernoulli":
-        order = torch.randperm(channels, generator=torch.Generator().manual_seed(seed))
-        to_second = torch.zeros(steps, channels)
-        for j in range(steps):
-            to_second[j, order[: round(j * channels / (steps - 1))]] = 1.0
-    else:
-        raise MixframeError(f"unknown interpolation mode {mode!r}; choices: {', '.join(MODES)}")
-    return torch.stack([1 - to_second, to_second], dim=1)
 
 
 def pixel_interpolants(x1: Tensor, x2: Tensor, steps: int) -> Tensor:
@@ -169,9 +143,8 @@ def tile_scale(height: int, width: int, target: int = 48) -> int:
 
 
 def _font(size: int):  # noqa: ANN202 - PIL font classes differ by build
-    from PIL import ImageFont
-
     import matplotlib
+    from PIL import ImageFont
 
     try:
         return ImageFont.truetype(str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"), size)
@@ -183,8 +156,6 @@ def render_blocks(blocks: list[list[tuple[str, Tensor]]], spec: DataSpec, steps:
     """The picture of labelled rows of images, and its layout."""
     import numpy as np
     from PIL import Image, ImageDraw
-
-    from mixframe.pictures import to_unit
 
     _, height, width = spec.shape
     scale = tile_scale(height, width)
@@ -379,8 +350,6 @@ def render_paper(x1: Tensor, x2: Tensor, rows: Tensor, spec: DataSpec, labels: S
     """The paper-layout picture of ``rows`` (from :func:`paper_rows`) between the real ``x1``, ``x2``, and its layout."""
     import numpy as np
     from PIL import Image, ImageDraw
-
-    from mixframe.pictures import to_unit
 
     pairs, rows_per_block, steps = rows.shape[:3]
     _, height, width = spec.shape

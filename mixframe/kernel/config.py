@@ -15,9 +15,8 @@ reported with its key path.
 
 from __future__ import annotations
 
-import math
-
 import difflib
+import math
 import types
 import typing
 from collections.abc import Callable

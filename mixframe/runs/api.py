@@ -20,9 +20,9 @@ import torch
 from torch import Tensor
 
 from mixframe.errors import MixframeError
-from mixframe.interfaces import BuildContext, Callback, DataBundle, DataSpec, Mixer, MixResult, blend
-from mixframe.recipe import Recipe
-from mixframe.runs import RunFolder, load_checkpoint
+from mixframe.kernel.interfaces import BuildContext, Callback, DataBundle, DataSpec, Mixer, MixResult, blend, interpolation_weights, to_unit
+from mixframe.kernel.recipe import Recipe
+from mixframe.runs.folder import RunFolder, load_checkpoint
 
 RecipeLike = str | Path | Recipe
 ImageLike = Any  # a PIL image, a path to an image file, a numpy array (H, W[, C]) or a tensor ((C, H, W) or (N, C, H, W))
@@ -31,8 +31,8 @@ MAX_IMAGE_PIXELS = 50_000_000
 
 def load(recipe: RecipeLike, overrides: Sequence[str] = ()) -> Recipe:
     """A checked recipe from a path or a recipe, with ``--set``-style overrides applied."""
-    from mixframe.recipe import apply_overrides, check, load_recipe
-    from mixframe.registry import get_registry
+    from mixframe.kernel.recipe import apply_overrides, check, load_recipe
+    from mixframe.kernel.registry import get_registry
 
     if isinstance(recipe, Recipe):
         if not overrides:
@@ -50,10 +50,10 @@ def train(recipe: RecipeLike, overrides: Sequence[str] = (), *, out: str | Path 
     then logs, checkpoints and pictures. ``callbacks`` are your own :class:`mixframe.Callback`
     objects, run beside the recipe's. Under ``torchrun`` every process calls this; rank 0 writes.
     """
-    from mixframe.arguments import check_output_path
-    from mixframe.engine import distributed
-    from mixframe.engine.callbacks import recipe_callbacks, run_folder_callbacks
-    from mixframe.engine.loop import Trainer
+    from mixframe.kernel.engine import distributed
+    from mixframe.kernel.engine.loop import Trainer
+    from mixframe.kernel.files import check_output_path
+    from mixframe.runs.callbacks import recipe_callbacks, run_folder_callbacks
 
     checked = load(recipe, overrides)
     rank, world = distributed.join(checked.train.device)
@@ -81,9 +81,9 @@ def resume(run_dir: str | Path, overrides: Sequence[str] = (), *, callbacks: Seq
     ``overrides`` may change the ``train`` section only (a lower ``train.lr`` after a divergence, more
     ``train.epochs`` for a finished run); the recipe.yaml of the run is updated and run.json records them.
     """
-    from mixframe.engine import distributed
-    from mixframe.engine.callbacks import recipe_callbacks, run_folder_callbacks
-    from mixframe.engine.loop import Trainer
+    from mixframe.kernel.engine import distributed
+    from mixframe.kernel.engine.loop import Trainer
+    from mixframe.runs.callbacks import recipe_callbacks, run_folder_callbacks
 
     folder = RunFolder.open(run_dir)
     outside = [o for o in overrides if not o.strip().startswith("train.")]
@@ -107,7 +107,7 @@ def resume(run_dir: str | Path, overrides: Sequence[str] = (), *, callbacks: Seq
     if rank == 0:
         folder.remove_stale_temporaries()
         if overrides:
-            from mixframe.runs import atomic_write_bytes
+            from mixframe.runs.folder import atomic_write_bytes
 
             atomic_write_bytes(folder.file(RunFolder.RECIPE), recipe.to_yaml().encode())
         history = [*folder.info().get("resumes", []), {"at_epoch": trainer.epoch, "overrides": list(overrides)}]
@@ -158,14 +158,14 @@ def load_run(path: str | Path, device: str | torch.device = "cpu", *, best: bool
     Needs no training data on disk (the data's shape and scaling were recorded in data.json);
     ``run.data`` reads the data on first use, for evaluation.
     """
-    from mixframe.model import Model
+    from mixframe.kernel.model import Model
 
     folder = RunFolder.open(path)
     recipe = folder.read_recipe(for_training=False)
     spec = folder.read_spec()
     data = None
     if spec is None:  # a run from before data.json was recorded: the data tells its shape
-        from mixframe.model import build_data
+        from mixframe.kernel.model import build_data
 
         data = build_data(recipe)
         spec = data.spec
@@ -222,7 +222,7 @@ class Run:
     def data(self) -> DataBundle:
         """The run's dataset, read on first use (a MixframeError names what is missing when it is not on disk)."""
         if self._data is None:
-            from mixframe.model import build_data
+            from mixframe.kernel.model import build_data
 
             self._data = build_data(self.recipe)
         return self._data
@@ -265,9 +265,9 @@ class Run:
             if self.mixer is None:
                 raise MixframeError(f"run {self.name} was trained without a mixer; name one, e.g. run.mix(h1, h2, mixer='mixup')")
             return self.mixer
-        from mixframe.config import Problems, structure
-        from mixframe.recipe import RecipeError
-        from mixframe.registry import get_registry
+        from mixframe.kernel.config import Problems, structure
+        from mixframe.kernel.recipe import RecipeError
+        from mixframe.kernel.registry import get_registry
 
         name = mixer or self.recipe.mixer.name  # type: ignore[union-attr]
         comp = get_registry().get("mixer", name)
@@ -280,8 +280,6 @@ class Run:
     def interpolate(self, x1: Tensor, x2: Tensor, steps: int = 8, mode: str = "linear", seed: int = 0) -> Tensor:
         """``(pairs, steps, *spec.shape)``: decoded codes moving from f(x1) (first) to f(x2) (last), linearly or
         by swapping progressively more feature maps (``mode="bernoulli"``)."""
-        from mixframe.interpolate import interpolation_weights
-
         x1, x2 = self._batch(x1), self._batch(x2)
         h1, h2 = self.encode(x1), self.encode(x2)
         weights = interpolation_weights(h1.shape[1], steps, mode, seed).to(h1.device, h1.dtype)  # (steps, 2, C)
@@ -307,7 +305,7 @@ class Run:
 
     def evaluate(self, metrics: Sequence[str] = (), *, write: bool = True) -> dict[str, float]:
         """Compute metrics (default: the recipe's ``metrics``); merged into the run's evaluation.json when ``write``."""
-        from mixframe.evaluation import evaluate
+        from mixframe.runs.evaluation import evaluate
 
         return evaluate(self, metrics, write=write)
 
@@ -353,8 +351,6 @@ class Run:
         """PIL images of data ``(N, C, H, W)`` (or one ``(C, H, W)``) in the run's value range."""
         from PIL import Image
 
-        from mixframe.pictures import to_unit
-
         x = self._batch(x.detach().cpu().float())
         pixels = (to_unit(x, self.spec) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
         return [Image.fromarray(p[..., 0] if p.shape[-1] == 1 else p) for p in pixels]
@@ -362,6 +358,6 @@ class Run:
 
 def open_image(path: Path) -> Any:
     """A user's image file through the guarded path: it exists, is an image, and is not a decompression bomb."""
-    from mixframe.files import open_user_image
+    from mixframe.kernel.files import open_user_image
 
     return open_user_image(path, what="image", max_pixels=MAX_IMAGE_PIXELS)

@@ -50,7 +50,7 @@ import attrs
 from mixframe.errors import MixframeError
 
 if TYPE_CHECKING:  # imported where used: the run store is read by commands that do not need torch
-    from mixframe.interfaces import DataSpec
+    from mixframe.kernel.interfaces import DataSpec
 
 CHECKPOINT_KEYS = ("model", "epoch", "step")
 SCALAR_LINE_END = "\n"  # metrics.csv line ends, whoever writes it (csv.writer would write \r\n)
@@ -123,7 +123,7 @@ def read_json(path: Path) -> dict[str, Any]:
     """A run folder's JSON record, or {} when missing; a damaged one is a MixframeError naming it."""
     if not path.is_file():
         return {}
-    from mixframe.files import load_user_json
+    from mixframe.kernel.files import load_user_json
 
     data = load_user_json(path, what=f"run record {path.name}", max_bytes=64 * 2**20)
     if not isinstance(data, dict):
@@ -136,7 +136,7 @@ def spec_to_dict(spec: DataSpec, label_kind: str) -> dict[str, Any]:
 
 
 def spec_from_dict(data: dict[str, Any]) -> DataSpec:
-    from mixframe.interfaces import DataSpec
+    from mixframe.kernel.interfaces import DataSpec
 
     fields = {f.name for f in attrs.fields(DataSpec)}
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in fields}
@@ -185,7 +185,7 @@ def environment(device: Any) -> dict[str, Any]:
 
 
 def plugin_record() -> dict[str, Any]:
-    from mixframe.registry import get_registry
+    from mixframe.kernel.registry import get_registry
 
     reg = get_registry()
     return {
@@ -333,8 +333,8 @@ class RunFolder:
     def read_recipe(self, overrides: list[str] | tuple[str, ...] = (), *, for_training: bool = True) -> Any:
         """The run's checked recipe. Callbacks act only while training: with ``for_training=False`` (loading a run
         to use or evaluate it) callbacks whose plugin is no longer installed are left out instead of refusing the run."""
-        from mixframe.recipe import apply_overrides, check, load_recipe, resolve_file
-        from mixframe.registry import get_registry
+        from mixframe.kernel.recipe import apply_overrides, check, load_recipe, resolve_file
+        from mixframe.kernel.registry import get_registry
 
         if for_training:
             return load_recipe(self.file(self.RECIPE), list(overrides))

@@ -28,21 +28,11 @@ from typing import Any, Literal
 import attrs
 import yaml
 
-from mixframe.config import Problems, in_range, param, positive, structure, unstructure
-from mixframe.errors import MixframeError
-from mixframe.registry import Registry, get_registry, suggest
+from mixframe.errors import MixframeError, RecipeError
+from mixframe.kernel.config import Problems, in_range, param, positive, structure, unstructure
+from mixframe.kernel.registry import Registry, get_registry, suggest
 
 SCHEMA_VERSION = 1
-
-
-class RecipeError(MixframeError):
-    """A recipe with problems; the message lists every one of them."""
-
-    def __init__(self, source: str, problems: Sequence[tuple[str, str]]) -> None:
-        self.source, self.problems = source, list(problems)
-        lines = [f"{path}: {msg}" for path, msg in self.problems]
-        count = f"{len(lines)} problem{'s' if len(lines) != 1 else ''}"
-        super().__init__(f"recipe {source} has {count}:\n  " + "\n  ".join(lines))
 
 
 @attrs.frozen(kw_only=True)
@@ -139,14 +129,14 @@ def dump_yaml(data: Any) -> str:
 
 
 def read_yaml(path: Path) -> Any:
-    """Parse one recipe file through the guarded path (:func:`mixframe.files.load_user_yaml`).
+    """Parse one recipe file through the guarded path (:func:`mixframe.kernel.files.load_user_yaml`).
 
     Any refusal becomes a RecipeError and nothing runs: a missing file, a device, pipe or folder,
     a file over 1 MiB, text that is not UTF-8 (UTF-16 with a byte-order mark is accepted), a
     python tag, bad syntax (with its line and column), an alias bomb, deep nesting, overlong
     lines, and numbers Python cannot hold (each at its key path).
     """
-    from mixframe.files import UserFileError, load_user_yaml
+    from mixframe.kernel.files import UserFileError, load_user_yaml
 
     try:
         return load_user_yaml(path, what="recipe")
@@ -167,9 +157,9 @@ def merge(base: Any, over: Any) -> Any:
 
 
 def resolve_file(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """The recipe at ``path`` (or a shipped recipe's name, see :mod:`mixframe.shipped`) merged over its
+    """The recipe at ``path`` (or a shipped recipe's name, see :mod:`mixframe.kernel.shipped`) merged over its
     ``extends`` chain (not yet checked)."""
-    from mixframe import shipped
+    from mixframe.kernel import shipped
 
     path = shipped.recipe_path(path)
     if path.resolve() in _seen:
@@ -207,7 +197,7 @@ def resolve_file(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
 def parse_override(text: str) -> tuple[list[str], Any]:
     if "=" not in text:
         raise RecipeError("--set", [(text, "an override is written KEY.PATH=VALUE, for example train.epochs=5 or regularizers.0.weight=2")])
-    from mixframe.files import UserFileError, parse_user_yaml
+    from mixframe.kernel.files import UserFileError, parse_user_yaml
 
     key, value = text.split("=", 1)
     try:
@@ -320,7 +310,7 @@ def check(raw: Any, source: str = "recipe", registry: Registry | None = None) ->
 
 # What the recipe's own settings need from its components: reconstruction.loss -> requirements.
 def _reconstruction_needs(loss: str) -> tuple[Any, ...]:
-    from mixframe.registry_types import Requires
+    from mixframe.kernel.registry_types import Requires
 
     if loss == "bce":
         return (Requires("logits_decoder", "binary cross-entropy is computed on the decoder's logits"),
@@ -337,7 +327,7 @@ def _check_needs(sections: dict[str, Any], raw: dict[str, Any], problems: Proble
     (its own problem is reported). Only the first unmet need per component and providing kind is
     reported: a component lists its most specific needs first.
     """
-    from mixframe.registry_types import CAPABILITIES
+    from mixframe.kernel.registry_types import CAPABILITIES
 
     placed, unknown = _placed_components(sections, raw, registry)
     offered: dict[str, set[str]] = {}
@@ -402,8 +392,8 @@ def _holds(when: Any, config: Any, path: str, who: str, problems: Problems) -> b
 
 def _unmet_message(who: str, need: Any, placed: Sequence[tuple[str, ComponentSpec, Any]], registry: Registry) -> str:
     """'<who> needs <what> (<capability>), because <why>; <what the recipe has>; <what would do>'."""
-    from mixframe.hookspecs import KINDS
-    from mixframe.registry_types import CAPABILITIES
+    from mixframe.kernel.hookspecs import KINDS
+    from mixframe.kernel.registry_types import CAPABILITIES
 
     cap = CAPABILITIES.get(need.capability)
     what = f"{cap.meaning} ({need.capability})" if cap else f"a component that provides {need.capability!r}"
@@ -483,3 +473,51 @@ def load_recipe(path: str | Path, overrides: Sequence[str] = (), registry: Regis
     raw = resolve_file(Path(path))
     raw = apply_overrides(raw, overrides, registry)
     return check(raw, str(path), registry)
+
+
+# -- a recipe of one's own, started from a shipped one ------------------------------------------------
+def copy_shipped(name: str, dest: str | Path) -> Path:
+    """Start your own recipe from the shipped ``name``: write it to ``dest`` (a .yaml file, or an existing
+    folder that receives NAME.yaml), its ``extends`` chain merged in so that it stands alone, under a
+    header that says where it came from. An existing file is never overwritten. Returns the new file."""
+    from mixframe.kernel import shipped
+    from mixframe.version import __version__
+
+    source = shipped.path_of(name)
+    bare = source.relative_to(shipped.root()).with_suffix("").as_posix()
+    dest = Path(dest).expanduser()
+    if dest.is_dir():
+        dest = dest / f"{Path(bare).name}{shipped.SUFFIX}"
+    elif dest.suffix not in (shipped.SUFFIX, ".yml"):
+        raise MixframeError(f"{dest}: a recipe is a .yaml file (or give an existing folder, which receives {Path(bare).name}{shipped.SUFFIX})")
+    merged = resolve_file(source)
+    order = [key for key in SECTION_ORDER if key in merged] + [key for key in merged if key not in SECTION_ORDER]
+    merged = {key: merged[key] for key in order}
+    comments = _leading_comments(source.read_text(encoding="utf-8"))
+    header = [f"# Started from the shipped recipe {bare} (mixframe {__version__}), its bases merged in: edit freely.",
+              f"# `mixframe recipe show {dest.name} --resolved` lists every parameter with its default;",
+              "# `mixframe explain KIND NAME` explains one component's parameters.", *(["#"] + comments if comments else [])]
+    text = "\n".join(header) + "\n" + dump_yaml(merged)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with dest.open("x", encoding="utf-8") as f:  # "x": refuse to replace a file that exists
+            f.write(text)
+    except FileExistsError:
+        raise MixframeError(f"{dest} already exists; it is left as it is (choose another name, or delete it first)") from None
+    except OSError as err:
+        raise MixframeError(f"cannot write {dest}: {err.strerror or err}") from None
+    return dest
+
+
+SECTION_ORDER = ("schema", "description", "seed", "data", "encoder", "decoder", "discriminator", "mixer", "reconstruction",
+                 "regularizers", "metrics", "callbacks", "train")
+
+
+def _leading_comments(text: str) -> list[str]:
+    """The comment lines at the top of a recipe file (its explanation)."""
+    out: list[str] = []
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            break
+        out.append(line)
+    return out

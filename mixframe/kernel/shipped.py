@@ -22,7 +22,7 @@ from typing import Any
 
 import attrs
 
-from mixframe.errors import MixframeError
+from mixframe.errors import MixframeError, RecipeError
 
 PACKAGE = "mixframe_recipes"
 PREFIX = "shipped:"
@@ -71,7 +71,7 @@ def path_of(name: str) -> Path:
     bare = name.removeprefix(PREFIX).removesuffix(SUFFIX).strip("/")
     choices = names()
     if bare not in choices:
-        from mixframe.registry import suggest
+        from mixframe.kernel.registry import suggest
 
         raise MixframeError(f"no shipped recipe is named {bare!r}; choices: {', '.join(choices)}{suggest(bare, choices)} "
                             "(mixframe recipes lists them with what each does)")
@@ -102,8 +102,7 @@ def recipe_path(recipe: str | Path) -> Path:
     bare = text.removesuffix(SUFFIX)
     if bare in names():
         return path_of(bare)
-    from mixframe.recipe import RecipeError
-    from mixframe.registry import suggest
+    from mixframe.kernel.registry import suggest
 
     raise RecipeError(text, [("(file)", f"not found, and no shipped recipe has that name; shipped recipes: {', '.join(names())}"
                                         f"{suggest(bare, names())} (mixframe recipes lists them with what each does)")])
@@ -114,7 +113,7 @@ _SCALE = re.compile(r"^(?P<what>.*?)\s*\((?P<scale>[^()]*)\)\s*$", re.S)
 
 def describe(name: str) -> ShippedRecipe:
     """The shipped recipe ``name`` with its description split into what it is and its scale."""
-    from mixframe.files import load_user_yaml
+    from mixframe.kernel.files import load_user_yaml
 
     path = path_of(name)
     raw: Any = load_user_yaml(path, what="shipped recipe")
@@ -133,53 +132,6 @@ def describe(name: str) -> ShippedRecipe:
 def catalogue() -> list[ShippedRecipe]:
     """Every shipped recipe, described (bases included: ``is_base``)."""
     return [describe(name) for name in names()]
-
-
-def copy(name: str, dest: str | Path) -> Path:
-    """Start your own recipe from the shipped ``name``: write it to ``dest`` (a .yaml file, or an existing
-    folder that receives NAME.yaml), its ``extends`` chain merged in so that it stands alone, under a
-    header that says where it came from. An existing file is never overwritten. Returns the new file."""
-    from mixframe import __version__
-    from mixframe.recipe import dump_yaml, resolve_file
-
-    source = path_of(name)
-    bare = source.relative_to(root()).with_suffix("").as_posix()
-    dest = Path(dest).expanduser()
-    if dest.is_dir():
-        dest = dest / f"{Path(bare).name}{SUFFIX}"
-    elif dest.suffix not in (SUFFIX, ".yml"):
-        raise MixframeError(f"{dest}: a recipe is a .yaml file (or give an existing folder, which receives {Path(bare).name}{SUFFIX})")
-    merged = resolve_file(source)
-    order = [key for key in SECTION_ORDER if key in merged] + [key for key in merged if key not in SECTION_ORDER]
-    merged = {key: merged[key] for key in order}
-    comments = _leading_comments(source.read_text(encoding="utf-8"))
-    header = [f"# Started from the shipped recipe {bare} (mixframe {__version__}), its bases merged in: edit freely.",
-              f"# `mixframe recipe show {dest.name} --resolved` lists every parameter with its default;",
-              "# `mixframe explain KIND NAME` explains one component's parameters.", *(["#"] + comments if comments else [])]
-    text = "\n".join(header) + "\n" + dump_yaml(merged)
-    try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        with dest.open("x", encoding="utf-8") as f:  # "x": refuse to replace a file that exists
-            f.write(text)
-    except FileExistsError:
-        raise MixframeError(f"{dest} already exists; it is left as it is (choose another name, or delete it first)") from None
-    except OSError as err:
-        raise MixframeError(f"cannot write {dest}: {err.strerror or err}") from None
-    return dest
-
-
-SECTION_ORDER = ("schema", "description", "seed", "data", "encoder", "decoder", "discriminator", "mixer", "reconstruction",
-                 "regularizers", "metrics", "callbacks", "train")
-
-
-def _leading_comments(text: str) -> list[str]:
-    """The comment lines at the top of a recipe file (its explanation)."""
-    out: list[str] = []
-    for line in text.splitlines():
-        if not line.startswith("#"):
-            break
-        out.append(line)
-    return out
 
 
 def format_catalogue(recipes: Sequence[ShippedRecipe]) -> str:

@@ -99,7 +99,7 @@ def _provisions(items: Iterable[Provides | str] | None) -> tuple[Provides, ...] 
 class Component:
     """One named component a plugin provides.
 
-    ``kind``: one of :data:`mixframe.hookspecs.KINDS`. ``name``: what a recipe writes after
+    ``kind``: one of :data:`mixframe.kernel.hookspecs.KINDS`. ``name``: what a recipe writes after
     ``kind:``. ``implementation``: the class (or callable) built as ``implementation(config,
     context)``. ``config``: a frozen, keyword-only attrs class whose fields are the component's
     recipe parameters (validators and ``metadata={"help": ...}`` document them). ``summary``: one

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from mixframe.config import Problems, structure
 from mixframe.errors import MixframeError
-from mixframe.interfaces import BuildContext
-from mixframe.recipe import ComponentSpec, RecipeError
-from mixframe.registry import get_registry
-
-if TYPE_CHECKING:
-    from mixframe.api import Run
+from mixframe.kernel.config import Problems, structure
+from mixframe.kernel.interfaces import BuildContext, RunView
+from mixframe.kernel.recipe import ComponentSpec, RecipeError
+from mixframe.kernel.registry import get_registry
 
 
-def metric_specs(run: Run, names: Sequence[str]) -> list[ComponentSpec]:
+def metric_specs(run: RunView, names: Sequence[str]) -> list[ComponentSpec]:
     """The metrics to compute: those named (default configs) or, if none, the recipe's own."""
     if not names:
         if not run.recipe.metrics:
@@ -40,7 +37,7 @@ def metric_specs(run: Run, names: Sequence[str]) -> list[ComponentSpec]:
     return specs
 
 
-def evaluate(run: Run, names: Sequence[str] = (), *, write: bool = True, echo: bool = False) -> dict[str, float]:
+def evaluate(run: RunView, names: Sequence[str] = (), *, write: bool = True, echo: bool = False) -> dict[str, float]:
     """Compute the metrics named (default: the recipe's), merge them into the run's evaluation.json when
     ``write``, and return them; ``echo`` prints each metric's values as it finishes."""
     from threadpoolctl import threadpool_limits

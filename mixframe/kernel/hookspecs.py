@@ -19,7 +19,7 @@ from collections.abc import Iterable
 
 import pluggy
 
-from mixframe.registry_types import Command, Component
+from mixframe.kernel.registry_types import Command, Component
 
 PROJECT = "mixframe"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -108,7 +108,7 @@ def mixframe_launchers() -> Iterable[Component]:
 
 
 @hookspec
-def mixframe_commands() -> Iterable["Command"]:
+def mixframe_commands() -> Iterable[Command]:
     """Sub-commands of the ``mixframe`` command line (:class:`mixframe.Command`).
 
     :return: commands; each adds its arguments to its own sub-parser and runs with the parsed namespace.

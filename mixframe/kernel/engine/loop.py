@@ -12,7 +12,7 @@ checked for NaN), not on every step: an ordinary step makes no device-to-host sy
 
 Under torchrun each process trains on its shard of every epoch (PyTorch's ``DistributedSampler``)
 and the networks are DistributedDataParallel units whose gradient all-reduces overlap the backward
-pass (:mod:`mixframe.engine.distributed`); ``train.batch_size`` is per process. ``train.compile``
+pass (:mod:`mixframe.kernel.engine.distributed`); ``train.batch_size`` is per process. ``train.compile``
 runs the networks of the step under ``torch.compile``; ``train.channels_last`` (default: on for
 images on CUDA) stores images and conv weights channels-last; batches are loaded into pinned memory
 and copied without blocking on CUDA; ``train.amp`` is bfloat16 autocast on CUDA.
@@ -30,11 +30,11 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Subset
 from torch.utils.data.distributed import DistributedSampler
 
-from mixframe.engine import distributed
 from mixframe.errors import MixframeError
-from mixframe.interfaces import Callback, DataBundle, Step
-from mixframe.model import Model, build_data
-from mixframe.recipe import Recipe
+from mixframe.kernel.engine import distributed
+from mixframe.kernel.interfaces import Callback, DataBundle, Step
+from mixframe.kernel.model import Model, build_data
+from mixframe.kernel.recipe import Recipe
 
 
 class TrainingDiverged(MixframeError):

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 from pathlib import Path
 
 from mixframe.errors import MixframeError
+
+# re-exported: the commands check their output paths through the same helpers the API uses
+from mixframe.kernel.files import check_output_path as check_output_path
+from mixframe.kernel.files import check_writable_folder as check_writable_folder
 
 
 def add_overrides(parser: argparse.ArgumentParser) -> None:
@@ -59,63 +61,6 @@ def at_most(value: int, cap: int, option: str, why: str) -> None:
         raise MixframeError(f"{option} is at most {cap:,} ({why}), got {value:,}")
 
 
-def check_output_path(path: Path, *, folder: bool = False, option: str | None = "--out") -> Path:
-    """``path`` can be written: a file (or, with ``folder``, a folder that receives new folders) whose
-    place is not under a file, and whose nearest existing folder accepts new files (tried, so that a
-    read-only file system and a root user's rights answer truly). Returns ``path``."""
-    what = f"{option} {path}" if option else str(path)
-    try:
-        _check_output_path(path, folder, option, what)
-    except OSError as err:  # a folder on the way that cannot be searched, say
-        raise MixframeError(f"{what} cannot be written: {err.strerror or err}") from None
-    return path
-
-
-def _check_output_path(path: Path, folder: bool, option: str | None, what: str) -> None:
-    if path.is_symlink() and not path.exists():
-        raise MixframeError(f"{what} is a broken symbolic link (to {os.readlink(path)}); name another path")
-    if path.exists():
-        if folder and not path.is_dir():
-            raise MixframeError(f"{what} is a file; {option or 'it'} names the folder that receives the new folders, "
-                                "so name a folder (it is created when missing)")
-        if not folder and path.is_dir():
-            raise MixframeError(f"{what} is a folder; name a file to write (a new one, or one to replace)")
-    existing = path if folder and path.is_dir() else path.parent
-    while not existing.exists() and not existing.is_symlink() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise MixframeError(f"{what} is under {existing}, which is a file, not a folder; name a path in a folder")
-    problem = _cannot_write(path) if (not folder and path.is_file()) else _cannot_create_in(existing)
-    if problem:
-        raise MixframeError(f"{what} cannot be written: {problem}")
-
-
-def check_writable_folder(path: Path, what: str) -> None:
-    """The existing folder ``path`` accepts new files (``what`` names what would be written there)."""
-    problem = _cannot_create_in(path)
-    if problem:
-        raise MixframeError(f"cannot save {what}: {problem}")
-
-
-def _cannot_create_in(folder: Path) -> str | None:
-    try:
-        fd, name = tempfile.mkstemp(dir=folder, prefix=".mixframe-write-check-")
-    except OSError as err:
-        return f"{folder} does not accept new files ({err.strerror or err})"
-    os.close(fd)
-    Path(name).unlink(missing_ok=True)
-    return None
-
-
-def _cannot_write(file: Path) -> str | None:
-    try:
-        with file.open("ab"):  # appends nothing: the file is unchanged
-            pass
-    except OSError as err:
-        return f"{file} cannot be replaced ({err.strerror or err})"
-    return _cannot_create_in(file.parent)
-
-
 def check_device(name: str, option: str = "--device") -> str:
     """``name`` is a device torch knows and this machine has (a CUDA device when ``cuda``); returns it."""
     import torch
@@ -144,7 +89,7 @@ def check_device(name: str, option: str = "--device") -> str:
 
 def write_output(path: Path, data: bytes | str) -> None:
     """Write a command's output file (atomically, its folder made when missing) and print its path."""
-    from mixframe.runs import atomic_write_bytes
+    from mixframe.runs.folder import atomic_write_bytes
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
