@@ -28,7 +28,7 @@ def run_group(cmd: Sequence[str], *, timeout: float, env: Mapping[str, str] | No
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
-def torchrun(args: Sequence[str], *, nproc: int = 2, timeout: float = 300, collective_timeout_s: int = 60) -> subprocess.CompletedProcess[str]:
+def torchrun(args: Sequence[str], *, nproc: int = 2, timeout: float = 300, collective_timeout_s: int = 180) -> subprocess.CompletedProcess[str]:
     """``torchrun --standalone`` (a rendezvous on a free port: suites sharing a machine do not collide), one thread
     a process, collectives that give up after ``collective_timeout_s`` instead of gloo's 30 minutes."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MIXFRAME_DIST_TIMEOUT": str(collective_timeout_s)}
