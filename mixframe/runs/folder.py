@@ -700,12 +700,13 @@ class RunFolder:
         """A PIL image or a matplotlib figure (closed) saved as PNG through :meth:`write_artifact`."""
         return self.write_artifact(name, png_bytes(picture, dpi))
 
-    def copy_artifact(self, source: str | Path, name: str) -> Path:
-        """The run's file ``source`` copied to ``name``, atomically."""
+    def copy_artifact(self, source: str, name: str) -> Path:
+        """The run's file ``source`` (a name inside the folder, like ``grids/epoch_0030.png``) copied to ``name``, atomically."""
+        path = self.file(source)
         try:
-            data = Path(self.file(str(source)) if not Path(source).is_absolute() else source).read_bytes()
+            data = path.read_bytes()
         except OSError as err:
-            raise not_written(Path(source), err, f"could not read {source}") from None
+            raise not_written(path, err, f"could not read {path}") from None
         return self.write_artifact(name, data)
 
     def pictures(self) -> list[Path]:

@@ -58,7 +58,7 @@ class TrainingPictures(Callback):
         plot_loss_curves(trainer.run.epoch_curves(), trainer.run.file(RunFolder.LOSS_CURVES))
         grids = sorted(trainer.run.file(RunFolder.GRIDS).glob("*.png"))
         if grids:  # written atomically by name: a full disk leaves the previous grid.png or none, never half of one
-            trainer.run.copy_artifact(grids[-1], RunFolder.GRID)
+            trainer.run.copy_artifact(f"{RunFolder.GRIDS}/{grids[-1].name}", RunFolder.GRID)
 
 
 @hookimpl
