@@ -9,7 +9,7 @@ TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 #   make demo TORCH_INDEX=https://download.pytorch.org/whl/cpu
 TORCH_INDEX ?=
 
-.PHONY: venv test lint demo benchmark startup clean
+.PHONY: venv test test-fast lint demo benchmark startup clean
 
 $(BIN)/mixframe: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ venv: $(BIN)/mixframe
 ## Lint (ruff), then run the test suite (two processes).
 test: venv lint
 	$(BIN)/python -m pytest -n 2 -q
+
+## The fast lane while working: everything but the tests marked slow (training for more than a few seconds, torchrun, wheels).
+test-fast: venv lint
+	$(BIN)/python -m pytest -n 2 -q -m "not slow"
 
 ## ruff: pyflakes, import order, pyupgrade (the rules are in pyproject.toml).
 lint: venv

@@ -61,6 +61,7 @@ def stand_in_root(recipe: Path, tmp_path: Path) -> Path:
     return root
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("recipe", FULL, ids=lambda p: p.stem)
 def test_full_recipe_checks_and_trains_two_steps_on_stand_in_files(recipe: Path, tmp_path: Path,
                                                                    capsys: pytest.CaptureFixture[str]) -> None:

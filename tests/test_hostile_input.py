@@ -366,3 +366,80 @@ def test_svhn_mat_file_with_other_variables_is_refused_from_its_headers(tmp_path
     (tmp_path / "test_32x32.mat").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(200))
     with pytest.raises(MixframeError, match=r"SVHN: cannot read .*test_32x32.mat as a MATLAB .mat file"):
         torchvision_sets.build_svhn(ChecksummedSetConfig(root=str(tmp_path), val_size=1, verify_checksums=False))
+
+
+# -- limits where work grows with the input -------------------------------------------------------------------------------
+def test_a_long_thin_png_that_keep_aspect_would_blow_up_is_refused_before_resizing(tmp_path: Path) -> None:
+    for k in range(3):
+        write_image(tmp_path / f"ok_{k}.png", 10 * k, size=(16, 16))
+    thin = tmp_path / "thin.png"
+    write_bomb_png(thin, 1, 4_000_000)  # 4 million pixels decode fine; kept in aspect at 64 px they would be 64x256,000,000
+    assert thin.stat().st_size < 16_000
+    bundle = image_folder.build(ImageFolderConfig(root=str(tmp_path), size=64, keep_aspect=True, val_fraction=0, test_fraction=0))
+    with pytest.raises(MixframeError) as err:
+        bundle.train[bundle.train.paths.index(thin)]
+    message = str(err.value)
+    assert str(thin) in message and "1x4000000 pixels" in message and "64x256000000 pixels" in message and "over the limit of 40,000,000" in message
+    assert bundle.train[bundle.train.paths.index(tmp_path / "ok_1.png")][0].shape == (3, 64, 64)  # square ones still load
+
+
+def test_a_16_bit_png_is_scaled_not_clipped(tmp_path: Path) -> None:
+    from PIL import Image
+
+    ramp = np.linspace(0, 65535, 16 * 16).round().astype(np.uint16).reshape(16, 16)
+    Image.fromarray(ramp).save(tmp_path / "deep.png")  # 16-bit grayscale
+    assert Image.open(tmp_path / "deep.png").mode.startswith("I")
+    bundle = image_folder.build(ImageFolderConfig(root=str(tmp_path), size=16, channels=1, scale="unit", val_fraction=0,
+                                                  test_fraction=0))
+    x = bundle.train[0][0]
+    assert x.shape == (1, 16, 16)
+    assert float((x > 0.99).float().mean()) < 0.02  # clipped, 99% of the pixels would be white
+    assert abs(float(x.mean()) - 0.5) < 0.01 and float(x.min()) == 0.0 and float(x.max()) == 1.0
+
+
+def test_a_floating_point_image_is_refused_with_a_message() -> None:
+    from PIL import Image
+
+    from mixframe.kernel.files import convert_image
+
+    with pytest.raises(UserFileError, match=r"b.tif is a floating-point image \(mode F\), whose value range is unknown"):
+        convert_image(Image.fromarray(np.full((8, 8), 3.5, dtype=np.float32)), "L", "b.tif")
+    wide = Image.fromarray(np.full((8, 8), 70000, dtype=np.int32))
+    with pytest.raises(UserFileError, match="values from 70000 to 70000, outside 0..65535"):
+        convert_image(wide, "RGB", "c.tif")
+
+
+def test_an_attribute_csv_listing_a_picture_twice_is_refused_naming_the_file_and_line(tmp_path: Path) -> None:
+    write_image(tmp_path / "a.png", 10)
+    write_image(tmp_path / "b.png", 20)
+    (tmp_path / "attrs.csv").write_text("filename,smiling\na.png,1\nb.png,0\n./a.png,0\n")
+    config = ImageFolderConfig(root=str(tmp_path), attributes="attrs.csv", val_fraction=0, test_fraction=0)
+    with pytest.raises(MixframeError, match=r"attrs.csv line 4: ./a.png names the image a.png again \(first on line 2\)"):
+        image_folder.build(config)
+
+
+def test_celeba_listing_an_image_twice_is_refused(tmp_path: Path) -> None:
+    write_celeba(tmp_path, {name: [1, -1] for name in ("Male", "Smiling", "Eyeglasses")}, partition=[0, 0])
+    attr = tmp_path / "list_attr_celeba.txt"
+    lines = attr.read_text().splitlines()
+    attr.write_text("\n".join([lines[0], lines[1], lines[2], lines[2].replace(" 1", " -1")]) + "\n")
+    with pytest.raises(MixframeError, match=r"line 4: 000001.jpg is listed again \(first on line 3\)"):
+        celeba.build(CelebAConfig(root=str(tmp_path)))
+
+
+def test_a_sweep_plan_is_sized_before_it_is_built(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from mixframe.cli.main import main
+
+    recipe = Path(__file__).resolve().parent.parent / "recipes" / "spiral_amr.yaml"
+    start = time.monotonic()
+    grid = [a for k in range(6) for a in ("--grid", f"data.n_train={','.join(str(256 + i) for i in range(10))}" if k == 0
+                                          else f"seed={','.join(str(10 * k + i) for i in range(10))}")]
+    for args in (["--seeds", "1000000000"], grid):
+        code = main(["sweep", str(recipe), "--out", str(tmp_path), *args])
+        err = capsys.readouterr().err
+        assert code == 2 and "Traceback" not in err
+        assert "more than --max-runs 1,000" in err and "raise --max-runs if you mean it" in err
+    assert time.monotonic() - start < 10
+    assert not any(tmp_path.iterdir())  # nothing was created
+    code = main(["sweep", str(recipe), "--out", str(tmp_path), "--seeds", "3", "--max-runs", "2"])
+    assert code == 2 and "plans 3 runs (3 seeds), more than --max-runs 2" in capsys.readouterr().err

@@ -40,10 +40,10 @@ def _train(out: Path, recipe: str, *extra: str) -> Path:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """One tiny digits run, a copy of it under another name (same dataset), and one tiny spiral run."""
+def runs(tmp_path_factory: pytest.TempPathFactory, digits_run: Path) -> dict[str, Path]:
+    """One tiny digits run (the shared one), a copy of it under another name (same dataset), and one tiny spiral run."""
     base = tmp_path_factory.mktemp("runs")
-    digits = _train(base / "d", "digits_amr_mixup.yaml")
+    digits = digits_run
     twin = base / "twin"
     shutil.copytree(digits, twin)
     spiral = _train(base / "s", "spiral_amr.yaml", "data.n_train=256", "data.n_val=64", "data.n_test=64")

@@ -54,6 +54,7 @@ def wheel_site(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return wheel, site
 
 
+@pytest.mark.slow
 def test_the_wheel_holds_the_recipes_the_license_and_the_entry_points(wheel_site: tuple[Path, Path]) -> None:
     wheel, _ = wheel_site
     with zipfile.ZipFile(wheel) as whl:
@@ -73,6 +74,7 @@ def test_the_wheel_holds_the_recipes_the_license_and_the_entry_points(wheel_site
     assert "commands-recipes = mixframe_plugins.commands.recipes" in entry_points
 
 
+@pytest.mark.slow
 def test_an_installed_wheel_works_from_an_empty_folder(wheel_site: tuple[Path, Path], tmp_path: Path) -> None:
     _, site = wheel_site
     env = {"PYTHONPATH": str(site)}
@@ -205,6 +207,7 @@ def picture_folder(folder: Path, n: int = 40) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_the_own_data_examples_train_on_a_folder_of_pictures(tmp_path: Path) -> None:
     folder = picture_folder(tmp_path / "pictures")
     small = [f"data.root={folder}", "train.epochs=1", "train.max_steps=2", "encoder.depth=4", "decoder.depth=4", "discriminator.depth=4"]

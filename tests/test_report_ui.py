@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-import mixframe
 from mixframe.runs.folder import RunFolder
 from mixframe.tools.report import build_report, meaning_of
 
@@ -32,11 +31,10 @@ EVALUATION = {
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    """Eight runs of one tiny digits training, long-named as real ones are, all but the last evaluated."""
+def runs(tmp_path_factory: pytest.TempPathFactory, digits_run: Path) -> list[Path]:
+    """Eight copies of the shared tiny digits run, long-named as real ones are, all but the last evaluated."""
     base = tmp_path_factory.mktemp("ui")
-    first = mixframe.train(ROOT / "recipes" / "digits_amr_mixup.yaml", ["train.epochs=2", "train.max_steps=4"], out=base / "runs",
-                           name="digits_amr_mixup_with_a_long_descriptive_name", progress=False).dir
+    first = Path(shutil.copytree(digits_run, base / "runs" / "digits_amr_mixup_with_a_long_descriptive_name-20261201-120000"))
     out = [first]
     for i in range(1, 8):
         copy = base / "runs" / f"{first.name}-copy{i}"

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import TINY_SPIRAL
 
 import mixframe
 from mixframe import MixframeError, RunFolder
@@ -33,8 +34,7 @@ from mixframe.runs.folder import atomic_write_bytes, load_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 SPIRAL = ROOT / "recipes" / "spiral_amr.yaml"
-TINY = ["data.n_train=256", "data.n_val=64", "data.n_test=64", "train.batch_size=64", "train.epochs=2", "encoder.hidden=[16, 16]",
-        "decoder.hidden=[16, 16]", "discriminator.hidden=[16, 16]", "train.log_every=1", "callbacks=[]"]
+TINY = TINY_SPIRAL  # the shared spiral_run fixture (conftest.py) is trained with these
 CHECKPOINT = RunFolder.CHECKPOINT
 
 
@@ -48,13 +48,6 @@ def cli(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str
     out, err = capsys.readouterr()
     assert "Traceback" not in out + err, err
     return code, out, err
-
-
-@pytest.fixture(scope="module")
-def spiral_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny finished spiral run (2 epochs, checkpoint at each): copy it before changing it."""
-    run = mixframe.train(SPIRAL, [*TINY, "train.checkpoint_every=1"], out=tmp_path_factory.mktemp("safety") / "runs", progress=False)
-    return run.dir
 
 
 def copy_run(run: Path, to: Path) -> Path:
@@ -84,7 +77,7 @@ def _assert_absent_or_resumable(out: Path) -> Path | None:
     if not runs:
         return None
     folder = RunFolder.open(runs[0])
-    assert folder.read_recipe().train.epochs == 40 and folder.status in ("running", "interrupted")
+    assert folder.read_recipe().train.epochs == 40 and folder.status in ("stopped", "interrupted")  # "running" only while a live process holds the lock
     assert folder.read_spec() is not None and json.loads(folder.file(RunFolder.ENVIRONMENT).read_text())["packages"]
     if folder.has_checkpoint:
         assert load_checkpoint(folder.file(CHECKPOINT))["epoch"] >= 1
@@ -168,7 +161,7 @@ def test_a_run_killed_20_times_at_random_moments_resumes_to_the_weights_of_an_un
     steps = [int(r[0]) for r in rows]
     assert steps == sorted(steps) and steps[-1] == 160
     assert len({(r[0], r[2]) for r in rows}) == len(rows)  # each (step, name) logged once
-    assert not list(run.glob(".*"))  # no temporary file left behind
+    assert [p.name for p in run.glob(".*")] == [RunFolder.LOCK]  # no temporary file left behind, only the write lock
     for partial in _partials(out):  # a kill while the record was written leaves only a hidden, never-resumed folder
         assert set(os.listdir(partial)) <= {RunFolder.RECIPE, RunFolder.RUN, RunFolder.ENVIRONMENT, RunFolder.PLUGINS, RunFolder.DATA} | {
             n for n in os.listdir(partial) if n.startswith(".")}
@@ -278,7 +271,7 @@ def test_a_full_disk_at_the_first_checkpoint_is_a_message_and_marks_the_run_fail
     [run] = tmp_path.iterdir()
     info = RunFolder(run).info()
     assert info["status"] == "failed" and "No space left on device" in info["error"]
-    assert not list(run.glob(".*"))
+    assert [p.name for p in run.glob(".*")] == [RunFolder.LOCK]  # no temporary left, only the (released) write lock
 
 
 def test_a_data_error_found_during_training_marks_the_run_failed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -524,7 +517,7 @@ def test_resume_with_a_checkpoint_of_another_recipe_names_the_mismatch(spiral_ru
     state = load_checkpoint(other.dir / CHECKPOINT)
     shutil.copyfile(other.dir / CHECKPOINT, run / CHECKPOINT)
     code, _, err = cli(capsys, "resume", run, "--set", "train.epochs=3", "--no-progress")
-    assert code == 2 and "the checkpoint does not fit the model this recipe builds" in err
+    assert code == 2 and "does not fit the model its recipe builds now" in err
     assert "encoder" in err and "written by another recipe" in err
     assert err.count("\n") == 1
     assert load_checkpoint(run / CHECKPOINT)["step"] == state["step"]  # nothing was overwritten
@@ -539,7 +532,7 @@ def test_a_torch_file_that_is_not_a_checkpoint_is_refused_by_every_command(comma
     for content in ({"foo": 1}, torch.zeros(3)):
         torch.save(content, run / CHECKPOINT)
         code, _, err = cli(capsys, command, run, *extra)
-        assert code == 2 and "is a torch file but not a mixframe checkpoint" in err, err
+        assert code == 2 and "is damaged or not a mixframe checkpoint: it " in err, err
 
 
 
@@ -555,3 +548,281 @@ def test_ctrl_c_after_the_work_is_done_changes_nothing() -> None:
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == 0 and err == "", err[-2000:]
+
+
+# -- one writer per run folder -----------------------------------------------------------------------------------
+HOLD = "import sys, time\nfrom mixframe.runs.folder import RunFolder\nRunFolder(sys.argv[1]).lock().acquire()\nprint('held', flush=True)\ntime.sleep(300)\n"
+
+
+@pytest.mark.slow
+def test_a_second_writer_is_refused_naming_the_holder_and_a_dead_holders_lock_is_taken_over(
+        spiral_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    run = copy_run(spiral_run, tmp_path)
+    RunFolder(run).update_info(status="running")
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(run)], stdout=subprocess.PIPE, start_new_session=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == b"held"
+        assert RunFolder(run).status == "running"  # a live process holds it
+        for args in (["resume", run, "--set", "train.epochs=3", "--no-progress"], ["evaluate", run]):
+            code, _, err = cli(capsys, *args)
+            assert code == 2, err
+            assert f"is being written by another process: pid {holder.pid} on {socket.gethostname()}" in err and "Wait for it" in err
+        with pytest.raises(MixframeError, match=f"pid {holder.pid}"):
+            mixframe.resume(run, progress=False)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert RunFolder(run).status == "stopped"  # run.json says running, but its process is gone
+    code, _, err = cli(capsys, "resume", run, "--set", "train.epochs=3", "--no-progress")  # the dead holder's lock is taken over
+    assert code == 0, err
+    assert RunFolder(run).status == "complete" and RunFolder(run).writer() is None
+
+
+def test_without_working_locks_the_recorded_holder_decides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """NFS without lockd answers ENOLCK: a dead holder on this host is taken over, a live one or another host's is respected."""
+    import fcntl
+    import socket
+
+    from mixframe.runs.folder import FolderLock
+
+    def no_locks(fd: int, operation: int) -> None:
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    path = tmp_path / ".lock"
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    for pid, host, taken in ((gone.pid, socket.gethostname(), True), (os.getppid(), socket.gethostname(), False),
+                             (gone.pid, "another-host", False)):
+        path.write_text(json.dumps({"pid": pid, "host": host, "command": "mixframe train"}))
+        lock = FolderLock(path, "the run folder X")
+        if taken:
+            lock.acquire()
+            assert json.loads(path.read_text())["pid"] == os.getpid()
+            lock.release()
+        else:
+            with pytest.raises(MixframeError, match=f"pid {pid} on {host} \\(mixframe train\\)") as err:
+                lock.acquire()
+            assert ("delete" in str(err.value)) == (host == "another-host")
+
+
+# -- damaged records are messages ----------------------------------------------------------------------------------
+def test_a_metrics_csv_row_cut_mid_number_is_repaired_before_any_callback_reads_it(spiral_run: Path, tmp_path: Path,
+                                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    run = copy_run(spiral_run, tmp_path)
+    recipe = run / RunFolder.RECIPE
+    recipe.write_text(recipe.read_text().replace("callbacks: []", "callbacks:\n- {kind: validation}"))  # it reads metrics.csv on resume
+    assert "kind: validation" in recipe.read_text()
+    metrics = run / RunFolder.METRICS
+    metrics.write_bytes(metrics.read_bytes() + b"8,2,epoch/val/reconstruction,0.1e")  # a kill in the middle of a number
+    code, _, err = cli(capsys, "resume", run, "--set", "train.epochs=3", "--no-progress")
+    assert code == 0, err
+    assert b"0.1e" not in metrics.read_bytes() and RunFolder(run).status == "complete"
+    assert [e for e, _ in RunFolder(run).epoch_curves()["val/reconstruction"]] == [1, 2, 3]  # each epoch once
+
+
+@pytest.mark.parametrize("damage", ["wrong_types", "fifo", "dev_zero", "evaluation_shape", "run_json"])
+def test_a_damaged_record_is_a_message_naming_it(damage: str, spiral_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = copy_run(spiral_run, tmp_path)
+    checkpoint = run / CHECKPOINT
+    if damage == "wrong_types":
+        torch.save({**load_checkpoint(checkpoint), "epoch": "2"}, checkpoint)
+        commands, expected = (["resume", "evaluate", "interpolate"], "its 'epoch' is '2', not a count")
+    elif damage in ("fifo", "dev_zero"):
+        checkpoint.unlink()
+        os.mkfifo(checkpoint) if damage == "fifo" else checkpoint.symlink_to("/dev/zero")
+        commands = ["resume", "evaluate", "interpolate"]
+        expected = "is a named pipe (FIFO), not a regular file" if damage == "fifo" else "is a character device (like /dev/zero), not a regular file"
+    elif damage == "evaluation_shape":
+        (run / RunFolder.EVALUATION).write_text('{"by_metric": [1, 2]}')
+        with pytest.raises(MixframeError, match=f"{run / RunFolder.EVALUATION} is damaged .* run 'mixframe evaluate {run}' again"):
+            RunFolder(run).evaluation()
+        code, _, err = cli(capsys, "report", run, "--out", tmp_path / "r.html")  # the report shows it as unreadable
+        assert code == 0 and "is damaged" in (tmp_path / "r.html").read_text()
+        commands, expected = [], ""
+    else:
+        (run / RunFolder.RUN).write_text('{"status": "comp')
+        commands, expected = (["resume"], "run record run.json")
+    signal.alarm(60)  # a read that blocks fails the test instead of hanging it
+    try:
+        for command in commands:
+            extra = {"interpolate": ["--out", str(tmp_path / "i.png")], "report": ["--out", str(tmp_path / "r.html")]}.get(command, [])
+            code, out, err = cli(capsys, command, run, *extra)
+            assert code == 2, (command, out, err)
+            assert expected in err and "would run code" not in err, (command, err)
+    finally:
+        signal.alarm(0)
+
+
+# -- every write failure leaves a true state ---------------------------------------------------------------------
+@pytest.mark.slow
+def test_a_full_disk_writing_the_final_grid_leaves_no_half_picture_and_resume_completes_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    def full_disk_at_grid(path: Path, data: bytes) -> None:
+        if path.name == RunFolder.GRID:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        atomic_write_bytes(path, data)
+
+    monkeypatch.setattr("mixframe.runs.folder.atomic_write_bytes", full_disk_at_grid)
+    overrides = [*TINY, "callbacks=[{kind: training_pictures, pairs: 2, steps: 3}]"]
+    code, _, err = cli(capsys, "train", SPIRAL, "--out", tmp_path, "--no-progress", *sets(overrides))
+    [run] = tmp_path.iterdir()
+    assert code == 2
+    assert f"could not write {run / RunFolder.GRID}: No space left on device" in err and "free some space on that disk" in err
+    info = RunFolder(run).info()
+    assert info["status"] == "failed" and "No space left" in info["error"]
+    assert not (run / RunFolder.GRID).exists() and [p.name for p in run.glob(".*")] == [RunFolder.LOCK]
+    monkeypatch.undo()
+    code, _, err = cli(capsys, "resume", run, "--no-progress")
+    assert code == 0, err
+    assert RunFolder(run).status == "complete" and (run / RunFolder.GRID).read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_full_disk_mid_epoch_names_the_scalar_log_and_the_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from mixframe.runs.callbacks import ScalarLog
+
+    class FillsUp:
+        def __init__(self, file: object) -> None:
+            self.file, self.flushes = file, 0
+
+        def flush(self) -> None:
+            self.flushes += 1
+            if self.flushes == 3:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.file, name)
+
+    original = ScalarLog.on_start
+
+    def on_start(self: ScalarLog, trainer: object) -> None:
+        original(self, trainer)
+        self.file = FillsUp(self.file)
+
+    monkeypatch.setattr(ScalarLog, "on_start", on_start)
+    code, _, err = cli(capsys, "train", SPIRAL, "--out", tmp_path, "--no-progress", *sets(TINY))
+    [run] = tmp_path.iterdir()
+    assert code == 2
+    assert f"could not log the scalars of step 3: No space left on device ({run / RunFolder.METRICS}); free some space" in err
+    assert RunFolder(run).info()["status"] == "failed"
+
+
+def test_resume_on_a_read_only_disk_is_a_message_naming_the_path_and_the_fix(spiral_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    run = copy_run(spiral_run, tmp_path)
+    real_open = os.open
+
+    def read_only(path: object, flags: int, *args: object, **kwargs: object) -> int:
+        if str(path).startswith(str(run)) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", read_only)
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    code, _, err = cli(capsys, "resume", run, "--set", "train.epochs=3", "--no-progress")
+    assert code == 2
+    assert f"the run folder {run} cannot be locked for writing: Read-only file system" in err
+    assert "copy the run folder to a writable disk (cp -r) or remount it read-write" in err
+    monkeypatch.undo()
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+
+
+def test_a_run_whose_weights_are_not_finite_never_ends_complete(spiral_run: Path, tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    class Poison(mixframe.Callback):
+        def on_epoch_end(self, trainer: Trainer, means: dict[str, float]) -> None:
+            if trainer.done:
+                with torch.no_grad():
+                    next(trainer.model.decoder.parameters()).fill_(1e30)  # finite weights, outputs inf
+
+    from mixframe.kernel.engine.loop import TrainingDiverged
+
+    with pytest.raises(TrainingDiverged, match="reconstruction loss of the first 64 examples is (inf|nan)"):
+        mixframe.train(SPIRAL, TINY, out=tmp_path / "runs", callbacks=[Poison()], progress=False)
+    [run] = (tmp_path / "runs").iterdir()
+    assert RunFolder(run).info()["status"] == "diverged"
+    code, _, err = cli(capsys, "evaluate", run)  # its last checkpoint holds the poisoned weights: a message, not NaN and exit 0
+    assert code == 2 and "cannot be evaluated: the reconstruction loss of the first 64 examples is" in err
+    assert not (run / RunFolder.EVALUATION).exists()
+
+
+# -- sweeps leave nothing running ------------------------------------------------------------------------------------
+def test_a_sweeps_run_dies_with_the_sweep_even_when_the_sweep_is_killed(tmp_path: Path) -> None:
+    parent = textwrap.dedent("""
+        import os, subprocess, sys, time
+        from mixframe_plugins.launchers.local import die_with_parent
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"], start_new_session=True,
+                                 preexec_fn=die_with_parent(os.getpid()))
+        print(child.pid, os.getpgid(child.pid), flush=True)
+        time.sleep(300)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", parent], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    child, group = (int(v) for v in proc.stdout.readline().split())
+    try:
+        assert group == child and group != os.getpgid(proc.pid)  # a process group of its own: stopped whole
+        proc.kill()  # SIGKILL: the sweep cannot clean up; the kernel tells the child
+        proc.wait()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and _alive(child):
+            time.sleep(0.05)
+        assert not _alive(child), "the run outlived the sweep that was killed"
+    finally:
+        if _alive(child):
+            os.kill(child, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with contextlib.suppress(ChildProcessError):
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    return Path(f"/proc/{pid}").exists() and "zombie" not in Path(f"/proc/{pid}/status").read_text().lower()
+
+
+def test_sweep_resume_tells_a_live_run_from_a_dead_one(tmp_path: Path) -> None:
+    from mixframe.tools.sweep import live_runs
+
+    runs = [{"key": "001", "folder": "p", "seed": 0}, {"key": "002", "folder": "p", "seed": 1}]
+    (tmp_path / "p").mkdir()
+    hold = HOLD.replace("RunFolder(sys.argv[1]).lock()", "FolderLock(sys.argv[1], 'x')").replace("import RunFolder", "import FolderLock")
+    live = subprocess.Popen([sys.executable, "-c", hold, str(tmp_path / "p" / ".seed0.lock")], stdout=subprocess.PIPE)
+    dead = subprocess.Popen([sys.executable, "-c", hold, str(tmp_path / "p" / ".seed1.lock")], stdout=subprocess.PIPE)
+    try:
+        assert live.stdout is not None and dead.stdout is not None
+        assert live.stdout.readline().strip() == b"held" and dead.stdout.readline().strip() == b"held"
+        assert set(live_runs(tmp_path, runs)) == {"001", "002"}
+        dead.kill()
+        dead.wait()
+        found = live_runs(tmp_path, runs)
+        assert set(found) == {"001"} and found["001"]["pid"] == live.pid
+    finally:
+        for proc in (live, dead):
+            proc.kill()
+            proc.wait()
+
+
+def test_ctrl_c_during_mains_last_unwatch_is_not_a_traceback(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from mixframe.kernel.registry import get_registry
+
+    registry = get_registry()
+    watch = registry.watch_warnings
+
+    def watch_then_interrupted(*args: object, **kwargs: object) -> Callable[[], None]:
+        unwatch = watch(*args, **kwargs)
+
+        def late_ctrl_c() -> None:
+            unwatch()
+            raise KeyboardInterrupt
+
+        return late_ctrl_c
+
+    monkeypatch.setattr(registry, "watch_warnings", watch_then_interrupted)
+    code, out, _ = cli(capsys, "recipe", "check", SPIRAL)
+    assert code == 0 and ": ok (" in out

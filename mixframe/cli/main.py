@@ -65,7 +65,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     finally:
         if unwatch is not None:
-            unwatch()
+            try:
+                unwatch()
+            except KeyboardInterrupt:  # a Ctrl-C this late changes nothing: the command has returned or failed already
+                pass
 
 
 WORK_DONE = False  # set by entry() once the command has returned: a late or deferred interrupt then changes nothing
@@ -92,9 +95,14 @@ def entry() -> None:
     traceback or a killed-by-signal status."""
     if hasattr(signal, "setitimer") and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         signal.signal(signal.SIGINT, interrupt_unless_importing)
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:  # `kill`, a stopping sweep: like Ctrl-C, the run records how it ended
+        signal.signal(signal.SIGTERM, interrupt_unless_importing)
     global WORK_DONE
     try:
         code = main()
+    except KeyboardInterrupt:  # one that arrived between main's own handlers and its return
+        print("mixframe: interrupted", file=sys.stderr)
+        code = 130
     finally:  # also when argparse exits (--help, --version)
         WORK_DONE = True
         signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -53,6 +53,29 @@ def positive(_inst: Any, attribute: attrs.Attribute, value: Any) -> None:
         raise ValueError(f"must be > 0, got {value!r}")
 
 
+MAX_LEARNING_RATE = 10.0
+"""Adam moves each weight by about the learning rate a step: above this, training cannot work."""
+
+
+def learning_rate(_inst: Any, attribute: attrs.Attribute, value: Any) -> None:
+    """A validator: a learning rate, 0 < value <= MAX_LEARNING_RATE, that float32 holds as a non-zero number."""
+    if value is None:
+        return
+    if not 0 < value <= MAX_LEARNING_RATE:
+        raise ValueError(f"must be > 0 and <= {MAX_LEARNING_RATE:g} (Adam moves each weight by about this much a step), got {value!r}")
+    if value < 1.2e-38:  # float32's smallest normal number: the optimizer's parameters are float32
+        raise ValueError(f"must be at least 1.2e-38 (smaller becomes 0 in float32, so nothing would learn), got {value!r}")
+
+
+def each_in_unit_interval(_inst: Any, attribute: attrs.Attribute, value: Any) -> None:
+    """A validator: every item in [0, 1) (Adam's betas: at 1 or more its moment estimates never settle, and it fails)."""
+    if value is None:
+        return
+    bad = [v for v in value if not 0 <= v < 1]
+    if bad:
+        raise ValueError(f"each value must be >= 0 and < 1, got {list(value)!r}")
+
+
 class Problems:
     """Problems found in a recipe, each with its key path; collected, then reported at once."""
 

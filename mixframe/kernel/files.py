@@ -31,6 +31,7 @@ API::
     read_user_text(path, *, what, max_bytes) -> str
     decode_user_text(data, path, *, what) -> str               # bytes already read (an archive member)
     open_user_image(path, *, what="image", max_pixels, max_bytes=MAX_IMAGE_BYTES, formats=IMAGE_FORMATS) -> PIL.Image.Image
+    convert_image(img, mode, path, *, what="image") -> PIL.Image.Image  # 16-bit scaled, not clipped
     load_user_yaml(path, *, what, max_bytes=MAX_YAML_BYTES, ...) -> Any
     parse_user_yaml(text, *, source, what, ...) -> Any         # YAML already in memory
     load_user_json(path, *, what, max_bytes, max_depth=MAX_DEPTH) -> Any
@@ -48,7 +49,7 @@ import stat
 import struct
 import tempfile
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -249,12 +250,13 @@ def _header_size(f: BinaryIO, formats: Sequence[str]) -> tuple[int, int] | None:
 
 
 def open_user_image(path: str | os.PathLike[str], *, what: str = "image", max_pixels: int, max_bytes: int = MAX_IMAGE_BYTES,
-                    formats: Sequence[str] = IMAGE_FORMATS) -> Any:
+                    formats: Sequence[str] = IMAGE_FORMATS, check_size: Callable[[tuple[int, int]], None] | None = None) -> Any:
     """A user's image, decoded (a ``PIL.Image.Image`` whose file is closed), within ``max_pixels`` and ``max_bytes``.
 
     The pixel size is read from the header (``Image.open`` is lazy) and checked against
     ``max_pixels`` before anything is decoded, so a 27 KB PNG that claims 15000x15000 pixels is
-    refused at once (PIL's own decompression-bomb error becomes the same message). A file that
+    refused at once (PIL's own decompression-bomb error becomes the same message); ``check_size``, given
+    the header's (width, height), may refuse it too (ValueError: its message) before decoding. A file that
     is not an image in one of ``formats``, or is truncated or damaged, is a :class:`UserFileError`.
     """
     from PIL import Image, UnidentifiedImageError
@@ -277,12 +279,35 @@ def open_user_image(path: str | os.PathLike[str], *, what: str = "image", max_pi
         width, height = img.size
         if width * height > max_pixels:
             raise too_big((width, height))
+        if check_size is not None:  # what the caller makes of this size (a resize that keeps the aspect), before decoding
+            try:
+                check_size((width, height))
+            except ValueError as err:
+                raise _refuse(path, what, f"is {width}x{height} pixels: {err}") from None
         try:
             img.load()
         except (Image.DecompressionBombError, *_IMAGE_ERRORS) as err:
             raise _refuse(path, what, f"cannot be decoded ({type(err).__name__}: {err}): it is truncated or damaged; "
                                       "replace or remove it") from None
     return img
+
+
+def convert_image(img: Any, mode: str, path: str | os.PathLike[str], *, what: str = "image") -> Any:
+    """``img`` in ``mode`` ("L" or "RGB"), its values scaled rather than clipped: PIL's own ``convert`` clips a 16-bit
+    image's 0..65535 to 0..255 (a 16-bit PNG would turn almost white). 16-bit and 32-bit integer images holding
+    0..65535 are scaled by 255/65535; floating-point images, whose range is unknown, are refused with a message."""
+    import numpy as np
+    from PIL import Image
+
+    if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        values = np.asarray(img, dtype=np.int64)
+        if values.size and (values.min() < 0 or values.max() > 65535):
+            raise _refuse(path, what, f"is a 32-bit integer image with values from {values.min()} to {values.max()}, outside "
+                                      "0..65535; save it as an 8- or 16-bit image")
+        img = Image.fromarray(np.round(values * (255 / 65535)).astype(np.uint8), mode="L")
+    elif img.mode == "F":
+        raise _refuse(path, what, "is a floating-point image (mode F), whose value range is unknown; save it as an 8- or 16-bit image")
+    return img if img.mode == mode else img.convert(mode)
 
 
 # ---------------------------------------------------------------- YAML
@@ -537,7 +562,7 @@ def load_user_json(path: str | os.PathLike[str], *, what: str, max_bytes: int, m
 
 __all__ = [
     "IMAGE_FORMATS", "MAX_DEPTH", "MAX_IMAGE_BYTES", "MAX_INT_DIGITS", "MAX_LINE_CHARS", "MAX_NODES", "MAX_YAML_BYTES",
-    "UserFileError", "decode_user_text", "load_user_json", "load_user_yaml", "open_user_file", "open_user_image", "parse_user_yaml",
+    "UserFileError", "convert_image", "decode_user_text", "load_user_json", "load_user_yaml", "open_user_file", "open_user_image", "parse_user_yaml",
     "read_user_bytes", "read_user_text",
 ]
 

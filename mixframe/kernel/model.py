@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -16,6 +18,45 @@ def build_data(recipe: Recipe, registry: Registry | None = None) -> DataBundle:
     """The dataset the recipe names (its files are read here, so errors name the folder)."""
     registry = registry or get_registry()
     return registry.get("dataset", recipe.data.name).implementation(recipe.data.config)
+
+
+class CheckpointMismatch(MixframeError):
+    """A checkpoint's weights or optimizer states do not fit what the recipe builds now (the one message for it)."""
+
+    def __init__(self, source: str, err: BaseException) -> None:
+        lines = str(err).strip().splitlines()
+        detail = lines[1].strip() if len(lines) > 1 else (lines[0] if lines else type(err).__name__)
+        super().__init__(f"the checkpoint {source} does not fit the model its recipe builds now ({detail}); it was written by another "
+                         "recipe or an older version of the networks: train the run again")
+
+
+def load_states(source: str, pairs: list[tuple[Any, Any]]) -> None:
+    """``module.load_state_dict(state)`` for each (module or optimizer, state) pair; a state that does not fit is
+    :class:`CheckpointMismatch` naming ``source``, whatever the error (shapes, keys, types)."""
+    try:
+        for target, state in pairs:
+            target.load_state_dict(state)
+    except (RuntimeError, KeyError, ValueError, TypeError, AttributeError, IndexError) as err:
+        raise CheckpointMismatch(source, err) from None
+
+
+@torch.no_grad()
+def nonfinite(model: Model, x: Tensor) -> str | None:
+    """What is not finite in ``model``: a weight, or its reconstruction loss on the examples ``x``; None when all is finite.
+    A huge learning rate can leave finite losses in the log and weights of 1e30 whose outputs are inf or NaN."""
+    bad = [name for name, t in model.state_dict().items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        return f"the weights {', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''} are not finite"
+    if len(x):
+        was_training = model.training
+        model.eval()
+        try:
+            loss = model.reconstruction_loss(model.decoder(model.encoder(x)), x)
+        finally:
+            model.train(was_training)
+        if not bool(torch.isfinite(loss)):
+            return f"the reconstruction loss of the first {len(x)} examples is {float(loss)}"
+    return None
 
 
 class Model(nn.Module):

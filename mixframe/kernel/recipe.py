@@ -29,7 +29,7 @@ import attrs
 import yaml
 
 from mixframe.errors import MixframeError, RecipeError
-from mixframe.kernel.config import Problems, in_range, param, positive, structure, unstructure
+from mixframe.kernel.config import Problems, each_in_unit_interval, in_range, learning_rate, param, positive, structure, unstructure
 from mixframe.kernel.registry import Registry, get_registry, suggest
 
 SCHEMA_VERSION = 1
@@ -46,9 +46,9 @@ class TrainConfig:
     epochs: int = param(20, help="passes over the training split", validator=positive)
     max_steps: int | None = param(None, help="stop after this many minibatches in all (for smoke tests)", validator=positive)
     batch_size: int = param(64, help="examples per minibatch (per process under torchrun)", validator=positive)
-    lr: float = param(1e-4, help="Adam learning rate of the autoencoder (and mixer)", validator=positive)
-    critic_lr: float | None = param(None, help="Adam learning rate of critics; null means lr", validator=positive)
-    betas: tuple[float, float] = param((0.5, 0.99), help="Adam betas")
+    lr: float = param(1e-4, help="Adam learning rate of the autoencoder (and mixer)", validator=learning_rate)
+    critic_lr: float | None = param(None, help="Adam learning rate of critics; null means lr", validator=learning_rate)
+    betas: tuple[float, float] = param((0.5, 0.99), help="Adam betas, each in [0, 1)", validator=each_in_unit_interval)
     weight_decay: float = param(1e-5, help="Adam weight decay", validator=in_range(0))
     update_g_every: int = param(1, help="update the autoencoder on one minibatch in this many; critics update on every one", validator=positive)
     order: Literal["critic_first", "autoencoder_first"] = param(
@@ -156,14 +156,25 @@ def merge(base: Any, over: Any) -> Any:
     return over
 
 
-def resolve_file(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+MAX_RECIPE_READS = 64
+"""Recipe files read to resolve one recipe, its whole ``extends`` tree counted (a shipped recipe reads two or three): a
+few small files that each extend the next several times over would otherwise be read exponentially many times."""
+
+
+def resolve_file(path: Path, _seen: tuple[Path, ...] = (), _reads: list[int] | None = None) -> dict[str, Any]:
     """The recipe at ``path`` (or a shipped recipe's name, see :mod:`mixframe.kernel.shipped`) merged over its
-    ``extends`` chain (not yet checked)."""
+    ``extends`` chain (not yet checked); at most :data:`MAX_RECIPE_READS` files are read in all."""
     from mixframe.kernel import shipped
 
     path = shipped.recipe_path(path)
     if path.resolve() in _seen:
         raise RecipeError(str(path), [("extends", "recipes extend each other in a cycle: " + " -> ".join(map(str, (*_seen, path))))])
+    reads = [0] if _reads is None else _reads
+    reads[0] += 1
+    if reads[0] > MAX_RECIPE_READS:
+        raise RecipeError(str(path), [("extends", f"resolving this recipe reads more than {MAX_RECIPE_READS} recipe files (its extends "
+                                                  "lists fan out, each base read once for every recipe that extends it); "
+                                                  "extend fewer files, or merge the bases into one")])
     raw = read_yaml(path)
     if raw is None:
         raw = {}
@@ -188,7 +199,7 @@ def resolve_file(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         if not base_path.exists():
             raise RecipeError(str(path), [("extends", f"base recipe {base_path} does not exist")])
         try:
-            merged = merge(merged, resolve_file(base_path, (*_seen, path.resolve())))
+            merged = merge(merged, resolve_file(base_path, (*_seen, path.resolve()), reads))
         except RecipeError as err:  # name the recipe that extends it, too
             raise RecipeError(str(path), [(f"extends {base}: {where}", problem) for where, problem in err.problems]) from None
     return merge(merged, raw)

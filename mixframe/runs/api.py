@@ -22,7 +22,7 @@ from torch import Tensor
 from mixframe.errors import MixframeError
 from mixframe.kernel.interfaces import BuildContext, Callback, DataBundle, DataSpec, Mixer, MixResult, blend, interpolation_weights, to_unit
 from mixframe.kernel.recipe import Recipe
-from mixframe.runs.folder import RunFolder, load_checkpoint
+from mixframe.runs.folder import RunFolder, not_written
 
 RecipeLike = str | Path | Recipe
 ImageLike = Any  # a PIL image, a path to an image file, a numpy array (H, W[, C]) or a tensor ((C, H, W) or (N, C, H, W))
@@ -64,14 +64,23 @@ def train(recipe: RecipeLike, overrides: Sequence[str] = (), *, out: str | Path 
     if rank == 0:
         stem = name or (Path(str(recipe).removeprefix("shipped:")).stem if not isinstance(recipe, Recipe) else "run")
         # complete or absent: the record is written into a hidden folder that is then renamed
-        folder = RunFolder.create(out, stem, write=lambda new: new.write_record(
+        folder = RunFolder.create(out, stem, lock=True, write=lambda new: new.write_record(
             checked, trainer.data.spec, trainer.data.label_kind, device=trainer.device, world=world,
             recipe_file=None if isinstance(recipe, Recipe) else str(recipe), overrides=list(overrides)))
         print(f"run folder: {folder.path}")
-    path = distributed.share(str(folder.path) if folder else None, world)
-    trainer.run = folder
-    trainer.callbacks = [*recipe_callbacks(checked, _context(trainer)), *callbacks, *run_folder_callbacks(folder, progress=progress)]
-    _fit(trainer, RunFolder(path))
+    try:
+        path = distributed.share(str(folder.path) if folder else None, world)
+        trainer.run = folder
+        try:
+            trainer.callbacks = [*recipe_callbacks(checked, _context(trainer)), *callbacks, *run_folder_callbacks(folder, progress=progress)]
+        except BaseException as err:
+            if folder is not None:
+                folder.close_record("failed", str(err) or type(err).__name__)
+            raise
+        _fit(trainer, RunFolder(path))
+    finally:
+        if folder is not None:
+            folder.lock().release()
     return Run(RunFolder(path), trainer.model.eval(), data=trainer.data, epoch=trainer.epoch, step=trainer.step)
 
 
@@ -82,8 +91,6 @@ def resume(run_dir: str | Path, overrides: Sequence[str] = (), *, callbacks: Seq
     ``train.epochs`` for a finished run); the recipe.yaml of the run is updated and run.json records them.
     """
     from mixframe.kernel.engine import distributed
-    from mixframe.kernel.engine.loop import Trainer
-    from mixframe.runs.callbacks import recipe_callbacks, run_folder_callbacks
 
     folder = RunFolder.open(run_dir)
     outside = [o for o in overrides if not o.strip().startswith("train.")]
@@ -92,32 +99,52 @@ def resume(run_dir: str | Path, overrides: Sequence[str] = (), *, callbacks: Seq
                             "for another recipe, train a new run")
     recipe = folder.read_recipe(overrides)
     rank, world = distributed.join(recipe.train.device)
+    if rank == 0:
+        folder.lock().acquire()  # one writer: a second resume (or train, evaluate) of this folder is refused
     try:
-        state = folder.load_checkpoint() if folder.has_checkpoint else None
+        return _resume(folder, recipe, overrides, rank, world, callbacks, progress)
+    finally:
+        if rank == 0:
+            folder.lock().release()
+
+
+def _resume(folder: RunFolder, recipe: Recipe, overrides: Sequence[str], rank: int, world: int, callbacks: Sequence[Callback],
+            progress: bool) -> Run:
+    from mixframe.kernel.engine.loop import Trainer
+    from mixframe.runs.callbacks import recipe_callbacks, run_folder_callbacks
+
+    try:
+        state = folder.checkpoint().load() if folder.has_checkpoint else None
         trainer = Trainer(recipe, rank=rank, world=world)
     except KeyboardInterrupt:
         raise RunInterrupted(folder) from None
     if state is not None:
-        trainer.load_state(state)
+        trainer.load_state(state, str(folder.checkpoint().path))
     if trainer.done and folder.status == "complete":
         if rank == 0:
             print(f"{folder.path} is already complete ({trainer.epoch} epochs); nothing to do (raise train.epochs with --set to go on)")
         return Run(folder, trainer.model.eval(), data=trainer.data, epoch=trainer.epoch, step=trainer.step)
     # (done but not marked complete: stopped after its last checkpoint; fit() runs no step and closes the record)
     if rank == 0:
-        folder.remove_stale_temporaries()
-        if overrides:
-            from mixframe.runs.folder import atomic_write_bytes
-
-            atomic_write_bytes(folder.file(RunFolder.RECIPE), recipe.to_yaml().encode())
-        history = [*folder.info().get("resumes", []), {"at_epoch": trainer.epoch, "overrides": list(overrides)}]
-        folder.update_info(status="running", resumes=history)
+        try:  # the records repaired before any callback reads them: a metrics.csv row cut by a kill, stray temporaries
+            folder.repair(trainer.step)
+            if overrides:
+                folder.write_artifact(RunFolder.RECIPE, recipe.to_yaml().encode())
+            history = [*folder.info().get("resumes", []), {"at_epoch": trainer.epoch, "overrides": list(overrides)}]
+            folder.update_info(status="running", resumes=history)
+        except OSError as err:
+            raise not_written(folder.path, err, f"cannot resume {folder.path}") from None
         if state is None:
             print(f"no checkpoint in {folder.path}: starting it from the beginning")
     trainer.run = folder if rank == 0 else None
     resume_step = trainer.step if rank == 0 else None
-    trainer.callbacks = [*recipe_callbacks(recipe, _context(trainer)), *callbacks,
-                         *run_folder_callbacks(trainer.run, progress=progress, resume_step=resume_step)]
+    try:
+        trainer.callbacks = [*recipe_callbacks(recipe, _context(trainer)), *callbacks,
+                             *run_folder_callbacks(trainer.run, progress=progress, resume_step=resume_step)]
+    except BaseException as err:
+        if rank == 0:
+            folder.close_record("failed", str(err) or type(err).__name__)
+        raise
     _fit(trainer, folder)
     return Run(folder, trainer.model.eval(), data=trainer.data, epoch=trainer.epoch, step=trainer.step)
 
@@ -132,13 +159,23 @@ class RunInterrupted(KeyboardInterrupt):
 
 
 def _fit(trainer: Any, folder: RunFolder) -> None:
-    """``trainer.fit()``, with Ctrl-C turned into :class:`RunInterrupted` (how to continue), then the ranks' check."""
+    """``trainer.fit()``, with Ctrl-C turned into :class:`RunInterrupted` (how to continue), then the ranks' check.
+    Whatever stops it, run.json is not left saying "running" (:meth:`RunFolder.close_record`)."""
+    def close(status: str, error: str) -> None:
+        if trainer.rank == 0:
+            folder.close_record(status, error)
+
     try:
         trainer.fit()
     except RunInterrupted:
+        close("interrupted", "interrupted")
         raise
     except KeyboardInterrupt:
+        close("interrupted", "interrupted")
         raise RunInterrupted(folder) from None
+    except BaseException as err:
+        close("failed", str(err) or type(err).__name__)
+        raise
     _check_identical(trainer)
 
 
@@ -158,7 +195,7 @@ def load_run(path: str | Path, device: str | torch.device = "cpu", *, best: bool
     Needs no training data on disk (the data's shape and scaling were recorded in data.json);
     ``run.data`` reads the data on first use, for evaluation.
     """
-    from mixframe.kernel.model import Model
+    from mixframe.kernel.model import Model, load_states
 
     folder = RunFolder.open(path)
     recipe = folder.read_recipe(for_training=False)
@@ -170,17 +207,12 @@ def load_run(path: str | Path, device: str | torch.device = "cpu", *, best: bool
         data = build_data(recipe)
         spec = data.spec
     model = Model(recipe, spec)
-    if best and not folder.file(RunFolder.CHECKPOINT_BEST).is_file():
+    checkpoint = folder.checkpoint(best=best)
+    if best and not checkpoint.exists:
         raise MixframeError(f"{folder.path} has no {RunFolder.CHECKPOINT_BEST}: its recipe's validation callback did not keep one "
                             "(callbacks: [{kind: validation, best_checkpoint: true}]); load its last checkpoint instead")
-    state = load_checkpoint(folder.file(RunFolder.CHECKPOINT_BEST)) if best else folder.load_checkpoint()
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as err:
-        lines = str(err).strip().splitlines()
-        detail = lines[1].strip() if len(lines) > 1 else lines[0]
-        raise MixframeError(f"the checkpoint of {folder.path} does not fit the model its recipe builds now ({detail}); "
-                            "the networks changed since it was trained: train it again") from None
+    state = checkpoint.load()
+    load_states(str(checkpoint.path), [(model, state["model"])])
     return Run(folder, model.to(device).eval(), data=data, epoch=int(state["epoch"]), step=int(state["step"]))
 
 
@@ -341,7 +373,9 @@ class Run:
             image = Image.fromarray((np.clip(array, 0, 1) * 255).round().astype(np.uint8).squeeze())
         if not isinstance(image, Image.Image):
             raise MixframeError(f"cannot read {type(image).__name__} as an image; pass PIL images, file paths, arrays or tensors")
-        image = image.convert("L" if channels == 1 else "RGB").resize((width, height), Image.BILINEAR)
+        from mixframe.kernel.files import convert_image
+
+        image = convert_image(image, "L" if channels == 1 else "RGB", getattr(image, "filename", "") or "image").resize((width, height), Image.BILINEAR)
         unit = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0)
         unit = unit[None] if unit.dim() == 2 else unit.permute(2, 0, 1)
         low, high = self.spec.value_range

@@ -18,7 +18,7 @@ from torch import Tensor
 
 from mixframe.errors import MixframeError
 from mixframe.kernel.interfaces import BuildContext, Callback
-from mixframe.runs.folder import SCALAR_LINE_END, RunFolder, now
+from mixframe.runs.folder import SCALAR_LINE_END, RunFolder, not_written, now
 
 
 class ScalarLog(Callback):
@@ -39,18 +39,24 @@ class ScalarLog(Callback):
         if self.resume_step is not None:
             self.run.truncate_scalars(self.resume_step)
         new = not path.exists()
-        self.file = path.open("a", newline="")
+        try:
+            self.file = path.open("a", newline="")
+        except OSError as err:
+            raise not_written(path, err, "could not open the scalar log") from None
         self.csv = csv.writer(self.file, lineterminator=SCALAR_LINE_END)  # the line ends truncate_scalars writes
         if new:
             self.csv.writerow(["step", "epoch", "name", "value"])
         self.tb = self.run.tensorboard()
 
     def write(self, step: int, epoch: int, values: Mapping[str, float]) -> None:
-        for name, value in values.items():
-            self.csv.writerow([step, epoch, name, f"{value:.6g}"])
-            if math.isfinite(value):
-                self.tb.add_scalar(name, value, step)
-        self.file.flush()
+        try:
+            for name, value in values.items():
+                self.csv.writerow([step, epoch, name, f"{value:.6g}"])
+                if math.isfinite(value):
+                    self.tb.add_scalar(name, value, step)
+            self.file.flush()
+        except OSError as err:  # a full disk mid-epoch: the path and the fix, not a bare errno
+            raise not_written(self.run.file(RunFolder.METRICS), err, f"could not log the scalars of step {step}") from None
 
     def on_step_end(self, trainer: Any, logs: Mapping[str, Tensor]) -> None:
         if trainer.step % trainer.cfg.log_every == 0:
@@ -60,7 +66,10 @@ class ScalarLog(Callback):
         self.write(trainer.step, trainer.epoch, means)
 
     def on_warning(self, trainer: Any, message: str) -> None:
-        self.run.add_warning(message)
+        try:
+            self.run.add_warning(message)
+        except OSError as err:
+            raise not_written(self.run.file(RunFolder.WARNINGS), err, "could not record a warning") from None
 
     def on_end(self, trainer: Any, summary: dict[str, float]) -> None:
         self.close()

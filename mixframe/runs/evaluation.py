@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import torch
+
 from mixframe.errors import MixframeError
 from mixframe.kernel.config import Problems, structure
 from mixframe.kernel.interfaces import BuildContext, RunView
@@ -40,8 +42,23 @@ def metric_specs(run: RunView, names: Sequence[str]) -> list[ComponentSpec]:
 def evaluate(run: RunView, names: Sequence[str] = (), *, write: bool = True, echo: bool = False) -> dict[str, float]:
     """Compute the metrics named (default: the recipe's), merge them into the run's evaluation.json when
     ``write``, and return them; ``echo`` prints each metric's values as it finishes."""
+    if not write:
+        return _evaluate(run, names, echo)
+    with run.folder.lock():  # one writer per run folder: not while the run trains, resumes or is evaluated elsewhere
+        return _evaluate(run, names, echo, write=True)
+
+
+def _evaluate(run: RunView, names: Sequence[str], echo: bool, write: bool = False) -> dict[str, float]:
     from threadpoolctl import threadpool_limits
 
+    from mixframe.kernel.model import nonfinite
+
+    split = next((s for s in (run.data.test, run.data.val, run.data.train) if len(s)), run.data.train)
+    x = torch.stack([split[i][0] for i in range(min(64, len(split)))]).to(run.device) if len(split) else torch.zeros(0)
+    problem = nonfinite(run.model, x)
+    if problem:
+        raise MixframeError(f"{run.dir} cannot be evaluated: {problem} (training diverged, e.g. a learning rate too large); "
+                            "nothing was saved. Train it again with a lower train.lr")
     context = BuildContext(data=run.spec, code_shape=tuple(run.encoder.code_shape))
     results: dict[str, dict[str, float]] = {}
     for spec in metric_specs(run, names):

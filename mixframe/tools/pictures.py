@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from mixframe.kernel.interfaces import DataBundle, DataSpec, to_unit
+from mixframe.runs.folder import png_bytes, write_file
 
 
 def first_pairs(data: DataBundle, pairs: int, split: str = "val") -> tuple[Tensor, Tensor]:
@@ -62,7 +63,7 @@ def save_rows(rows: list[Tensor], spec: DataSpec, path: Path, real_columns: tupl
             canvas[:, top - frame:top + height + frame, left - frame:left + width + frame] = colour
         canvas[:, top:top + height, left:left + width] = tile[:3]
     pixels = (canvas.permute(1, 2, 0).numpy() * 255).round().astype("uint8")
-    Image.fromarray(pixels).save(path)
+    write_file(path, png_bytes(Image.fromarray(pixels)))
 
 
 @torch.no_grad()
@@ -115,8 +116,7 @@ def save_mix_scatter(encoder, decoder, data: DataBundle, path: Path, device: tor
     ax.legend(loc="upper right", fontsize=7, markerscale=3)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    write_file(path, png_bytes(fig, dpi=120))
 
 
 def loss_panels(curves: dict[str, list[tuple[int, float]]]) -> list[tuple[str, dict[str, list[tuple[int, float]]]]]:
@@ -170,6 +170,4 @@ def plot_loss_curves(curves: dict[str, list[tuple[int, float]]], out: Path) -> N
         ax.set_ylabel(y_label(title), fontsize=9)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    write_file(out, png_bytes(fig, dpi=110))  # atomic: a full disk leaves the previous picture or none, never half of one

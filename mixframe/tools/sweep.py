@@ -27,12 +27,13 @@ import json
 import math
 import os
 import re
+import signal
 import statistics
 import sys
 import threading
 import time
 import traceback
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,8 @@ PANELS_FILE = "panels.png"
 LOGS = "logs"
 STATUSES = ("pending", "running", "complete", "failed")
 DEFAULT_LAUNCHER = "local"
+MAX_RUNS = 1000
+"""The most runs a sweep plans unless told otherwise (``--max-runs``): planning alone takes some 20 ms a run."""
 
 
 def split_values(text: str) -> list[Any]:
@@ -117,12 +120,27 @@ def _digest(recipe: Any) -> str:
     return hashlib.sha256(recipe.to_yaml().encode()).hexdigest()[:16]
 
 
-def plan_runs(recipe: Path, grid: Sequence[tuple[str, list[Any]]], seeds: int, overrides: Sequence[str]) -> list[dict[str, Any]]:
-    """Every run of the sweep as a pending record; each point's recipe is checked before anything trains."""
-    from mixframe.kernel.recipe import load_recipe
-
+def plan_size(grid: Sequence[tuple[str, list[Any]]], seeds: int, max_runs: int = 1000) -> int:
+    """How many runs ``grid`` x ``seeds`` makes, counted before any is built (planning checks each run's recipe, some
+    20 ms each); more than ``max_runs`` is a MixframeError saying how to ask for them."""
     if seeds < 1:
         raise MixframeError("--seeds must be at least 1")
+    if max_runs < 1:
+        raise MixframeError("--max-runs must be at least 1")
+    size = math.prod(len(values) for _, values in grid) * seeds
+    if size > max_runs:
+        shape = " x ".join([*(f"{len(v)} ({k})" for k, v in grid), f"{seeds} seed{'s' if seeds != 1 else ''}"])
+        raise MixframeError(f"the sweep plans {size:,} runs ({shape}), more than --max-runs {max_runs:,}; "
+                            "sweep fewer values or seeds, or raise --max-runs if you mean it")
+    return size
+
+
+def plan_runs(recipe: Path, grid: Sequence[tuple[str, list[Any]]], seeds: int, overrides: Sequence[str],
+              max_runs: int = MAX_RUNS) -> list[dict[str, Any]]:
+    """Every run of the sweep as a pending record (at most ``max_runs``); each point's recipe is checked before anything trains."""
+    from mixframe.kernel.recipe import load_recipe
+
+    plan_size(grid, seeds, max_runs)
     base = load_recipe(recipe, list(overrides))
     points = [dict(zip([k for k, _ in grid], combo)) for combo in itertools.product(*[v for _, v in grid])]
     runs = []
@@ -281,26 +299,17 @@ def read_sweep(folder: str | Path) -> dict[str, Any]:
     return record
 
 
-@contextlib.contextmanager
-def _locked(folder: Path) -> Iterator[None]:
-    """One sweep process per folder: a second one (a --resume while the sweep still runs) is refused."""
-    import fcntl
+def _locked(folder: Path) -> Any:
+    """One sweep process per folder: a second one (a --resume while the sweep still runs) is refused, naming the holder."""
+    from mixframe.runs.folder import FolderLock
 
-    with (folder / ".lock").open("a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise MixframeError(f"another 'mixframe sweep' is working on {folder}; wait for it to end (or stop it) first") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return FolderLock(folder / ".lock", f"the sweep folder {folder}")
 
 
 # -- running a sweep -----------------------------------------------------------------------------------
 def sweep(recipe: str | Path, grid: Sequence[str] = (), *, seeds: int = 1, metrics: Sequence[str] = (), overrides: Sequence[str] = (),
           out: str | Path = "runs", progress: bool = True, launcher: LauncherLike = None,
-          launcher_options: Sequence[str] | Mapping[str, Any] = ()) -> Path:
+          launcher_options: Sequence[str] | Mapping[str, Any] = (), max_runs: int = MAX_RUNS) -> Path:
     """Train every point of ``grid`` (``KEY=V1,V2,...`` items; their product) with ``seeds`` seeds each, evaluate
     each run, and write the sweep folder (sweep.json, summary.md, panels.png for 2-D data); returns its path.
 
@@ -313,7 +322,7 @@ def sweep(recipe: str | Path, grid: Sequence[str] = (), *, seeds: int = 1, metri
 
     recipe = Path(recipe)
     parsed = parse_grid(grid)
-    runs = plan_runs(recipe, parsed, seeds, overrides)  # every point's recipe is checked before anything trains
+    runs = plan_runs(recipe, parsed, seeds, overrides, max_runs)  # sized first, then every point's recipe is checked
     for name in metrics:
         try:
             get_registry().get("metric", name)
@@ -365,18 +374,37 @@ def resume_sweep(folder: str | Path, *, launcher: LauncherLike = None, launcher_
                 raise MixframeError(f"{recipe_path} (or a recipe it extends) changed since the sweep started, so run {run['key']} "
                                     f"({point_label(run['point'])} seed={run['seed']}) would train something else; "
                                     "restore the file, or start a new sweep")
+    live = live_runs(folder, todo)
     built, launcher_record = make_launcher(launcher, launcher_options, folder.resolve(), record.get("launcher"))
     record["launcher"] = launcher_record
     (folder / LOGS).mkdir(exist_ok=True)
     if progress:
         done = len(record["runs"]) - len(todo)
-        print(f"resuming {folder}: {done} of {len(record['runs'])} runs complete, {len(todo)} to run")
-    return _run(folder, record, built, progress)
+        print(f"resuming {folder}: {done} of {len(record['runs'])} runs complete, {len(todo) - len(live)} to run")
+        for key, holder in live.items():
+            print(f"run {key} is still training (pid {holder.get('pid', '?')} on {holder.get('host', '?')}): left alone; "
+                  f"resume the sweep again once it has ended")
+    return _run(folder, record, built, progress, skip=set(live))
 
 
-def _run(folder: Path, record: dict[str, Any], launcher: Launcher, progress: bool) -> Path:
+def live_runs(folder: Path, runs: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The runs among ``runs`` that a live process is still training (its run lock is held: a run of a sweep that was
+    killed while its runs went on), key -> holder {pid, host}; a run whose process died holds no lock and is not here."""
+    from mixframe.runs.folder import FolderLock
+
+    live = {}
+    for run in runs:
+        out = folder.resolve() / run["folder"]
+        lock = out / f".seed{run['seed']}.lock"
+        holder = FolderLock(lock, "").held_elsewhere() if lock.is_file() else None
+        if holder is not None:
+            live[run["key"]] = holder
+    return live
+
+
+def _run(folder: Path, record: dict[str, Any], launcher: Launcher, progress: bool, skip: Collection[str] = ()) -> Path:
     state = SweepState(folder, record, progress)
-    todo = [run for run in record["runs"] if run["status"] != "complete"]
+    todo = [run for run in record["runs"] if run["status"] != "complete" and run["key"] not in skip]
     for run in todo:
         run["status"] = "pending"
     state.todo = {run["key"] for run in todo}
@@ -409,23 +437,14 @@ def latest_run_folder(out: Path, name: str) -> Path | None:
     return found[-1] if found else None
 
 
-@contextlib.contextmanager
-def _run_lock(out: Path, name: str) -> Iterator[None]:
+def _run_lock(out: Path, name: str) -> Any:
     """One process per run: a run still going in a process the sweep lost track of (a sweep process killed while
-    its runs went on, a Slurm job) is not trained a second time beside it."""
-    import fcntl
+    its runs went on, a Slurm job) is not trained a second time beside it. The run folder's own lock
+    (:class:`~mixframe.runs.folder.FolderLock`) guards each folder; this one guards choosing between train and resume."""
+    from mixframe.runs.folder import FolderLock
 
     out.mkdir(parents=True, exist_ok=True)
-    with (out / f".{name}.lock").open("a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise MixframeError(f"this run is still going in another process (in {out}); wait for it to end, "
-                                "then mixframe sweep --resume") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return FolderLock(out / f".{name}.lock", f"run {name} in {out}")
 
 
 @contextlib.contextmanager
@@ -458,7 +477,10 @@ def _evaluate(run: Any, names: Sequence[str]) -> dict[str, float]:
     if not names and not run.recipe.metrics:
         return {}  # trained, not evaluated: measured afterwards by a command of its own (e.g. attribute-accuracy)
     wanted = [spec.name for spec in metric_specs(run, names)]
-    saved = run.folder.evaluation()
+    try:
+        saved = run.folder.evaluation()
+    except MixframeError:  # damaged: computed again, and replaced
+        saved = {}
     by_metric = saved.get("by_metric", {})
     if saved.get("step") == run.step and all(n in by_metric for n in wanted):
         return {k: float(v) for n in wanted for k, v in by_metric[n].items()}
@@ -509,6 +531,10 @@ def run_task(task: RunTask) -> dict[str, Any]:
     return outcome
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"stopped by {signal.Signals(signum).name}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m mixframe.tools.sweep run-one TASK_JSON OUTCOME_FILE``: :func:`run_task` on a task written out with
     ``RunTask.to_dict``; its outcome is written to OUTCOME_FILE; exit status 0 when the run completed."""
@@ -518,6 +544,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if len(args) != 3 or args[0] != "run-one":
         print("usage: python -m mixframe.tools.sweep run-one TASK_JSON OUTCOME_FILE", file=sys.stderr)
         return 2
+    signal.signal(signal.SIGTERM, _interrupt)  # the sweep stopping (or dying: PR_SET_PDEATHSIG) records the run as interrupted
     outcome = run_task(RunTask.from_dict(json.loads(args[1])))
     write_json(Path(args[2]), outcome)
     return 0 if outcome["status"] == "complete" else 1

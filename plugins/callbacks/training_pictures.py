@@ -9,7 +9,6 @@ A default callback: every recipe gets it unless it lists its own.
 
 from __future__ import annotations
 
-import shutil
 from typing import Any
 
 import attrs
@@ -58,8 +57,8 @@ class TrainingPictures(Callback):
 
         plot_loss_curves(trainer.run.epoch_curves(), trainer.run.file(RunFolder.LOSS_CURVES))
         grids = sorted(trainer.run.file(RunFolder.GRIDS).glob("*.png"))
-        if grids:
-            shutil.copyfile(grids[-1], trainer.run.file(RunFolder.GRID))
+        if grids:  # written atomically by name: a full disk leaves the previous grid.png or none, never half of one
+            trainer.run.copy_artifact(f"{RunFolder.GRIDS}/{grids[-1].name}", RunFolder.GRID)
 
 
 @hookimpl

@@ -22,7 +22,7 @@ from typing import Any
 
 import attrs
 
-from mixframe import BuildContext, Callback, Component, RunFolder, hookimpl, param, positive
+from mixframe import BuildContext, Callback, Component, hookimpl, param, positive
 
 NAME = "val/reconstruction"
 
@@ -57,9 +57,7 @@ class Validation(Callback):
             return
         means[f"epoch/{NAME}"] = loss
         if self.config.best_checkpoint and trainer.run is not None and loss < self.best:
-            from mixframe.runs.folder import save_checkpoint
-
-            save_checkpoint(trainer.run.file(RunFolder.CHECKPOINT_BEST), {**trainer.state(), "val_reconstruction": loss})
+            trainer.run.checkpoint(best=True).save({**trainer.state(), "val_reconstruction": loss})
         self.best = min(self.best, loss)
 
     def loss(self, trainer: Any) -> float | None:

@@ -148,9 +148,9 @@ def save_masks_picture(table: dict[str, Any], path: Path, title: str = "") -> No
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    from mixframe.runs.folder import png_bytes, write_file
+
+    write_file(path, png_bytes(fig, dpi=120))  # atomic: never half a picture
 
 
 # -- supervised grids ---------------------------------------------------------------------------------
@@ -200,9 +200,9 @@ def save_labelled_grid(rows: list[Tensor], column_labels: list[str], row_labels:
     ax.tick_params(length=0)
     ax.set_title(title, fontsize=9, pad=4, y=-0.08 if len(rows) > 1 else -0.2)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    from mixframe.runs.folder import png_bytes, write_file
+
+    write_file(path, png_bytes(fig, dpi=120))  # atomic: never half a picture
 
 
 # -- the attribute-accuracy measurement ----------------------------------------------------------------
@@ -411,8 +411,6 @@ def cmd_supervised_grid(args: argparse.Namespace) -> int:
 
 
 def cmd_attribute_accuracy(args: argparse.Namespace) -> int:
-    from mixframe.runs.folder import write_json
-
     at_most(args.pairs, MAX_MEASURED_PAIRS, "--pairs", "the pairs' images are decoded and held in memory at once")
     at_least_one(args.classifier_epochs, "--classifier-epochs")
     check_device(args.device)
@@ -428,8 +426,9 @@ def cmd_attribute_accuracy(args: argparse.Namespace) -> int:
         predict, stats = classifiers[key]
         result = {**stats, **measure_mixes(run, predict, pairs=args.pairs, seed=args.seed)}
         mixer = run.recipe.mixer.name if run.recipe.mixer is not None else "none"
-        write_json(run.dir / "attribute_accuracy.json", {"run": str(run.dir), "mixer": mixer, "pairs": args.pairs,
-                                                          "seed": args.seed, "classifier_epochs": args.classifier_epochs, **result})
+        with run.folder.lock():  # one writer per run folder
+            run.folder.write_json_artifact("attribute_accuracy.json", {"run": str(run.dir), "mixer": mixer, "pairs": args.pairs, "seed": args.seed,
+                                                                       "classifier_epochs": args.classifier_epochs, **result})
         results.append((run, mixer, result))
     print(f"{'run':<44} {'mixer':<12} {'classifier':>10} {'mix attr':>9} {'mix vector':>10} {'x1 attr':>8} {'x1 vector':>9} {'recon attr':>10}")
     for run, mixer, r in results:

@@ -20,6 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jobs", type=int, metavar="N", help="runs at once (the same as --launcher-set jobs=N)")
     parser.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...", help="values to sweep (repeatable: the product is trained)")
     parser.add_argument("--seeds", type=int, help="seeds per grid point (seed, seed+1, ...; default 1)")
+    parser.add_argument("--max-runs", type=int, default=None, metavar="N",
+                        help="refuse a plan of more than N runs (grid points x seeds; default 1000): a typo such as --seeds 1000000 "
+                             "is a message, not hours of planning")
     parser.add_argument("--metric", action="append", default=[], metavar="NAME", help="metrics to compute; default: the recipe's")
     parser.add_argument("--out", type=Path, default=Path("runs"), help="folder that receives the sweep folder")
     add_overrides(parser)
@@ -28,12 +31,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from mixframe import MixframeError
-    from mixframe.tools.sweep import read_sweep, resume_sweep, sweep
+    from mixframe.tools.sweep import MAX_RUNS, read_sweep, resume_sweep, sweep
 
     options = [*args.launcher_options, *([f"jobs={args.jobs}"] if args.jobs is not None else [])]
     if args.resume is not None:
         planned = (("RECIPE", args.recipe), ("--grid", args.grid), ("--seeds", args.seeds), ("--set", args.overrides),
-                   ("--metric", args.metric))
+                   ("--metric", args.metric), ("--max-runs", args.max_runs))
         given = [name for name, value in planned if value]
         if given:
             raise MixframeError(f"--resume continues the sweep as it was planned; drop {', '.join(given)}")
@@ -43,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
             raise MixframeError("name the recipe to sweep (mixframe sweep RECIPE --grid KEY=V1,V2), or --resume SWEEP_DIR")
         check_output_path(args.out, folder=True)
         folder = sweep(args.recipe, args.grid, seeds=1 if args.seeds is None else args.seeds, metrics=args.metric, overrides=args.overrides,
-                       out=args.out, progress=not args.no_progress, launcher=args.launcher, launcher_options=options)
+                       out=args.out, progress=not args.no_progress, launcher=args.launcher, launcher_options=options,
+                       max_runs=MAX_RUNS if args.max_runs is None else args.max_runs)
     runs = read_sweep(folder)["runs"]
     failed = [r for r in runs if r["status"] != "complete"]
     print(f"\nsweep folder: {folder} (summary.md, sweep.json)")

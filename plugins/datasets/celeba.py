@@ -73,7 +73,13 @@ def read_attributes(path: Path) -> tuple[list[str], list[str], np.ndarray]:
     if bad is not None:
         raise MixframeError(f"{path} line {bad + 3}: expected an image name and {len(names)} values of -1/1, got {rows[bad].strip()!r}")
     values = (cells == "1").astype(np.uint8) if count else np.zeros((0, len(names)), dtype=np.uint8)
-    return [parts[0] for parts in parsed], names, values
+    files = [parts[0] for parts in parsed]
+    first: dict[str, int] = {}
+    for i, name in enumerate(files):  # one image listed twice would be trained and tested on, perhaps with two labels
+        if name in first:
+            raise MixframeError(f"{path} line {i + 3}: {name} is listed again (first on line {first[name] + 3}); keep one row per image")
+        first[name] = i
+    return files, names, values
 
 
 def read_partition(path: Path) -> dict[str, int]:

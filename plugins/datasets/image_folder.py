@@ -32,7 +32,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from mixframe import Component, DataBundle, DataSpec, MixframeError, hookimpl, in_range, param, positive
-from mixframe.kernel.files import open_user_image, read_user_text
+from mixframe.kernel.files import convert_image, open_user_image, read_user_text
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 DATA_ENV = "MIXFRAME_DATA"
@@ -62,6 +62,30 @@ def value_range(scale: str) -> tuple[float, float]:
     return (-1.0, 1.0) if scale == "signed" else (0.0, 1.0)
 
 
+class ResizedSizeCheck:
+    """Refuses (ValueError) an image whose resized size would be over ``max_pixels``: with ``keep_aspect`` the shorter
+    side becomes ``size``, so an 8 KB PNG of 1x4,000,000 pixels would become 64x256,000,000. :class:`ImageFiles` calls
+    :meth:`check` with the header's size, before the image is decoded; as a transform it checks again (other callers)."""
+
+    def __init__(self, size: int, crop: int | None, keep_aspect: bool, max_pixels: int) -> None:
+        self.size, self.crop, self.keep_aspect, self.max_pixels = size, crop, keep_aspect, max_pixels
+
+    def check(self, size: tuple[int, int]) -> None:
+        width, height = (self.crop, self.crop) if self.crop is not None else size
+        if self.keep_aspect and min(width, height) > 0:
+            scale = self.size / min(width, height)
+            width, height = max(1, round(width * scale)), max(1, round(height * scale))
+        else:
+            width, height = self.size, self.size
+        if width * height > self.max_pixels:
+            raise ValueError(f"resized to keep its aspect it would be {width}x{height} pixels ({width * height:,}), over the limit "
+                             f"of {self.max_pixels:,}; crop it nearer to a square (or set keep_aspect: false)")
+
+    def __call__(self, img: Image.Image) -> Image.Image:
+        self.check(img.size)
+        return img
+
+
 class ToSigned:
     """Maps [0, 1] tensors to [-1, 1]; a class rather than a lambda so DataLoader workers can pickle it."""
 
@@ -69,7 +93,8 @@ class ToSigned:
         return x * 2.0 - 1.0
 
 
-def pixel_transform(size: int, scale: str, *, crop: int | None = None, keep_aspect: bool = False) -> Callable[[Image.Image], Tensor]:
+def pixel_transform(size: int, scale: str, *, crop: int | None = None, keep_aspect: bool = False,
+                    max_pixels: int = MAX_PIXELS) -> Callable[[Image.Image], Tensor]:
     """PIL image -> float (C, size, size) tensor in the scale's range.
 
     ``crop`` center-crops first (CelebA's customary 140 px face crop). ``keep_aspect`` resizes the
@@ -77,7 +102,7 @@ def pixel_transform(size: int, scale: str, *, crop: int | None = None, keep_aspe
     """
     from torchvision import transforms
 
-    steps: list[Callable] = []
+    steps: list[Callable] = [ResizedSizeCheck(size, crop, keep_aspect, max_pixels)]
     if crop is not None:
         steps.append(transforms.CenterCrop(crop))
     if keep_aspect:
@@ -149,8 +174,10 @@ class ImageFiles(Dataset):
     def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
         path = self.paths[index]
         try:
-            img = open_user_image(path, what="image", max_pixels=self.max_pixels)
-            x = self.transform(img.convert(self.mode))
+            steps = getattr(self.transform, "transforms", [])
+            check = steps[0].check if steps and isinstance(steps[0], ResizedSizeCheck) else None
+            img = open_user_image(path, what="image", max_pixels=self.max_pixels, check_size=check)
+            x = self.transform(convert_image(img, self.mode, path))
         except MixframeError as err:  # plain: a DataLoader worker re-raises an error by building its type from the message
             raise MixframeError(str(err)) from None
         except (OSError, ValueError) as err:
@@ -235,12 +262,18 @@ def _match_rows(folder: Path, images: list[Path], names: list[str], csv_path: Pa
     for p in images:
         by_base[p.name] = None if p.name in by_base else p  # None marks an ambiguous name
     matched, missing = [], []
-    for name in names:
+    line_of: dict[Path, int] = {}
+    for line, name in enumerate(names, start=2):
         key = name.replace("\\", "/")
         key = key[2:] if key.startswith("./") else key
         p = by_rel.get(key) or by_base.get(Path(key).name)
         if p is None:
             missing.append(name)
+        elif p in line_of:  # one picture twice: it could land in train and test, with conflicting labels
+            raise MixframeError(f"attribute CSV {csv_path} line {line}: {name} names the image {p.relative_to(folder).as_posix()} "
+                                f"again (first on line {line_of[p]}); keep one row per image")
+        else:
+            line_of[p] = line
         matched.append(p)
     if missing:
         raise MixframeError(

@@ -115,8 +115,9 @@ class LocalLauncher(Launcher):
         Path(task.log).parent.mkdir(parents=True, exist_ok=True)
         log = open(task.log, "ab")  # noqa: SIM115 - closed when the process ends
         cmd = [sys.executable, "-m", "mixframe.tools.sweep", "run-one", json.dumps(task.to_dict()), str(outcome_file)]
-        try:
-            proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        try:  # a process group of its own (stopped whole, DataLoader workers included), dying with this process
+            proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    start_new_session=True, preexec_fn=die_with_parent(os.getpid()))
         except OSError as err:
             log.close()
             raise MixframeError(f"cannot start a run's process ({err.strerror or err})") from None
@@ -154,11 +155,36 @@ def last_line(path: Path, limit: int = 300) -> str:
     return lines[-1][:limit] if lines else ""
 
 
+def die_with_parent(parent: int) -> Any:
+    """A ``preexec_fn`` that makes the child receive SIGTERM when ``parent`` dies, however it dies (SIGKILL included):
+    Linux's ``prctl(PR_SET_PDEATHSIG)``, which survives the exec. A child whose parent is already gone exits at once.
+    Elsewhere nothing is set (the sweep's SIGTERM and SIGINT handlers still stop the runs)."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True) if sys.platform.startswith("linux") else None
+    except OSError:
+        libc = None
+
+    def preexec() -> None:
+        if libc is not None:
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the line above: no signal will come
+            os._exit(1)
+
+    return preexec
+
+
+PR_SET_PDEATHSIG = 1
+
+
 def stop(procs: Sequence[subprocess.Popen[bytes]]) -> None:
-    """Ask the runs to stop (SIGINT: each records its state, its checkpoint stays), then kill what remains."""
+    """Ask the runs to stop (SIGINT to each run's process group: each records its state, its checkpoint stays), then kill
+    what remains of the groups."""
     for proc in procs:
         if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
+            _signal_group(proc, signal.SIGINT)
     deadline = time.monotonic() + STOP_SECONDS
     for proc in procs:
         try:
@@ -166,6 +192,14 @@ def stop(procs: Sequence[subprocess.Popen[bytes]]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        _signal_group(proc, signal.SIGKILL)  # anything the run started (DataLoader workers) goes with it
+
+
+def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)  # the run's own group (start_new_session): its pid is the group's id
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 @hookimpl

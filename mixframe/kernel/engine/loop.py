@@ -33,7 +33,7 @@ from torch.utils.data.distributed import DistributedSampler
 from mixframe.errors import MixframeError
 from mixframe.kernel.engine import distributed
 from mixframe.kernel.interfaces import Callback, DataBundle, Step
-from mixframe.kernel.model import Model, build_data
+from mixframe.kernel.model import CheckpointMismatch, Model, build_data, load_states, nonfinite
 from mixframe.kernel.recipe import Recipe
 
 
@@ -163,22 +163,44 @@ class Trainer:
                 self.epoch += 1
                 self.means = epoch.means()
                 self.emit("on_epoch_end", self.means)
+            self.check_model()
             self.ranks_identical = distributed.ranks_identical(self.model, self.world)
         except BaseException as err:
             lost = distributed.rank_failure(err, "training", rank=self.rank, step=self.step) if self.world > 1 else None
-            self.emit("on_failure", lost or err)
+            self.emit_failure(lost or err)
             if lost is not None:
                 raise lost from None
             raise
         finally:
             self.parallel.close()
         summary = {k.removeprefix("epoch/"): v for k, v in self.means.items()}
-        self.emit("on_end", summary)
+        try:  # the end's own work (final pictures, the record) can fail too (a full disk): the run then says so
+            self.emit("on_end", summary)
+        except BaseException as err:
+            self.emit_failure(err)
+            raise
         return summary
 
     def emit(self, event: str, *args: Any) -> None:
         for callback in self.callbacks:
             getattr(callback, event)(self, *args)
+
+    def emit_failure(self, error: BaseException) -> None:
+        """``on_failure`` to every callback, even when one of them fails too: the run's record must hear of it."""
+        for callback in self.callbacks:
+            try:
+                callback.on_failure(self, error)
+            except Exception:  # noqa: BLE001 - the error that stopped the run is the one to report
+                pass
+
+    def check_model(self) -> None:
+        """A run whose weights, or whose outputs on a few examples, are not finite never ends complete."""
+        split = self.data.val if len(self.data.val) else self.data.train
+        x = torch.stack([split[i][0] for i in range(min(64, len(split)))]).to(self.device) if len(split) else torch.zeros(0)
+        problem = nonfinite(self.model, x)
+        if problem:
+            raise TrainingDiverged(f"training ended at epoch {self.epoch}, minibatch {self.step}, but {problem}; the run is not usable. "
+                                   "Lower train.lr (or a loss weight) and train it again")
 
     def warn(self, message: str) -> None:
         """A warning for the user: kept in ``warnings`` and handed to the callbacks (printed, written to warnings.log)."""
@@ -267,18 +289,14 @@ class Trainer:
             "step": self.step,
         }
 
-    def load_state(self, state: dict[str, Any]) -> None:
-        """Continue from a checkpoint; the recipe's learning rates win over the ones saved with the optimizers."""
-        try:
-            self.model.load_state_dict(state["model"])
-            self.ae_opt.load_state_dict(state["ae_opt"])
-            for k, o in self.critic_opts.items():
-                o.load_state_dict(state["critic_opts"][k])
-        except (RuntimeError, KeyError, ValueError) as err:
-            lines = str(err).strip().splitlines()
-            detail = lines[1].strip() if len(lines) > 1 else (lines[0] if lines else type(err).__name__)
-            raise MixframeError(f"the checkpoint does not fit the model this recipe builds ({detail}); "
-                                "it was written by another recipe or an older version of the networks") from None
+    def load_state(self, state: dict[str, Any], source: str = "being loaded") -> None:
+        """Continue from a checkpoint (``source`` names it in messages); the recipe's learning rates win over the ones
+        saved with the optimizers. Keys this method does not know are left for others (callbacks' state, say)."""
+        critic_states = state.get("critic_opts", {})
+        if set(critic_states) != set(self.critic_opts):
+            raise CheckpointMismatch(source, ValueError(f"its critics are {sorted(critic_states)}, the recipe's are {sorted(self.critic_opts)}"))
+        load_states(source, [(self.model, state["model"]), (self.ae_opt, state.get("ae_opt")),
+                             *((o, critic_states[k]) for k, o in self.critic_opts.items())])
         for opt, lr in [(self.ae_opt, self.cfg.lr), *((o, self.critic_lr) for o in self.critic_opts.values())]:
             for group in opt.param_groups:
                 group["lr"] = lr
