@@ -96,7 +96,6 @@ def test_a_tiny_study_tunes_on_val_with_equal_budgets_and_tables_on_test_with_di
 
 @pytest.mark.slow
 def test_a_study_killed_with_sigkill_and_resumed_ends_with_the_table_of_one_left_alone(tmp_path: Path) -> None:
-    from tests.processes import run_group  # noqa: F401 - the same process-group discipline, by hand for the kill
 
     path = tiny_study(tmp_path)
     alone = study(path, out=tmp_path / "alone", launcher=InProcess(), progress=False)
