@@ -195,3 +195,26 @@ def test_holm_and_the_paired_t_interval() -> None:
 def test_results_of_something_that_is_not_a_study_is_a_message(tmp_path: Path) -> None:
     with pytest.raises(MixframeError, match="holds no study"):
         results(tmp_path)
+
+
+@pytest.mark.slow
+def test_sweeps_of_shipped_recipes_by_name_read_as_results_and_compare_paired_by_seed(tmp_path: Path) -> None:
+    from mixframe.tools.stats import paired_difference
+    from mixframe.tools.sweep import read_sweep, sweep
+
+    small = [f"{k}={json.dumps(v)}" for k, v in SMALL.items()]
+    ae = sweep("spiral_ae", seeds=2, overrides=small, out=tmp_path, launcher=InProcess(), progress=False)
+    amr = sweep("shipped:spiral_amr", seeds=2, overrides=[*small, "discriminator.hidden=[16, 16]"], out=tmp_path, launcher=InProcess(),
+                progress=False)
+    assert ":" not in amr.name and amr.name.startswith("sweep-spiral_amr-")  # a shipped name makes a plain folder name
+    assert all(run["status"] == "complete" for folder in (ae, amr) for run in read_sweep(folder)["runs"])
+    frame = results(tmp_path)  # a folder holding both sweeps
+    assert sorted(frame["method"]) == ["spiral_ae", "spiral_ae", "spiral_amr", "spiral_amr"] and set(frame["phase"]) == {"sweep"}
+    table = compare(frame, "mix_distance_mean", "spiral_ae")
+    values = {m: dict(zip(frame[frame["method"] == m]["seed"], frame[frame["method"] == m]["mix_distance_mean"])) for m in ("spiral_ae", "spiral_amr")}
+    row = table[table["method"] == "spiral_amr"].iloc[0]
+    boot = paired_difference(values["spiral_amr"], values["spiral_ae"])
+    assert row["diff"] == pytest.approx(boot.mean) and (row["boot_low"], row["boot_high"]) == pytest.approx((boot.low, boot.high))
+    assert row["verdict"] in ("shown better", "shown worse", "not shown to differ")
+    assert table.attrs["direction"] == "min"
+    assert main(["results", str(tmp_path), "--metric", "mix_distance_mean", "--baseline", "spiral_ae", "--format", "csv"]) == 0

@@ -4,7 +4,7 @@
 several of them: one row per run, with ``method``, ``phase`` (``tune``, ``table`` or ``sweep``),
 ``seed``, ``split`` (``val`` or ``test``), ``trial``, ``settings`` (the tuned or swept values),
 ``run`` (its folder), ``eval_seeds`` (evaluation seed -> the metrics computed again with it) and
-one column per metric.
+``critic_probe_auc`` (each critic's last probe AUC, averaged; NaN without a critic) and one column per metric.
 
 :func:`compare` turns the table runs (or a sweep's runs) into the comparison: per method the mean,
 standard deviation and per-seed values; the evaluation noise (the SD over evaluation seeds of one
@@ -59,6 +59,18 @@ def read_study(folder: str | Path) -> dict[str, Any]:
     return read_json(folder / "study.json")
 
 
+def critic_probe_auc(run: str | None) -> float:
+    """The mean over a run's critics of each one's last probe AUC (real data against data-space blends; 0.5: blind),
+    NaN for a run without critics."""
+    from mixframe.runs.folder import RunFolder
+
+    if not run or not Path(run).is_dir():
+        return math.nan
+    curves = RunFolder(Path(run)).epoch_curves()
+    last = [points[-1][1] for key, points in curves.items() if key.endswith("/probe_auc") and points]
+    return statistics.fmean(last) if last else math.nan
+
+
 def _study_rows(folder: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     record = read_study(folder)
     rows = []
@@ -68,7 +80,7 @@ def _study_rows(folder: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         rows.append({"method": run["method"], "phase": run["phase"], "seed": int(run["seed"]), "split": run["split"],
                      "trial": run.get("trial"), "settings": dict(run.get("settings") or {}), "run": run.get("run"),
                      "eval_seeds": {int(k): v for k, v in (run.get("eval_seeds") or {}).items()}, "source": str(folder),
-                     **run["metrics"]})
+                     "critic_probe_auc": critic_probe_auc(run.get("run")), **run["metrics"]})
     attrs = {"metric": record.get("metric"), "baseline": record.get("baseline"), "direction": record.get("direction"),
              "methods": list(record.get("methods", {}))}
     return rows, attrs
@@ -89,7 +101,7 @@ def _sweep_rows(folder: Path) -> list[dict[str, Any]]:
         label = stem if not rec["point"] else f"{stem}: {point_label(rec['point'])}"
         rows.append({"method": label, "phase": "sweep", "seed": int(rec["seed"]), "split": "test", "trial": None,
                      "settings": dict(rec["point"]), "run": str(run) if run else None, "eval_seeds": {}, "source": str(folder),
-                     **metrics})
+                     "critic_probe_auc": critic_probe_auc(str(run) if run else None), **metrics})
     return rows
 
 
@@ -186,7 +198,8 @@ def compare(frame_or_path: Any, metric: str | None = None, baseline: str | None 
     if rows.empty:
         raise MixframeError("no finished table runs to compare (a study still tuning? mixframe study --resume finishes it)")
     if metric not in rows.columns:
-        measured = [c for c in rows.columns if c not in ("method", "phase", "seed", "split", "trial", "settings", "run", "eval_seeds", "source")]
+        measured = [c for c in rows.columns if c not in ("method", "phase", "seed", "split", "trial", "settings", "run", "eval_seeds", "source",
+                                                          "critic_probe_auc")]
         raise MixframeError(f"no run measured {metric!r}; measured: {', '.join(measured)}")
     methods = list(dict.fromkeys(rows["method"]))
     baseline = baseline or frame.attrs.get("baseline")
