@@ -218,3 +218,17 @@ def test_sweeps_of_shipped_recipes_by_name_read_as_results_and_compare_paired_by
     assert row["verdict"] in ("shown better", "shown worse", "not shown to differ")
     assert table.attrs["direction"] == "min"
     assert main(["results", str(tmp_path), "--metric", "mix_distance_mean", "--baseline", "spiral_ae", "--format", "csv"]) == 0
+
+
+def test_metrics_score_the_split_they_are_given_and_only_test_at_their_own_seed_is_written(tmp_path: Path) -> None:
+    small = [f"{k}={json.dumps(v)}" for k, v in {**SMALL, "train.epochs": 1}.items()]
+    run = mixframe.train("spiral_ae", small, out=tmp_path, progress=False)
+    test = run.evaluate(["manifold", "reconstruction"])
+    written = json.loads((run.dir / "evaluation.json").read_text())["metrics"]
+    val = run.evaluate(["manifold", "reconstruction"], split="val")
+    again = run.evaluate(["manifold"], seed=1)
+    assert val["rec_mse"] != test["rec_mse"] and val["mix_distance_mean"] != test["mix_distance_mean"]  # other examples
+    assert again["mix_distance_mean"] != test["mix_distance_mean"]  # other pairs from another evaluation seed
+    assert json.loads((run.dir / "evaluation.json").read_text())["metrics"] == written == test  # val and seed 1 not written
+    with pytest.raises(MixframeError, match="split 'train': choose one of val, test"):
+        run.evaluate(["manifold"], split="train")
