@@ -155,10 +155,11 @@ def _space_value(rng: RangeSpec) -> Any:
     return int(rng.low) if rng.type == "int" else rng.low  # type: ignore[arg-type]
 
 
-def check_study(path: str | Path, overrides: Sequence[str] = ()) -> Plan:
+def check_study(path: str | Path, overrides: Sequence[str] = (), *, base: str | Path | None = None) -> Plan:
     """The study file at ``path`` (or a shipped study's name) checked: every problem at once, each with its key path,
     as one MixframeError (exit 2); each method's recipe is loaded with its overrides, and the search keys are
-    sorted into those that apply to each method and those skipped."""
+    sorted into those that apply to each method and those skipped. A method's recipe path is relative to ``base``
+    (default: the study file's folder), else a shipped recipe's name."""
     from mixframe.kernel.files import UserFileError, load_user_yaml
     from mixframe.kernel.recipe import load_recipe
     from mixframe.kernel.shipped import recipe_path
@@ -219,8 +220,9 @@ def check_study(path: str | Path, overrides: Sequence[str] = ()) -> Plan:
         if method is None:
             continue
         text = method.recipe
-        if not Path(text).is_absolute() and not text.startswith("shipped:") and (file.parent / text).exists():
-            text = str(file.parent / text)
+        near = Path(base) if base is not None else file.parent
+        if not Path(text).is_absolute() and not text.startswith("shipped:") and (near / text).exists():
+            text = str(near / text)
         own = [*shared, *(f"{k}={_dump(v)}" for k, v in method.set.items()), *overrides]
         try:
             file_of = recipe_path(text)
@@ -426,16 +428,8 @@ def resume_study(folder: str | Path, *, launcher: str | Launcher | None = None, 
 
 
 def _plan_again(folder: Path, record: dict[str, Any]) -> Plan:
-    """The plan from the study file kept in the folder (relative recipe paths resolved where the original was)."""
-    import os
-
-    here = os.getcwd()
-    try:
-        os.chdir(record.get("recipes_from", folder))
-        plan = check_study(folder.resolve() / STUDY_FILE, record.get("overrides", []))
-    finally:
-        os.chdir(here)
-    return plan
+    """The plan from the study file kept in the folder, its recipe paths relative to where the original file was."""
+    return check_study(folder.resolve() / STUDY_FILE, record.get("overrides", []), base=record.get("recipes_from"))
 
 
 def _run(folder: Path, record: dict[str, Any], launcher: str | Launcher | None, launcher_options: Sequence[str] | Mapping[str, Any],
@@ -528,9 +522,13 @@ def _tune(folder: Path, plan: Plan, state: StudyState, launcher: Launcher) -> No
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     tune = plan.tune
     assert tune is not None
-    studies = {name: optuna.create_study(study_name=name, storage=state.record["storage"], load_if_exists=True,
-                                         direction="maximize" if plan.direction == "max" else "minimize")
-               for name in plan.methods}
+    try:
+        studies = {name: optuna.create_study(study_name=name, storage=state.record["storage"], load_if_exists=True,
+                                             direction="maximize" if plan.direction == "max" else "minimize")
+                   for name in plan.methods}
+    except Exception as err:  # noqa: BLE001 - a storage URL we cannot use (no driver, no server, no access) is the user's to fix
+        raise MixframeError(f"the tuning storage {state.record['storage']} cannot be used: {type(err).__name__}: {err} "
+                            "(for --storage URL, install the database's driver and check the server)") from None
     while True:
         round_runs: list[dict[str, Any]] = []
         asked: list[tuple[str, Any, list[dict[str, Any]]]] = []
