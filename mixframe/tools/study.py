@@ -536,8 +536,8 @@ def _tune(folder: Path, plan: Plan, state: StudyState, launcher: Launcher) -> No
             opt = studies[name]
             trials = opt.get_trials(deepcopy=False)
             waiting = [t for t in trials if t.state == TrialState.RUNNING]  # asked before a stop: trained again as they were
-            if not waiting:
-                for _ in range(min(tune.parallel, tune.trials - len(trials))):
+            if len(waiting) < tune.parallel:  # a round is tune.parallel trials (a stop between two asks: the rest of it)
+                for _ in range(min(tune.parallel - len(waiting), tune.trials - len(trials))):
                     opt.sampler = _sampler(plan, len(opt.get_trials(deepcopy=False)))
                     trial = opt.ask({key: _distribution(rng) for key, rng in method.space.items()})
                     waiting.append(opt.get_trials(deepcopy=False)[trial.number])
