@@ -29,6 +29,8 @@ _HOMES = {
     **dict.fromkeys(("Command", "Component", "Provides", "Requires"), "mixframe.kernel.registry_types"),
     "RunFolder": "mixframe.runs.folder",
     **dict.fromkeys(("Run", "load_run", "resume", "train"), "mixframe.runs.api"),
+    "study": "mixframe.tools.study",
+    **dict.fromkeys(("results", "compare"), "mixframe.tools.results"),
 }
 
 # the documented tool modules, reachable as attributes (``mixframe.report.write_report``) and imported on first use
@@ -87,3 +89,5 @@ if TYPE_CHECKING:  # for type checkers and editors: the same names, imported eag
     from mixframe.runs.api import Run, load_run, resume, train
     from mixframe.runs.folder import RunFolder
     from mixframe.tools import interpolate, pictures, report, stats, sweep
+    from mixframe.tools.results import compare, results
+    from mixframe.tools.study import study

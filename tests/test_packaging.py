@@ -22,7 +22,7 @@ from mixframe import MixframeError, shipped
 from mixframe.kernel.recipe import RecipeError, copy_shipped, load_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
-SOURCES = ("pyproject.toml", "README.md", "LICENSE", "mixframe", "plugins", "recipes")
+SOURCES = ("pyproject.toml", "README.md", "LICENSE", "mixframe", "plugins", "recipes", "studies")
 
 
 def run(argv: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: int = 300) -> subprocess.CompletedProcess[str]:
@@ -64,6 +64,8 @@ def test_the_wheel_holds_the_recipes_the_license_and_the_entry_points(wheel_site
         entry_points = whl.read(f"{info}/entry_points.txt").decode()
     recipes = {p.relative_to(ROOT / "recipes").as_posix() for p in (ROOT / "recipes").rglob("*.yaml")}
     assert recipes and {f"mixframe_recipes/{r}" for r in recipes} <= names  # every shipped recipe, subfolders included
+    studies = {p.name for p in (ROOT / "studies").glob("*.yaml")}
+    assert studies and {f"mixframe_studies/{n}" for n in studies} <= names  # every shipped study
     assert f"{info}/licenses/LICENSE" in names
     assert "License-Expression: Apache-2.0" in metadata and "License-File: LICENSE" in metadata
     declared = (ROOT / "pyproject.toml").read_text()

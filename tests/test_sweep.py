@@ -231,33 +231,6 @@ def test_sweep_json_is_valid_json_at_every_write(tmp_path: Path, monkeypatch: py
     assert writes[0] == "pending" and "running" in writes and writes[-1] == "failed"
 
 
-def test_collect_results_pairs_rows_by_seed_against_the_baseline_and_shows_the_settings(tmp_path: Path) -> None:
-    # docs/results.md's tables come from this script: its paired column must be the seed-by-seed difference
-    import importlib.util
-
-    from mixframe.tools.stats import paired_difference
-
-    spec = importlib.util.spec_from_file_location("collect_results", ROOT / "docs" / "collect_results.py")
-    collect = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(collect)  # type: ignore[union-attr]
-    folders = {stem: sweep(ROOT / "recipes" / f"{stem}.yaml", seeds=2, metrics=["manifold"], overrides=[*SMALL[:-2], "train.lr=1e-3"],
-                           out=tmp_path / stem, progress=False, launcher_options=["jobs=2", *ONE_THREAD])
-               for stem in ("spiral_ae", "spiral_amr")}
-    values = {stem: {run["seed"]: run["metrics"]["on_manifold_fraction"] for run in read_sweep(folder)["runs"]}
-              for stem, folder in folders.items()}
-    roots = [tmp_path / "spiral_ae", tmp_path / "spiral_amr"]  # rows may come from several folders
-    baseline = next(label for label in collect.rows_from(roots) if label.startswith("spiral_ae"))
-    text = collect.table(roots, "on_manifold_fraction", baseline, ("data_mix_on_manifold_fraction", "averaging"), ["rec_mse"],
-                         ["train.lr"])
-    rows = {line.split(" | ")[0].strip("| ").split(" (")[0]: line.split(" | ") for line in text.splitlines() if line.startswith("| ")}
-    assert "| spiral_amr (data.n_train=512, " in text  # a sweep's --set values name its row
-    assert rows["row"][1:4] == ["train.lr", "seeds", "on_manifold_fraction"]
-    assert rows["spiral_ae"][1:3] == ["0.001", "2"] and rows["spiral_ae"][5] == "(baseline)"
-    assert rows["spiral_amr"][5] == paired_difference(values["spiral_amr"], values["spiral_ae"]).format()
-    assert rows["spiral_amr"][4] == " ".join(f"{values['spiral_amr'][s]:.3f}" for s in sorted(values["spiral_amr"]))
-    assert rows["averaging"][3] != "" and "threads: 1;" in text
-
-
 def test_a_recipe_without_metrics_is_trained_and_complete_not_failed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # the supervised recipes are measured afterwards by a command (attribute-accuracy), not by metrics
     folder = sweep(SPIRAL, seeds=1, overrides=[*SMALL, "metrics=[]"], out=tmp_path, launcher_options=ONE_THREAD)

@@ -307,13 +307,22 @@ class Metric(abc.ABC):
     returns a flat mapping of name to value (higher or lower is better as its name says).
     ``headline`` names the one value a picture's caption shows (a sweep's panels), if any.
     ``meanings`` gives each value's one-line meaning, shown beside it by reports and ``mixframe
-    evaluate``; a key may hold ``{n}`` for a family of names (``probe_acc_{n}`` for probe_acc_10)."""
+    evaluate``; a key may hold ``{n}`` for a family of names (``probe_acc_{n}`` for probe_acc_10).
+    ``directions`` says which way is better for the keys a study may rank by (``"max"`` or ``"min"``);
+    ``references`` maps a key to the key of its no-learning reference measured on the same evaluation
+    set (``on_manifold_fraction`` -> ``data_mix_on_manifold_fraction``), for a study's reference rows.
+
+    ``split`` is the data split scored: ``"test"`` (the default: tables) or ``"val"`` (a study's tuning
+    runs, so that choosing settings never sees the test split). A metric that draws fresh examples from a
+    generator instead of a split draws the ``"val"`` ones from a stream of their own."""
 
     headline: str | None = None
     meanings: dict[str, str] = {}
+    directions: dict[str, str] = {}
+    references: dict[str, str] = {}
 
     @abc.abstractmethod
-    def evaluate(self, run: RunView) -> dict[str, float]: ...
+    def evaluate(self, run: RunView, split: str = "test") -> dict[str, float]: ...
 
 
 # ---------------------------------------------------------------------------------------------
@@ -422,7 +431,8 @@ class RunTask:
     ``recipe`` with ``overrides`` into ``out/NAME-TIME`` (or resumes the run folder already there), then
     computes ``metrics`` (empty: the recipe's). ``log`` receives the process's output. ``threads``: CPU
     threads for the run (``torch.set_num_threads``), None for torch's default; a launcher sets it with
-    ``attrs.evolve(task, threads=n)``.
+    ``attrs.evolve(task, threads=n)``. ``split``: the data split the metrics score (a study's tuning runs:
+    ``"val"``); ``eval_seeds``: evaluation seeds the metrics are computed again with (a study's table runs).
     """
 
     key: str
@@ -434,13 +444,16 @@ class RunTask:
     name: str
     log: str
     threads: int | None = None
+    split: str = "test"
+    eval_seeds: tuple[int, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return attrs.asdict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RunTask:
-        return cls(**{**data, "overrides": tuple(data["overrides"]), "metrics": tuple(data["metrics"])})
+        return cls(**{**data, "overrides": tuple(data["overrides"]), "metrics": tuple(data["metrics"]),
+                      "eval_seeds": tuple(data.get("eval_seeds", ()))})
 
 
 @attrs.frozen(kw_only=True)

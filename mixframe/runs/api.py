@@ -335,11 +335,13 @@ class Run:
             self._codes[split] = (self.encode(x).flatten(1).cpu().numpy(), y.numpy())
         return self._codes[split]
 
-    def evaluate(self, metrics: Sequence[str] = (), *, write: bool = True) -> dict[str, float]:
-        """Compute metrics (default: the recipe's ``metrics``); merged into the run's evaluation.json when ``write``."""
+    def evaluate(self, metrics: Sequence[str] = (), *, split: str = "test", seed: int | None = None, write: bool = True) -> dict[str, float]:
+        """Compute metrics (default: the recipe's ``metrics``) on ``split`` (test or val), with an evaluation
+        ``seed`` in place of the metrics' own when given; test-split numbers at the metrics' own seeds are merged
+        into the run's evaluation.json when ``write``."""
         from mixframe.runs.evaluation import evaluate
 
-        return evaluate(self, metrics, write=write)
+        return evaluate(self, metrics, split=split, seed=seed, write=write)
 
     def logged(self) -> dict[str, list[tuple[int, float]]]:
         """The per-epoch means logged during training: name -> [(epoch, value)]."""

@@ -39,22 +39,39 @@ def metric_specs(run: RunView, names: Sequence[str]) -> list[ComponentSpec]:
     return specs
 
 
-def evaluate(run: RunView, names: Sequence[str] = (), *, write: bool = True, echo: bool = False) -> dict[str, float]:
-    """Compute the metrics named (default: the recipe's), merge them into the run's evaluation.json when
-    ``write``, and return them; ``echo`` prints each metric's values as it finishes."""
+SPLITS = ("val", "test")
+
+
+def evaluate(run: RunView, names: Sequence[str] = (), *, split: str = "test", seed: int | None = None, write: bool = True,
+             echo: bool = False) -> dict[str, float]:
+    """Compute the metrics named (default: the recipe's) on ``split`` and return them; merged into the run's
+    evaluation.json when ``write`` (test split, the metrics' own seeds only: what a table reports); ``echo``
+    prints each metric's values as it finishes.
+
+    ``split``: ``"test"`` or ``"val"`` (a study's tuning runs are scored on val). ``seed``: an evaluation seed
+    in place of each metric's own (metrics without a ``seed`` setting are computed as they are), to measure
+    how much a number moves with the evaluation set alone.
+    """
+    if split not in SPLITS:
+        raise MixframeError(f"split {split!r}: choose one of {', '.join(SPLITS)}")
+    write = write and split == "test" and seed is None
     if not write:
-        return _evaluate(run, names, echo)
+        return _evaluate(run, names, split, seed, echo)
     with run.folder.lock():  # one writer per run folder: not while the run trains, resumes or is evaluated elsewhere
-        return _evaluate(run, names, echo, write=True)
+        return _evaluate(run, names, split, seed, echo, write=True)
 
 
-def _evaluate(run: RunView, names: Sequence[str], echo: bool, write: bool = False) -> dict[str, float]:
+def _evaluate(run: RunView, names: Sequence[str], split: str, seed: int | None, echo: bool, write: bool = False) -> dict[str, float]:
+    import inspect
+
+    import attrs
     from threadpoolctl import threadpool_limits
 
     from mixframe.kernel.model import nonfinite
 
-    split = next((s for s in (run.data.test, run.data.val, run.data.train) if len(s)), run.data.train)
-    x = torch.stack([split[i][0] for i in range(min(64, len(split)))]).to(run.device) if len(split) else torch.zeros(0)
+    data = run.data
+    examples = next((s for s in (data.test, data.val, data.train) if len(s)), data.train)
+    x = torch.stack([examples[i][0] for i in range(min(64, len(examples)))]).to(run.device) if len(examples) else torch.zeros(0)
     problem = nonfinite(run.model, x)
     if problem:
         raise MixframeError(f"{run.dir} cannot be evaluated: {problem} (training diverged, e.g. a learning rate too large); "
@@ -62,9 +79,17 @@ def _evaluate(run: RunView, names: Sequence[str], echo: bool, write: bool = Fals
     context = BuildContext(data=run.spec, code_shape=tuple(run.encoder.code_shape))
     results: dict[str, dict[str, float]] = {}
     for spec in metric_specs(run, names):
-        metric = get_registry().get("metric", spec.name).implementation(spec.config, context)
+        config = spec.config
+        if seed is not None and attrs.has(type(config)) and "seed" in attrs.fields_dict(type(config)):
+            config = attrs.evolve(config, seed=seed)
+        metric = get_registry().get("metric", spec.name).implementation(config, context)
+        takes_split = "split" in inspect.signature(metric.evaluate).parameters
+        if split != "test" and not takes_split:
+            raise MixframeError(f"metric {spec.name!r} cannot score the {split} split (its evaluate takes no split argument); "
+                                "update the plugin (CONTRIBUTING.md, metrics) or leave it out of the study's metrics")
         with threadpool_limits(limits=1):  # BLAS threads fight over a shared CPU; one is faster here
-            results[spec.name] = {k: float(v) for k, v in metric.evaluate(run).items()}
+            values = metric.evaluate(run, split=split) if takes_split else metric.evaluate(run)
+        results[spec.name] = {k: float(v) for k, v in values.items()}
         if echo:
             print(f"  {spec.name}: " + ", ".join(f"{k}={v:.4g}" for k, v in results[spec.name].items()))
     if write:

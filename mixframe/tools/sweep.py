@@ -319,8 +319,9 @@ def sweep(recipe: str | Path, grid: Sequence[str] = (), *, seeds: int = 1, metri
     are recorded and the others go on; :func:`resume_sweep` runs them again.
     """
     from mixframe.kernel.recipe import load_recipe
+    from mixframe.kernel.shipped import recipe_path
 
-    recipe = Path(recipe)
+    named, recipe = str(recipe), recipe_path(recipe)  # a shipped recipe's name (spiral_amr, shipped:spiral_amr) means its file
     parsed = parse_grid(grid)
     runs = plan_runs(recipe, parsed, seeds, overrides, max_runs)  # sized first, then every point's recipe is checked
     for name in metrics:
@@ -329,7 +330,7 @@ def sweep(recipe: str | Path, grid: Sequence[str] = (), *, seeds: int = 1, metri
         except MixframeError as err:
             raise MixframeError(f"--metric: {err}") from None
     out = Path(out)
-    base = f"sweep-{recipe.stem}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    base = f"sweep-{_folder_name(recipe.stem)}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
     folder = next(out / name for n in itertools.count(1) if not (out / (name := base if n == 1 else f"{base}-{n}")).exists())
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -345,8 +346,8 @@ def sweep(recipe: str | Path, grid: Sequence[str] = (), *, seeds: int = 1, metri
         folder.rmdir()  # an option mistake, a missing extra: no folder left behind
         raise
     (folder / LOGS).mkdir()
-    record = {"recipe": str(recipe), "recipe_path": str(recipe.resolve()), "grid": parsed, "seeds": seeds, "overrides": list(overrides),
-              "metrics": list(metrics), "command": _command_line(str(recipe), grid, seeds, overrides, metrics), "created": now(),
+    record = {"recipe": named, "recipe_path": str(recipe.resolve()), "grid": parsed, "seeds": seeds, "overrides": list(overrides),
+              "metrics": list(metrics), "command": _command_line(named, grid, seeds, overrides, metrics), "created": now(),
               "launcher": launcher_record, "runs": runs}
     if progress:
         print(f"sweep folder: {folder}")
@@ -470,8 +471,8 @@ def _output_to(path: Path) -> Iterator[None]:
             os.close(fd)
 
 
-def _evaluate(run: Any, names: Sequence[str]) -> dict[str, float]:
-    """The run's metrics; those evaluation.json already holds for this step are read back, not computed again."""
+def _evaluate(run: Any, names: Sequence[str], split: str = "test") -> dict[str, float]:
+    """The run's metrics on ``split``; test numbers evaluation.json already holds for this step are read back, not computed again."""
     from mixframe.runs.evaluation import evaluate, metric_specs
 
     if not names and not run.recipe.metrics:
@@ -482,9 +483,9 @@ def _evaluate(run: Any, names: Sequence[str]) -> dict[str, float]:
     except MixframeError:  # damaged: computed again, and replaced
         saved = {}
     by_metric = saved.get("by_metric", {})
-    if saved.get("step") == run.step and all(n in by_metric for n in wanted):
+    if split == "test" and saved.get("step") == run.step and all(n in by_metric for n in wanted):
         return {k: float(v) for n in wanted for k, v in by_metric[n].items()}
-    return evaluate(run, names)
+    return evaluate(run, names, split=split)
 
 
 def run_task(task: RunTask) -> dict[str, Any]:
@@ -514,8 +515,10 @@ def run_task(task: RunTask) -> dict[str, Any]:
                     run = resume(existing, progress=False)
                 else:
                     run = train(task.recipe, list(task.overrides), out=task.out, name=task.name, progress=False)
-                metrics = _evaluate(run, task.metrics)
-            outcome = {"status": "complete", "message": "", "run": str(run.dir.resolve()), "metrics": metrics}
+                metrics = _evaluate(run, task.metrics, task.split)
+                by_seed = {str(seed): run.evaluate(task.metrics, split=task.split, seed=seed, write=False) for seed in task.eval_seeds}
+            outcome = {"status": "complete", "message": "", "run": str(run.dir.resolve()), "metrics": metrics, "split": task.split,
+                       "eval_seeds": by_seed}
         except KeyboardInterrupt:
             outcome = {"status": "failed", "message": "interrupted"}
         except MixframeError as err:

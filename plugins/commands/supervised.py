@@ -303,14 +303,14 @@ def decode_mixes(run: Any, x1: Tensor, x2: Tensor, y_mix: Tensor, from_first: Te
     return run.decode(codes)
 
 
-def measure_mixes(run: Any, predict: Predict, pairs: int = 2000, seed: int = 0) -> dict[str, float]:
+def measure_mixes(run: Any, predict: Predict, pairs: int = 2000, seed: int = 0, split: str = "test") -> dict[str, float]:
     """How often the classifier reads y_mix in the decoded mixes of random test pairs (and two references).
 
     ``mix_*``: decoded mixes against y_mix. ``first_parent_*``: the real first parent x1 against
     y_mix, what a mixer that copies one parent would score. ``reconstruction_*``: decoded
-    reconstructions against their own labels, the ceiling the decoder allows.
+    reconstructions against their own labels, the ceiling the decoder allows. The pairs come from ``split``.
     """
-    x, y = split_tensors(run.data, "test")
+    x, y = split_tensors(run.data, split)
     y = y.float()
     if len(x) < 2:
         raise MixframeError("the test split needs at least two examples to form pairs")

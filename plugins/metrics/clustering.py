@@ -64,6 +64,7 @@ def clustering_accuracy(
 
 class ClusteringMetric(Metric):
     """k-means clustering accuracy of whitened codes (needs class labels)."""
+    directions = {"cluster_acc": "max"}
     meanings = {
         "cluster_acc": "accuracy of k-means clusters of the whitened test codes, each cluster matched to one class (Hungarian); "
                        "higher is better, chance is about 1 / classes",
@@ -72,11 +73,11 @@ class ClusteringMetric(Metric):
     def __init__(self, config: ClusteringConfig, context: BuildContext) -> None:
         self.config = config
 
-    def evaluate(self, run: Run) -> dict[str, float]:
+    def evaluate(self, run: Run, split: str = "test") -> dict[str, float]:
         k = require_class_labels(run.data, "clustering")
         rng = metric_rng(self.config.seed)
         train, _ = run.codes("train")
-        test, test_labels = run.codes("test")
+        test, test_labels = run.codes(split)
         train = train.reshape(len(train), -1)[pick(len(train), self.config.max_train, rng)]
         acc = clustering_accuracy(train, test.reshape(len(test), -1), test_labels.reshape(-1), k, n_init=self.config.n_init,
                                   max_iter=self.config.max_iter, whiten=self.config.whiten, seed=int(rng.integers(0, 2**31 - 1)))

@@ -34,6 +34,8 @@ from torch import Tensor
 from mixframe import BuildContext, Component, Metric, MixframeError, RendersFactors, Run, hookimpl, in_range, param, positive
 from mixframe_plugins.metrics._nets import metric_rng, to_numpy, torch_generator
 
+VAL_STREAM = 1_000_003  # split "val": the evaluation seed plus this, so tuning never sees the test samples
+
 EncodeFactors = Callable[[Tensor], np.ndarray]
 """Maps factors ``(N, F)`` to flat codes ``(N, D)``: render, then encode."""
 SampleFactors = Callable[[int, torch.Generator], Tensor]
@@ -131,6 +133,7 @@ def betavae_score(encode: EncodeFactors, sample_factors: SampleFactors, factor_s
 
 class DisentanglementMetric(Metric):
     """FactorVAE and beta-VAE disentanglement scores (needs a factor dataset such as dSprites)."""
+    directions = {"factorvae": "max", "betavae": "max"}
     meanings = {
         "factorvae": "FactorVAE score: how often the code dimension that varies least when one factor is held fixed names that factor "
                      "(majority vote, held-out votes); higher is better, chance is 1 / varying factors",
@@ -142,7 +145,7 @@ class DisentanglementMetric(Metric):
     def __init__(self, config: DisentanglementConfig, context: BuildContext) -> None:
         self.config = config
 
-    def evaluate(self, run: Run) -> dict[str, float]:
+    def evaluate(self, run: Run, split: str = "test") -> dict[str, float]:
         data, cfg = run.data, self.config
         generator = data.generator
         if not data.spec.factor_sizes or not isinstance(generator, RendersFactors):
@@ -154,7 +157,7 @@ class DisentanglementMetric(Metric):
         def encode(factors: Tensor) -> np.ndarray:
             return to_numpy(run.encode(generator.render(factors))).reshape(len(factors), -1)
 
-        rng = metric_rng(cfg.seed)
+        rng = metric_rng(cfg.seed if split == "test" else cfg.seed + VAL_STREAM)  # fresh samples: val has a stream of its own
         sizes = tuple(data.spec.factor_sizes)
         out = factorvae_score(encode, generator.sample_factors, sizes, n_global=cfg.n_global, L=cfg.factorvae_L,
                               train_votes=cfg.factorvae_train_votes, test_votes=cfg.factorvae_test_votes, rng=rng,

@@ -73,6 +73,8 @@ class LinesConfig:
 
 class LinesMetric(Metric):
     """Distance to the data and smoothness of latent interpolations on the lines dataset."""
+    directions = {"lines_distance": "min", "lines_smoothness": "min"}
+    references = {"lines_distance": "pixel_lines_distance", "lines_smoothness": "pixel_lines_smoothness"}
     meanings = {
         "lines_distance": "mean distance of each decoded interpolant to its nearest true line image (ACAI's realism); lower is better, 0 ideal",
         "lines_smoothness": "ACAI's smoothness: largest angle step along a path over its total change, minus the even step 1/(steps-1); "
@@ -86,16 +88,17 @@ class LinesMetric(Metric):
     def __init__(self, config: LinesConfig, context: BuildContext) -> None:
         self.config = config
 
-    def evaluate(self, run: Run) -> dict[str, float]:
+    def evaluate(self, run: Run, split: str = "test") -> dict[str, float]:
         generator = run.data.generator
         if not isinstance(generator, KnowsLineAngles):
             raise MixframeError("metric 'lines' needs the 'lines' dataset (its generator's angle_of finds the nearest true line); "
                                 "remove 'lines' from the recipe's metrics for other datasets")
         cfg = self.config
         rng = metric_rng(cfg.seed)
-        first, second = random_pairs(len(run.data.test), cfg.n_pairs, rng)  # type: ignore[arg-type]
-        x1, _ = load(run.data.test, first)
-        x2, _ = load(run.data.test, second)
+        examples = getattr(run.data, split)
+        first, second = random_pairs(len(examples), cfg.n_pairs, rng)
+        x1, _ = load(examples, first)
+        x2, _ = load(examples, second)
         shape = (cfg.n_pairs, cfg.steps)
         period = float(generator.angle_period)
 

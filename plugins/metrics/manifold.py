@@ -54,6 +54,8 @@ class ManifoldMetric(Metric):
     """Fraction of decoded random mixes that land on the known data manifold."""
 
     headline = "on_manifold_fraction"
+    directions = {"on_manifold_fraction": "max", "mix_distance_mean": "min", "rec_on_manifold_fraction": "max", "rec_distance_mean": "min"}
+    references = {"on_manifold_fraction": "data_mix_on_manifold_fraction", "mix_distance_mean": "data_mix_distance_mean"}
     meanings = {
         "on_manifold_fraction": "fraction of decoded random mixes (mixup of two test codes) closer to the data manifold than the threshold; "
                                 "higher is better",
@@ -68,15 +70,16 @@ class ManifoldMetric(Metric):
     def __init__(self, config: ManifoldConfig, context: BuildContext) -> None:
         self.config = config
 
-    def evaluate(self, run: Run) -> dict[str, float]:
+    def evaluate(self, run: Run, split: str = "test") -> dict[str, float]:
         generator = run.data.generator
         if not isinstance(generator, KnowsManifold):
             raise MixframeError("metric 'manifold' needs a dataset with a known manifold (its generator offers distance_to_manifold "
                                 "and on_manifold_threshold), such as spiral; remove 'manifold' from the recipe's metrics for this dataset")
         rng = metric_rng(self.config.seed)
-        first, second = random_pairs(len(run.data.test), self.config.n_mixes, rng)  # type: ignore[arg-type]
-        x1, _ = load(run.data.test, first)
-        x2, _ = load(run.data.test, second)
+        examples = getattr(run.data, split)
+        first, second = random_pairs(len(examples), self.config.n_mixes, rng)
+        x1, _ = load(examples, first)
+        x2, _ = load(examples, second)
         h1, h2 = run.encode(x1).cpu(), run.encode(x2).cpu()
         alpha = torch.as_tensor(rng.uniform(0.0, 1.0, size=len(first)))
         mixes = run.decode(mixup_codes(h1, h2, alpha)).cpu()

@@ -3,7 +3,9 @@
 The sound protocol (the AMR authors instead logged a probe's test accuracy during training):
 the encoder is frozen, the flattened codes are standardised with statistics of the training split,
 a logistic regression is fitted on the training split for each C of a small grid, C is chosen by
-accuracy on the validation split, and the chosen probe's test accuracy is reported once.
+accuracy on the validation split, and the chosen probe's test accuracy is reported once. Scored on
+the validation split instead (a study's tuning runs), C is chosen on every fifth training example,
+held out of the fit, and the validation accuracy is reported.
 
 Few-label probes draw ``n`` training examples per class with the metric's seed (every example of a
 class that has fewer), and average the test accuracy over ``repeats`` draws. C is chosen on the
@@ -95,6 +97,7 @@ def probe_scores(train: Split, val: Split, test: Split, config: ProbeConfig, rng
 
 class ProbeMetric(Metric):
     """Linear-probe accuracy of frozen codes (needs class labels)."""
+    directions = {"probe_acc": "max"}
     meanings = {
         "probe_acc": "test accuracy of a logistic regression on the frozen codes (C chosen on validation), all training labels; higher is better",
         "probe_c": "the inverse regularisation strength C that scored best on validation",
@@ -105,10 +108,13 @@ class ProbeMetric(Metric):
     def __init__(self, config: ProbeConfig, context: BuildContext) -> None:
         self.config = config
 
-    def evaluate(self, run: Run) -> dict[str, float]:
+    def evaluate(self, run: Run, split: str = "test") -> dict[str, float]:
         require_class_labels(run.data, "probe")
         splits = [run.codes(name) for name in ("train", "val", "test")]
         train, val, test = [(codes.reshape(len(codes), -1), labels.reshape(-1)) for codes, labels in splits]
+        if split == "val":  # scored on val, so C is chosen on every fifth training example, held out of the fit
+            held = np.arange(len(train[0])) % 5 == 4
+            train, val, test = (train[0][~held], train[1][~held]), (train[0][held], train[1][held]), val
         return probe_scores(train, val, test, self.config, metric_rng(self.config.seed))
 
 

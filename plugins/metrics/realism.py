@@ -73,6 +73,8 @@ class RealismConfig:
 
 class RealismMetric(Metric):
     """Judge-network confidence and Frechet distance of decoded midpoints (needs class labels)."""
+    directions = {"mix_fid": "min", "midpoint_confidence": "max", "rec_fid": "min"}
+    references = {"mix_fid": "pixel_mix_fid", "midpoint_confidence": "pixel_midpoint_confidence"}
     meanings = {
         "realism_classifier_acc": "test accuracy of the judge (a classifier trained on real data); if low, the other realism numbers say little",
         "real_confidence": "the judge's mean top-class probability on real test examples (the reference for the others)",
@@ -89,7 +91,7 @@ class RealismMetric(Metric):
     def __init__(self, config: RealismConfig, context: BuildContext) -> None:
         self.config = config
 
-    def evaluate(self, run: Run) -> dict[str, float]:
+    def evaluate(self, run: Run, split: str = "test") -> dict[str, float]:
         cfg = self.config
         k = require_class_labels(run.data, "realism")
         rng = metric_rng(cfg.seed)
@@ -98,11 +100,12 @@ class RealismMetric(Metric):
         net = train_judge(x_train, y_train.long(), k, epochs=cfg.epochs, seed=int(rng.integers(0, 2**62)), device=run.device,
                           batch_size=cfg.batch_size, lr=cfg.lr, width=cfg.width)
 
-        n_test = len(run.data.test)  # type: ignore[arg-type]
-        x_real, y_real = load(run.data.test, pick(n_test, cfg.n_eval, rng))
+        examples = getattr(run.data, split)
+        n_test = len(examples)
+        x_real, y_real = load(examples, pick(n_test, cfg.n_eval, rng))
         first, second = random_pairs(n_test, cfg.n_eval, rng)
-        x1, _ = load(run.data.test, first)
-        x2, _ = load(run.data.test, second)
+        x1, _ = load(examples, first)
+        x2, _ = load(examples, second)
 
         def decoded(h: Tensor) -> Tensor:
             return run.decode(h).cpu().float().clamp(low, high)

@@ -65,7 +65,8 @@ class ReconstructionConfig:
 
 
 class ReconstructionMetric(Metric):
-    """Test-split reconstruction error of g(f(x))."""
+    """Test-split (or validation-split) reconstruction error of g(f(x))."""
+    directions = {"rec_mse": "min", "rec_psnr": "max", "rec_ssim": "max"}
     meanings = {
         "rec_mse": "mean squared error per value between test examples and their reconstructions, in data space; lower is better",
         "rec_psnr": "mean peak signal-to-noise ratio of the reconstructions in dB (capped at 100); higher is better",
@@ -75,8 +76,8 @@ class ReconstructionMetric(Metric):
     def __init__(self, config: ReconstructionConfig, context: BuildContext) -> None:
         self.config = config
 
-    def evaluate(self, run: Run) -> dict[str, float]:
-        pairs = ((x, run.decode(run.encode(x)).cpu()) for x, _ in batches(run.data.test, self.config.batch_size))
+    def evaluate(self, run: Run, split: str = "test") -> dict[str, float]:
+        pairs = ((x, run.decode(run.encode(x)).cpu()) for x, _ in batches(getattr(run.data, split), self.config.batch_size))
         return reconstruction_scores(pairs, run.data.spec.value_range, self.config.ssim_window)
 
 

@@ -1,0 +1,234 @@
+"""Studies: a study file checked like a recipe, equal tuning budgets scored on the validation split, table runs on
+the test split with disjoint seeds, paired statistics with Holm-adjusted p, and a killed study resumed to the same table."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+
+import mixframe
+from mixframe import Launcher, MixframeError, RunTask
+from mixframe.cli.main import main
+from mixframe.tools.results import compare, holm, paired_t, results
+from mixframe.tools.study import check_study, resume_study, shipped_root, shipped_studies, study
+
+ROOT = Path(__file__).resolve().parent.parent
+SMALL = {"data.n_train": 256, "data.n_val": 128, "data.n_test": 128, "train.batch_size": 64, "train.epochs": 2,
+         "encoder.hidden": [16, 16], "decoder.hidden": [16, 16], "callbacks": [], "metrics": [{"kind": "manifold", "n_mixes": 200}]}
+
+
+def tiny_study(folder: Path, **changes: Any) -> Path:
+    """The done-when study: two methods, 2 epochs, 3 trials, 1 tuning seed, 3 table seeds, on the spiral recipes."""
+    spec: dict[str, Any] = {
+        "schema": 1, "description": "tiny", "metric": "mix_distance_mean", "baseline": "ae",
+        "methods": {"ae": {"recipe": "spiral_ae"}, "amr": {"recipe": "spiral_amr", "set": {"discriminator.hidden": [16, 16]}}},
+        "set": SMALL,
+        "tune": {"trials": 3, "seeds": [100], "space": {"train.lr": {"low": 1e-3, "high": 1e-2, "log": True},
+                                                         "train.critic_lr": {"low": 1e-3, "high": 1e-2, "log": True}}},
+        "seeds": [0, 1, 2], "eval_seeds": [1], **changes}
+    path = folder / "tiny.yaml"
+    path.write_text(json.dumps(spec))  # JSON is YAML
+    return path
+
+
+class InProcess(Launcher):
+    """Runs each task in this process, one thread (fast for tests; the numbers are those of the local launcher's processes)."""
+
+    def launch(self, tasks: Sequence[RunTask], events: Any) -> None:
+        from mixframe.tools.sweep import run_task
+
+        for task in tasks:
+            task = attrs.evolve(task, threads=1)
+            events.started(task, "here")
+            events.finished(task, run_task(task))
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+
+
+@pytest.mark.slow
+def test_a_tiny_study_tunes_on_val_with_equal_budgets_and_tables_on_test_with_disjoint_seeds(tmp_path: Path) -> None:
+    import optuna
+
+    folder = study(tiny_study(tmp_path), out=tmp_path / "out", launcher=InProcess(), progress=False)
+    frame = mixframe.results(folder)
+    tune, table = frame[frame["phase"] == "tune"], frame[frame["phase"] == "table"]
+    assert set(tune["split"]) == {"val"} and set(table["split"]) == {"test"}
+    assert set(tune["seed"]) == {100} and set(table["seed"]) == {0, 1, 2}
+    assert tune.groupby("method").size().to_dict() == {"ae": 3, "amr": 3}  # the same budget for every method
+    assert table.groupby("method").size().to_dict() == {"ae": 3, "amr": 3}
+    # the critic's learning rate is tuned for AMR and skipped for the AE, which has no critic
+    assert all(set(s) == {"train.lr"} for s in tune[tune["method"] == "ae"]["settings"])
+    assert all(set(s) == {"train.lr", "train.critic_lr"} for s in tune[tune["method"] == "amr"]["settings"])
+    assert "ae: train.critic_lr (the method has no critic)" in (folder / "table.md").read_text()
+    storage = f"sqlite:///{folder / 'optuna.db'}"
+    for method in ("ae", "amr"):
+        trials = optuna.load_study(study_name=method, storage=storage).trials
+        assert len(trials) == 3 and all(t.state.name == "COMPLETE" for t in trials)
+        best = min(trials, key=lambda t: t.value)
+        # the table trains the best trial's settings (chosen on val) with the table's seeds
+        assert all(s == best.params for s in table[table["method"] == method]["settings"])
+        assert best.value == pytest.approx(tune[(tune["method"] == method) & (tune["trial"] == best.number)]["mix_distance_mean"].mean())
+    # a table run's test value is the run's own evaluation.json, and its evaluation seeds were scored again
+    row = table.iloc[0]
+    assert json.loads((Path(row["run"]) / "evaluation.json").read_text())["metrics"]["mix_distance_mean"] == row["mix_distance_mean"]
+    assert set(row["eval_seeds"]) == {1}
+    cmp = compare(frame)
+    amr = cmp[cmp["method"] == "amr"].iloc[0]
+    assert amr["t_low"] < amr["diff"] < amr["t_high"] and 0 <= amr["p"] <= amr["p_holm"] <= 1
+    assert amr["verdict"] in ("shown better", "shown worse", "not shown to differ")
+    assert cmp.iloc[0]["role"] == "reference" and cmp.iloc[0]["method"].startswith("data_mix_distance_mean")
+    assert cmp[cmp["method"] == "ae"].iloc[0]["role"] == "baseline"
+
+
+@pytest.mark.slow
+def test_a_study_killed_with_sigkill_and_resumed_ends_with_the_table_of_one_left_alone(tmp_path: Path) -> None:
+
+    path = tiny_study(tmp_path)
+    alone = study(path, out=tmp_path / "alone", launcher=InProcess(), progress=False)
+    script = tmp_path / "go.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(ROOT)!r})
+        from tests.test_study import InProcess
+        from mixframe.tools.study import study
+        study({str(path)!r}, out={str(tmp_path / 'killed')!r}, launcher=InProcess(), progress=False)
+    """))
+    proc = subprocess.Popen([sys.executable, str(script)], start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and proc.poll() is None:  # kill it once the tuning is under way, past its first round
+            states = list((tmp_path / "killed").glob("*/study.json"))
+            try:
+                done = sum(r["status"] == "complete" for r in json.loads(states[0].read_text())["runs"]) if states else 0
+            except ValueError:
+                done = 0
+            if done >= 3:
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, f"the study ended before it could be killed: {proc.stderr.read() if proc.stderr else ''}"
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    (killed,) = (tmp_path / "killed").glob("study-*")
+    before = json.loads((killed / "study.json").read_text())
+    assert before["state"] == "tuning"
+    complete_before = {r["key"]: r["run"] for r in before["runs"] if r["status"] == "complete"}
+    resume_study(killed, launcher=InProcess(), progress=False)
+    after = json.loads((killed / "study.json").read_text())
+    assert after["state"] == "complete"
+    assert all({r["key"]: r["run"] for r in after["runs"]}[k] == run for k, run in complete_before.items())  # kept, not redone
+    columns = ["method", "mean", "sd", "per_seed", "diff", "t_low", "t_high", "p", "p_holm", "verdict"]
+    assert compare(killed)[columns].equals(compare(alone)[columns])
+    assert results(killed)["settings"].tolist() == results(alone)["settings"].tolist()
+
+
+def test_a_bad_study_file_gives_every_problem_at_once_with_paths_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(textwrap.dedent("""
+        schema: 1
+        metric: on_manifold_fraction
+        baseline: vae
+        methods:
+          ae: {recipe: spiral_ae, sett: {}}
+          amr: {recipe: no_such_recipe}
+        tune:
+          trials: 0
+          seeds: [0]
+          space:
+            train.lr: {low: 1.0e-2, high: 1.0e-4, log: true}
+        seeds: [0, 1]
+        eval_seed: [1]
+    """))
+    assert main(["study", "check", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    for where in ("eval_seed: unknown key", "baseline: 'vae' is not one of the methods", "methods.ae.sett: unknown key",
+                  "methods.amr:", "no_such_recipe", "tune.trials:", "tune.seeds: [0] are also table seeds",
+                  "tune.space.train.lr: low (0.01) must be below high (0.0001)"):
+        assert where in err, where
+
+
+def test_a_search_key_a_method_lacks_is_skipped_and_said(tmp_path: Path) -> None:
+    path = tiny_study(tmp_path, tune={"trials": 2, "seeds": [100], "space": {"regularizers.1.weight": {"low": 0.0, "high": 10.0}}})
+    plan = check_study(path)
+    assert plan.methods["ae"].skipped == {"regularizers.1.weight": "the recipe has no such key"}
+    assert list(plan.methods["amr"].space) == ["regularizers.1.weight"]
+    assert plan.direction == "min"  # from the manifold plugin: mix_distance_mean, lower is better
+
+
+def test_every_shipped_study_checks(capsys: pytest.CaptureFixture[str]) -> None:
+    names = shipped_studies()
+    assert {"spiral", "digits", "lines", "dsprites", "supervised"} <= set(names)
+    for name in names:
+        plan = check_study(name)
+        assert plan.tune is not None and not set(plan.tune.seeds) & set(plan.spec.seeds)
+    assert main(["study", "list"]) == 0
+    assert "spiral" in capsys.readouterr().out and (shipped_root() / "spiral.yaml").is_file()
+
+
+def test_holm_and_the_paired_t_interval() -> None:
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert holm([0.5, float("nan")])[0] == 0.5
+    low, high, p = paired_t([0.1, 0.2, 0.3])
+    assert low == pytest.approx(0.2 - 4.302653 * 0.1 / 3**0.5, rel=1e-5) and high == pytest.approx(0.2 + 4.302653 * 0.1 / 3**0.5, rel=1e-5)
+    assert p == pytest.approx(0.0742, abs=1e-3)  # t = 3.46 on 2 degrees of freedom
+
+
+def test_results_of_something_that_is_not_a_study_is_a_message(tmp_path: Path) -> None:
+    with pytest.raises(MixframeError, match="holds no study"):
+        results(tmp_path)
+
+
+@pytest.mark.slow
+def test_sweeps_of_shipped_recipes_by_name_read_as_results_and_compare_paired_by_seed(tmp_path: Path) -> None:
+    from mixframe.tools.stats import paired_difference
+    from mixframe.tools.sweep import read_sweep, sweep
+
+    small = [f"{k}={json.dumps(v)}" for k, v in SMALL.items()]
+    ae = sweep("spiral_ae", seeds=2, overrides=small, out=tmp_path, launcher=InProcess(), progress=False)
+    amr = sweep("shipped:spiral_amr", seeds=2, overrides=[*small, "discriminator.hidden=[16, 16]"], out=tmp_path, launcher=InProcess(),
+                progress=False)
+    assert ":" not in amr.name and amr.name.startswith("sweep-spiral_amr-")  # a shipped name makes a plain folder name
+    assert all(run["status"] == "complete" for folder in (ae, amr) for run in read_sweep(folder)["runs"])
+    frame = results(tmp_path)  # a folder holding both sweeps
+    assert sorted(frame["method"]) == ["spiral_ae", "spiral_ae", "spiral_amr", "spiral_amr"] and set(frame["phase"]) == {"sweep"}
+    table = compare(frame, "mix_distance_mean", "spiral_ae")
+    values = {m: dict(zip(frame[frame["method"] == m]["seed"], frame[frame["method"] == m]["mix_distance_mean"])) for m in ("spiral_ae", "spiral_amr")}
+    row = table[table["method"] == "spiral_amr"].iloc[0]
+    boot = paired_difference(values["spiral_amr"], values["spiral_ae"])
+    assert row["diff"] == pytest.approx(boot.mean) and (row["boot_low"], row["boot_high"]) == pytest.approx((boot.low, boot.high))
+    assert row["verdict"] in ("shown better", "shown worse", "not shown to differ")
+    assert table.attrs["direction"] == "min"
+    assert main(["results", str(tmp_path), "--metric", "mix_distance_mean", "--baseline", "spiral_ae", "--format", "csv"]) == 0
+
+
+def test_metrics_score_the_split_they_are_given_and_only_test_at_their_own_seed_is_written(tmp_path: Path) -> None:
+    small = [f"{k}={json.dumps(v)}" for k, v in {**SMALL, "train.epochs": 1}.items()]
+    run = mixframe.train("spiral_ae", small, out=tmp_path, progress=False)
+    test = run.evaluate(["manifold", "reconstruction"])
+    written = json.loads((run.dir / "evaluation.json").read_text())["metrics"]
+    val = run.evaluate(["manifold", "reconstruction"], split="val")
+    again = run.evaluate(["manifold"], seed=1)
+    assert val["rec_mse"] != test["rec_mse"] and val["mix_distance_mean"] != test["mix_distance_mean"]  # other examples
+    assert again["mix_distance_mean"] != test["mix_distance_mean"]  # other pairs from another evaluation seed
+    assert json.loads((run.dir / "evaluation.json").read_text())["metrics"] == written == test  # val and seed 1 not written
+    with pytest.raises(MixframeError, match="split 'train': choose one of val, test"):
+        run.evaluate(["manifold"], split="train")
