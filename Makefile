@@ -15,7 +15,10 @@ $(BIN)/mixframe: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) $(TORCH_PINS)
-	$(BIN)/python -m pip install -q -e '.[test]'
+	# strict: the checkout's packages are linked under build/ and found on sys.path as regular packages, so that a
+	# folder named mixframe in the current folder (a clone at ~/mixframe opened from ~) cannot shadow them as an
+	# empty namespace package; a new module needs this line again (make venv), as a new entry point does anyway
+	$(BIN)/python -m pip install -q -e '.[test]' --config-settings editable_mode=strict
 	touch $(BIN)/mixframe
 
 venv: $(BIN)/mixframe

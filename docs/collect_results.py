@@ -68,7 +68,7 @@ def last_probe_auc(run_dir: str) -> list[float]:
 def blind_critics(run_dir: str) -> list[str]:
     """``NAME (AUC x)`` for each critic whose last probe AUC is at or below BLIND_AUC."""
     curves = RunFolder(Path(run_dir)).epoch_curves()
-    return [f"{key.split('/')[1]} (AUC {points[-1][1]:.2f})" for key, points in curves.items()
+    return [f"{key.split('/')[2]} (AUC {points[-1][1]:.2f})" for key, points in curves.items()
             if key.endswith("/probe_auc") and points and points[-1][1] <= BLIND_AUC]
 
 

@@ -109,9 +109,9 @@ def test_an_autoencoder_stuck_at_the_mean_image_is_warned(tmp_path: Path, capsys
     assert warning.startswith("warning: ae/reconstruction (") and "no better than outputting the mean training example" in warning
     assert "nearly unchanged, for 2 epochs" in warning and "mean training example" in capsys.readouterr().out
     curves = RunFolder(run).epoch_curves()
-    assert "ae/reconstruction_chance" in curves  # drawn as the reconstruction panel's dashed level, not as a curve
+    assert "epoch/ae/reconstruction_chance" in curves  # drawn as the reconstruction panel's dashed level, not as a curve
     panels = dict(loss_panels(curves))
-    assert sorted(panels["reconstruction (dashed: mean image)"]) == ["ae/reconstruction", "val/reconstruction"]  # training, validation
+    assert sorted(panels["reconstruction (dashed: mean image)"]) == ["epoch/ae/reconstruction", "epoch/val/reconstruction"]  # training, validation
     assert not any(k.endswith("_chance") for series in panels.values() for k in series)
 
 
@@ -140,7 +140,7 @@ def test_a_learning_autoencoder_is_not_warned_about_the_mean_image(tmp_path: Pat
     assert main(args) == 0
     run = next(tmp_path.iterdir())
     curves = RunFolder(run).epoch_curves()
-    assert curves["ae/reconstruction"][0][1] > curves["ae/reconstruction_chance"][0][1]  # it did start above the level
+    assert curves["epoch/ae/reconstruction"][0][1] > curves["epoch/ae/reconstruction_chance"][0][1]  # it did start above the level
     assert "mean training example" not in ((run / "warnings.log").read_text() if (run / "warnings.log").exists() else "")
 
 

@@ -310,7 +310,8 @@ class Run:
         return evaluate(self, metrics, write=write)
 
     def logged(self) -> dict[str, list[tuple[int, float]]]:
-        """The per-epoch means logged during training: name -> [(epoch, value)]."""
+        """The per-epoch means logged during training: name -> [(epoch, value)], under the names of metrics.csv, TensorBoard's
+        tags and the callbacks' ``means`` (``epoch/ae/reconstruction``, ``epoch/val/reconstruction``, ...)."""
         return self.folder.epoch_curves()
 
     # -- images in and out -------------------------------------------------------------------------------

@@ -390,11 +390,12 @@ class RunFolder:
             f.write(message + "\n")
 
     def epoch_curves(self) -> dict[str, list[tuple[int, float]]]:
-        """Per-epoch means from metrics.csv: name (without ``epoch/``) -> [(epoch, value)]."""
+        """Per-epoch means from metrics.csv: name -> [(epoch, value)], named as everywhere else (``epoch/ae/reconstruction``:
+        the callbacks' ``means``, metrics.csv and TensorBoard's tags use the same names)."""
         curves: dict[str, list[tuple[int, float]]] = defaultdict(list)
         for row in self.scalar_rows():
             if row["name"].startswith("epoch/"):
-                curves[row["name"].removeprefix("epoch/")].append((int(row["epoch"]), float(row["value"])))
+                curves[row["name"]].append((int(row["epoch"]), float(row["value"])))
         return dict(curves)
 
     def scalar_rows(self) -> list[dict[str, str]]:

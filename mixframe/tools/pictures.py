@@ -119,19 +119,22 @@ def save_mix_scatter(encoder, decoder, data: DataBundle, path: Path, device: tor
     plt.close(fig)
 
 
+TRAIN_RECONSTRUCTION, VAL_RECONSTRUCTION = "epoch/ae/reconstruction", "epoch/val/reconstruction"
+
+
 def loss_panels(curves: dict[str, list[tuple[int, float]]]) -> list[tuple[str, dict[str, list[tuple[int, float]]]]]:
     """(title, series) of the non-empty loss panels; a ``NAME_chance`` curve is drawn as NAME's dashed level, not as a series."""
     series = {k: v for k, v in curves.items() if not k.endswith("_chance")}
-    panels = [("reconstruction (dashed: mean image)", {k: v for k, v in series.items() if k in ("ae/reconstruction", "val/reconstruction")}),
+    panels = [("reconstruction (dashed: mean image)", {k: v for k, v in series.items() if k in (TRAIN_RECONSTRUCTION, VAL_RECONSTRUCTION)}),
               ("autoencoder terms", {k: v for k, v in series.items()
-                                     if k.startswith("ae/") and k not in ("ae/reconstruction", "ae/total")}),
+                                     if k.startswith("epoch/ae/") and k not in (TRAIN_RECONSTRUCTION, "epoch/ae/total")}),
               ("critic terms (dashed: blind guess)", {k: v for k, v in series.items()
-                                                      if k.startswith("critic/") and not k.endswith("/probe_auc")}),
+                                                      if k.startswith("epoch/critic/") and not k.endswith("/probe_auc")}),
               ("critic probe: AUC real vs blends (dashed: blind)", {k: v for k, v in series.items() if k.endswith("/probe_auc")})]
     return [p for p in panels if p[1]]
 
 
-SERIES_LABELS = {"ae/reconstruction": "training (mean over the epoch)", "val/reconstruction": "validation (at the epoch's end)"}
+SERIES_LABELS = {TRAIN_RECONSTRUCTION: "training (mean over the epoch)", VAL_RECONSTRUCTION: "validation (at the epoch's end)"}
 
 
 def y_label(title: str) -> str:
@@ -160,7 +163,7 @@ def plot_loss_curves(curves: dict[str, list[tuple[int, float]]], out: Path) -> N
         for i, (name, points) in enumerate(sorted(series.items())):
             epochs, values = zip(*points)
             color = f"C{i % 10}"
-            ax.plot(epochs, values, label=SERIES_LABELS.get(name, name.split("/", 1)[1]), color=color, marker="." if len(points) < 20 else None)
+            ax.plot(epochs, values, label=SERIES_LABELS.get(name, name.split("/", 2)[2]), color=color, marker="." if len(points) < 20 else None)
             chance = curves.get(f"{name}_chance")
             if chance:
                 ax.axhline(chance[-1][1], color=color, linestyle="--", linewidth=0.8)

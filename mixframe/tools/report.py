@@ -125,15 +125,16 @@ class RunInfo:
     def reconstruction(self) -> float | None:
         """The last logged reconstruction loss: run.json's final summary, else metrics.csv."""
         final = self.run.get("final") or {}
-        if isinstance(final, dict) and "ae/reconstruction" in final:
-            return _number(final["ae/reconstruction"])
-        curve = self.folder.epoch_curves().get("ae/reconstruction")
+        for key in ("epoch/ae/reconstruction", "ae/reconstruction"):  # the second: runs recorded before names were one scheme
+            if isinstance(final, dict) and key in final:
+                return _number(final[key])
+        curve = self.folder.epoch_curves().get("epoch/ae/reconstruction")
         return curve[-1][1] if curve else None
 
     @property
     def validation(self) -> tuple[float, float, int] | None:
         """(last, best, best epoch) of the validation reconstruction loss (the validation callback), or None."""
-        curve = self.folder.epoch_curves().get("val/reconstruction")
+        curve = self.folder.epoch_curves().get("epoch/val/reconstruction")
         if not curve:
             return None
         best_epoch, best = min(curve, key=lambda point: point[1])

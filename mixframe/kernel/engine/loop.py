@@ -172,7 +172,7 @@ class Trainer:
             raise
         finally:
             self.parallel.close()
-        summary = {k.removeprefix("epoch/"): v for k, v in self.means.items()}
+        summary = dict(self.means)  # the last epoch's means, under the names callbacks, metrics.csv and TensorBoard use
         self.emit("on_end", summary)
         return summary
 
