@@ -26,6 +26,38 @@ if TYPE_CHECKING:
 
 
 @attrs.frozen(kw_only=True)
+class ImagePreprocess:
+    """How a dataset turns a picture into an example: recorded with the run (data.json) so that
+    ``Run.to_input`` prepares your own pictures exactly as the training pictures were.
+
+    ``crop`` center-crops first (CelebA's face crop); ``keep_aspect`` resizes the shorter side to ``size``
+    and center-crops the longer one, otherwise the picture is stretched to a square; then pixels are
+    scaled from [0, 1] to ``value_range``. ``channels`` (1 or 3) converts the picture first when set.
+    """
+
+    size: int
+    value_range: tuple[float, float] = (-1.0, 1.0)
+    keep_aspect: bool = False
+    crop: int | None = None
+    channels: int | None = None
+
+    def __call__(self, image: Any) -> Tensor:
+        """A PIL image -> a float ``(C, size, size)`` tensor in ``value_range``."""
+        from torchvision.transforms import functional as F
+
+        if self.channels is not None:
+            image = image.convert("RGB" if self.channels == 3 else "L")
+        if self.crop is not None:
+            image = F.center_crop(image, [self.crop, self.crop])
+        if self.keep_aspect:
+            image = F.center_crop(F.resize(image, self.size), [self.size, self.size])
+        else:
+            image = F.resize(image, [self.size, self.size])
+        low, high = self.value_range
+        return F.to_tensor(image) * (high - low) + low
+
+
+@attrs.frozen(kw_only=True)
 class DataSpec:
     """What the model needs to know about a dataset, without touching its files.
 
@@ -41,6 +73,9 @@ class DataSpec:
     attribute_names: tuple[str, ...] = ()
     factor_names: tuple[str, ...] = ()
     factor_sizes: tuple[int, ...] = ()
+    preprocess: ImagePreprocess | None = None
+    """How a picture file becomes an example, for datasets read from picture files (None: the data are not pictures
+    on disk, and ``Run.to_input`` stretches a picture to ``shape``)."""
 
     @property
     def is_image(self) -> bool:

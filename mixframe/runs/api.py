@@ -318,8 +318,11 @@ class Run:
     def to_input(self, images: ImageLike | Sequence[ImageLike]) -> Tensor:
         """Model input ``(N, *spec.shape)`` from images: PIL images, file paths, arrays or tensors.
 
-        Images are converted to the run's channels, resized to its height and width, and scaled from
-        [0, 1] to ``spec.value_range``, as its training data was. Tensors are taken as already scaled.
+        Pictures are prepared exactly as the run's training pictures were: converted to its channels, then the
+        dataset's own steps recorded in data.json (``spec.preprocess``: stretched, or resized by the shorter
+        side and center-cropped with ``keep_aspect``; scaled to ``spec.value_range``). A run whose data were
+        not picture files (or recorded before the steps were) stretches to its height and width. Tensors are
+        taken as already scaled.
         """
         if not self.spec.is_image:
             raise MixframeError(f"run {self.name} models data of shape {self.spec.shape}, not images; pass a tensor")
@@ -342,7 +345,10 @@ class Run:
             image = Image.fromarray((np.clip(array, 0, 1) * 255).round().astype(np.uint8).squeeze())
         if not isinstance(image, Image.Image):
             raise MixframeError(f"cannot read {type(image).__name__} as an image; pass PIL images, file paths, arrays or tensors")
-        image = image.convert("L" if channels == 1 else "RGB").resize((width, height), Image.BILINEAR)
+        image = image.convert("L" if channels == 1 else "RGB")
+        if self.spec.preprocess is not None:
+            return self.spec.preprocess(image)
+        image = image.resize((width, height), Image.BILINEAR)
         unit = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0)
         unit = unit[None] if unit.dim() == 2 else unit.permute(2, 0, 1)
         low, high = self.spec.value_range

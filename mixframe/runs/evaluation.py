@@ -46,13 +46,24 @@ def evaluate(run: RunView, names: Sequence[str] = (), *, write: bool = True, ech
     results: dict[str, dict[str, float]] = {}
     for spec in metric_specs(run, names):
         metric = get_registry().get("metric", spec.name).implementation(spec.config, context)
-        with threadpool_limits(limits=1):  # BLAS threads fight over a shared CPU; one is faster here
-            results[spec.name] = {k: float(v) for k, v in metric.evaluate(run).items()}
+        try:
+            with threadpool_limits(limits=1):  # BLAS threads fight over a shared CPU; one is faster here
+                results[spec.name] = {k: float(v) for k, v in metric.evaluate(run).items()}
+        except MixframeError as err:  # the metric says what it needs; where it was asked for says how to leave it out
+            raise MixframeError(f"{err}. {origin(spec.name, run, asked=bool(names))}") from None
         if echo:
             print(f"  {spec.name}: " + ", ".join(f"{k}={v:.4g}" for k, v in results[spec.name].items()))
     if write:
         run.folder.write_evaluation(results, run.epoch, run.step)
     return {k: v for m in results.values() for k, v in m.items()}
+
+
+def origin(metric: str, run: RunView, *, asked: bool) -> str:
+    """Where a metric was asked for, and so how to leave it out: the command line (or ``metrics=``), or the run's recipe."""
+    if asked:
+        return f"'{metric}' was asked for by name (--metric {metric}, or Run.evaluate's metrics): ask for the others only"
+    return (f"'{metric}' is one of the metrics in the recipe of {run.dir} (evaluated when none is named): "
+            "name the ones to compute with --metric NAME")
 
 
 def format_table(rows: dict[str, dict[str, Any]]) -> str:

@@ -136,10 +136,14 @@ def spec_to_dict(spec: DataSpec, label_kind: str) -> dict[str, Any]:
 
 
 def spec_from_dict(data: dict[str, Any]) -> DataSpec:
-    from mixframe.kernel.interfaces import DataSpec
+    from mixframe.kernel.interfaces import DataSpec, ImagePreprocess
 
     fields = {f.name for f in attrs.fields(DataSpec)}
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in fields}
+    if isinstance(values.get("preprocess"), dict):
+        known = {f.name for f in attrs.fields(ImagePreprocess)}
+        steps = {k: tuple(v) if isinstance(v, list) else v for k, v in values["preprocess"].items() if k in known}
+        values["preprocess"] = ImagePreprocess(**steps)
     return DataSpec(**values)
 
 
