@@ -184,3 +184,32 @@ def test_data_json_records_the_preprocessing_and_an_older_run_without_it_still_l
         assert run.spec.preprocess is None and run.to_input(Image.new("RGB", (30, 10))).shape == (1, 3, 16, 16)  # stretched
     finally:
         data.write_text(saved)
+
+
+def test_interpolate_between_two_of_your_pictures_from_the_command_line(labelled_run: Path, tmp_path: Path,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    first, second = labelled_run.parent.parent / "pics" / "cats" / "cats1.png", labelled_run.parent.parent / "pics" / "owls" / "owls7.png"
+    assert main(["interpolate", str(labelled_run), "--between", str(first), str(second), "--steps", "5",
+                 "--out", str(tmp_path / "path.png")]) == 0
+    run = mixframe.load_run(labelled_run)
+    from mixframe.tools.interpolate import interpolation_gif, interpolation_png
+
+    x = run.to_input([first, second])
+    assert (tmp_path / "path.png").read_bytes() == interpolation_png([run], steps=5, x1=x[:1], x2=x[1:])
+    assert main(["interpolate", str(labelled_run), "--between", str(first), str(second), "--steps", "5", "--mode", "bernoulli",
+                 "--out", str(tmp_path / "path.gif")]) == 0
+    gif = Image.open(tmp_path / "path.gif")
+    assert gif.is_animated and gif.n_frames == 5 + 3  # there and back
+    assert (tmp_path / "path.gif").read_bytes() == interpolation_gif(run, x[:1], x[1:], 5, "bernoulli")
+    expected = run.to_images(run.interpolate(x[0], x[1], steps=5, mode="bernoulli")[0])  # the same code as Run.interpolate
+    for j in (0, 2, 4):
+        gif.seek(j)
+        frame = gif.convert("RGB")
+        scale = frame.width // 16
+        decoded = np.asarray(frame.crop((0, 0, 16 * scale, 16 * scale)).resize((16, 16), Image.NEAREST), dtype=float)
+        assert np.abs(decoded - np.asarray(expected[j], dtype=float)).mean() < 4  # the GIF palette rounds colours a little
+    capsys.readouterr()
+    assert main(["interpolate", str(labelled_run), str(labelled_run), "--out", str(tmp_path / "two.gif")]) == 2
+    assert "an animated GIF shows one run's path" in capsys.readouterr().err
+    assert main(["interpolate", str(labelled_run), "--between", str(first), str(tmp_path / "nope.png"), "--out", str(tmp_path / "n.png")]) == 2
+    assert "nope.png" in capsys.readouterr().err
