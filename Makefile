@@ -18,6 +18,7 @@ $(BIN)/mixframe: pyproject.toml
 	# strict: the checkout's packages are linked under build/ and found on sys.path as regular packages, so that a
 	# folder named mixframe in the current folder (a clone at ~/mixframe opened from ~) cannot shadow them as an
 	# empty namespace package; a new module needs this line again (make venv), as a new entry point does anyway
+	rm -rf mixframe.egg-info  # left by the default editable mode: run from here, its stale entry points would hide new plugins
 	$(BIN)/python -m pip install -q -e '.[test]' --config-settings editable_mode=strict
 	touch $(BIN)/mixframe
 

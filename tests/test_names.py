@@ -63,3 +63,33 @@ def test_a_clone_in_the_current_folder_does_not_shadow_the_installed_package(tmp
     result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith("__init__.py")
+
+
+def test_threads_come_from_the_recipe_or_the_environment_and_are_printed_and_recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    import torch
+
+    from mixframe.kernel.engine.loop import set_threads
+
+    before = torch.get_num_threads()
+    try:
+        run = mixframe.train(SPIRAL, [*SMALL_SPIRAL, "train.epochs=1", "train.threads=2"], out=tmp_path / "a", progress=False)
+        assert torch.get_num_threads() == 2 and "CPU threads: 2 (train.threads)" in capsys.readouterr().out
+        environment = json.loads((run.dir / "environment.json").read_text())
+        assert environment["threads"] == 2 and environment["threads_source"] == "train.threads"
+        assert "CPU threads: 2 (train.threads)" in (run.dir / "train.log").read_text()
+        monkeypatch.setenv("MIXFRAME_THREADS", "1")
+        run = mixframe.train(SPIRAL, [*SMALL_SPIRAL, "train.epochs=1"], out=tmp_path / "b", progress=False)
+        assert torch.get_num_threads() == 1 and "CPU threads: 1 (MIXFRAME_THREADS)" in capsys.readouterr().out
+        assert json.loads((run.dir / "environment.json").read_text())["threads_source"] == "MIXFRAME_THREADS"
+        resumed = mixframe.resume(run.dir, ["train.epochs=2", "train.threads=2"], progress=False)
+        assert resumed.folder.info()["resumes"][-1]["threads"] == 2
+        monkeypatch.setenv("MIXFRAME_THREADS", "two")
+        with pytest.raises(mixframe.MixframeError, match="MIXFRAME_THREADS='two' is not a positive whole number"):
+            set_threads(None)
+        monkeypatch.delenv("MIXFRAME_THREADS")
+        assert set_threads(None) == (torch.get_num_threads(), "torch's default")  # left as torch (or a launcher) set it
+    finally:
+        torch.set_num_threads(before)

@@ -60,6 +60,9 @@ class TrainConfig:
     checkpoint_every: int = param(1, help="save a checkpoint every this many epochs (and at the end)", validator=positive)
     log_every: int = param(10, help="log scalars every this many minibatches", validator=positive)
     num_workers: int = param(0, help="DataLoader worker processes", validator=in_range(0))
+    threads: int | None = param(None, help="CPU threads for torch (torch.set_num_threads); null: $MIXFRAME_THREADS when set, "
+                                           "else torch's default (on a busy shared machine fewer threads are often faster)",
+                                validator=positive)
     compile: bool = param(False, help="run the step's networks under torch.compile (slow to start; for long runs on a GPU)")
     compile_backend: str = param("inductor", help="torch.compile backend: inductor, or aot_eager to check that a model compiles")
     channels_last: bool | None = param(None, help="channels-last memory format for images; null: on for CUDA")

@@ -59,18 +59,20 @@ def train(recipe: RecipeLike, overrides: Sequence[str] = (), *, out: str | Path 
     rank, world = distributed.join(checked.train.device)
     if rank == 0:
         check_output_path(Path(out), folder=True, option=None)  # before the data is read (the CLI checked --out already)
-    trainer = Trainer(checked, rank=rank, world=world)  # data and model first: a mistake leaves no run folder
+    trainer = Trainer(checked, rank=rank, world=world)  # data, model and callbacks first: a mistake leaves no run folder
+    own = recipe_callbacks(checked, _context(trainer))
     folder = None
     if rank == 0:
         stem = name or (Path(str(recipe).removeprefix("shipped:")).stem if not isinstance(recipe, Recipe) else "run")
         # complete or absent: the record is written into a hidden folder that is then renamed
         folder = RunFolder.create(out, stem, write=lambda new: new.write_record(
             checked, trainer.data.spec, trainer.data.label_kind, device=trainer.device, world=world,
-            recipe_file=None if isinstance(recipe, Recipe) else str(recipe), overrides=list(overrides)))
+            recipe_file=None if isinstance(recipe, Recipe) else str(recipe), overrides=list(overrides),
+            threads_source=trainer.threads_source))
         print(f"run folder: {folder.path}")
     path = distributed.share(str(folder.path) if folder else None, world)
     trainer.run = folder
-    trainer.callbacks = [*recipe_callbacks(checked, _context(trainer)), *callbacks, *run_folder_callbacks(folder, progress=progress)]
+    trainer.callbacks = [*own, *callbacks, *run_folder_callbacks(folder, progress=progress)]
     _fit(trainer, RunFolder(path))
     return Run(RunFolder(path), trainer.model.eval(), data=trainer.data, epoch=trainer.epoch, step=trainer.step)
 
@@ -110,7 +112,8 @@ def resume(run_dir: str | Path, overrides: Sequence[str] = (), *, callbacks: Seq
             from mixframe.runs.folder import atomic_write_bytes
 
             atomic_write_bytes(folder.file(RunFolder.RECIPE), recipe.to_yaml().encode())
-        history = [*folder.info().get("resumes", []), {"at_epoch": trainer.epoch, "overrides": list(overrides)}]
+        history = [*folder.info().get("resumes", []), {"at_epoch": trainer.epoch, "overrides": list(overrides),
+                                                       "threads": trainer.threads, "threads_source": trainer.threads_source}]
         folder.update_info(status="running", resumes=history)
         if state is None:
             print(f"no checkpoint in {folder.path}: starting it from the beginning")

@@ -131,7 +131,10 @@ class Progress(Callback):
         self.waiting: list[str] = []  # warnings raised while no bar was drawn, printed after the epoch's line
 
     def on_start(self, trainer: Any) -> None:
-        if trainer.rank == 0 and trainer.step > 0:
+        if trainer.rank != 0:
+            return
+        print(f"CPU threads: {trainer.threads} ({trainer.threads_source})")
+        if trainer.step > 0:
             print(f"resuming at epoch {trainer.epoch + 1}, minibatch {trainer.step}")
 
     def on_step_end(self, trainer: Any, logs: Mapping[str, Tensor]) -> None:

@@ -163,7 +163,7 @@ def git_commit() -> str | None:
     return head.stdout.strip() + ("+dirty" if dirty.returncode == 0 and dirty.stdout.strip() else "")
 
 
-def environment(device: Any) -> dict[str, Any]:
+def environment(device: Any, threads_source: str | None = None) -> dict[str, Any]:
     """Python, platform, package versions and device: enough to say what ran where."""
     import torch
 
@@ -183,6 +183,7 @@ def environment(device: Any) -> dict[str, Any]:
         "device": str(device),
         "cuda": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
         "threads": torch.get_num_threads(),
+        "threads_source": threads_source,  # train.threads, MIXFRAME_THREADS or torch's default
         "commit": git_commit(),
         "time": now(),
     }
@@ -309,12 +310,12 @@ class RunFolder:
         return cls(path)
 
     def write_record(self, recipe: Any, spec: DataSpec, label_kind: str, *, device: Any, world: int,
-                     recipe_file: str | None, overrides: list[str]) -> None:
+                     recipe_file: str | None, overrides: list[str], threads_source: str | None = None) -> None:
         """What ran, written before training starts: recipe, run.json, environment, plugins, data description."""
         atomic_write_bytes(self.file(self.RECIPE), recipe.to_yaml().encode())
         write_json(self.file(self.RUN), {"status": "running", "recipe_file": recipe_file, "overrides": list(overrides),
                                          "started": now(), "world_size": world})
-        write_json(self.file(self.ENVIRONMENT), environment(device))
+        write_json(self.file(self.ENVIRONMENT), environment(device, threads_source))
         write_json(self.file(self.PLUGINS), plugin_record())
         write_json(self.file(self.DATA), spec_to_dict(spec, label_kind))
 
