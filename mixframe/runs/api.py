@@ -112,9 +112,11 @@ def resume(run_dir: str | Path, overrides: Sequence[str] = (), *, callbacks: Seq
             from mixframe.runs.folder import atomic_write_bytes
 
             atomic_write_bytes(folder.file(RunFolder.RECIPE), recipe.to_yaml().encode())
-        history = [*folder.info().get("resumes", []), {"at_epoch": trainer.epoch, "overrides": list(overrides),
-                                                       "threads": trainer.threads, "threads_source": trainer.threads_source}]
-        folder.update_info(status="running", resumes=history)
+        info = folder.info()
+        stopped = {k: info[k] for k in ("status", "stopped", "error") if k in info}  # how the run had stopped: kept here, not on top
+        history = [*info.get("resumes", []), {"at_epoch": trainer.epoch, "overrides": list(overrides), "after": stopped,
+                                              "threads": trainer.threads, "threads_source": trainer.threads_source}]
+        folder.update_info(status="running", resumes=history, drop=STOP_FIELDS)
         if state is None:
             print(f"no checkpoint in {folder.path}: starting it from the beginning")
     trainer.run = folder if rank == 0 else None
@@ -123,6 +125,9 @@ def resume(run_dir: str | Path, overrides: Sequence[str] = (), *, callbacks: Seq
                          *run_folder_callbacks(trainer.run, progress=progress, resume_step=resume_step)]
     _fit(trainer, folder)
     return Run(folder, trainer.model.eval(), data=trainer.data, epoch=trainer.epoch, step=trainer.step)
+
+
+STOP_FIELDS = ("stopped", "error")  # run.json's record of a stop, true only until the run is resumed
 
 
 class RunInterrupted(KeyboardInterrupt):

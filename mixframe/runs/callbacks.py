@@ -100,7 +100,8 @@ class RunStatus(Callback):
             summary = {k: v[-1][1] for k, v in self.run.epoch_curves().items() if v}
         self.run.update_info(status="complete", finished=now(), epoch=trainer.epoch, step=trainer.step, world_size=trainer.world,
                              stopped_early=trainer.should_stop,
-                             ranks_identical=trainer.ranks_identical, final={k: round(v, 6) for k, v in summary.items()})
+                             ranks_identical=trainer.ranks_identical, final={k: round(v, 6) for k, v in summary.items()},
+                             drop=("stopped", "error"))  # a stop that a resume went past is no longer true
 
     def on_failure(self, trainer: Any, error: BaseException) -> None:
         from mixframe.kernel.engine.loop import TrainingDiverged

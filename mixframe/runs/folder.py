@@ -358,8 +358,9 @@ class RunFolder:
     def info(self) -> dict[str, Any]:
         return read_json(self.file(self.RUN))
 
-    def update_info(self, **fields: Any) -> None:
-        write_json(self.file(self.RUN), {**self.info(), **fields})
+    def update_info(self, *, drop: tuple[str, ...] = (), **fields: Any) -> None:
+        """Set ``fields`` in run.json and remove the keys in ``drop`` (those that would no longer be true)."""
+        write_json(self.file(self.RUN), {k: v for k, v in {**self.info(), **fields}.items() if k not in drop})
 
     @property
     def status(self) -> str:
