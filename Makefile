@@ -33,8 +33,10 @@ lint: venv
 	$(BIN)/ruff check mixframe plugins tests benchmarks docs
 
 ## Train the default recipe (AMR mixup on digits) on the CPU and write a report.
+# One torch thread: on a busy two-core machine two threads made each epoch 6 to 10 times slower (README, "Threads").
+DEMO_THREADS ?= 1
 demo: venv
-	$(BIN)/mixframe train recipes/digits_amr_mixup.yaml --out runs
+	$(BIN)/mixframe train recipes/digits_amr_mixup.yaml --out runs --set train.threads=$(DEMO_THREADS)
 	run=$$(ls -td runs/digits_amr_mixup-* | head -1); \
 	$(BIN)/mixframe evaluate $$run && $(BIN)/mixframe report $$run --out $$run/report.html
 

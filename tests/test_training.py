@@ -175,7 +175,9 @@ def test_resume_applies_a_new_learning_rate_and_more_epochs(tmp_path: Path) -> N
     assert {g["lr"] for g in state["ae_opt"]["param_groups"]} == {5e-4}
     assert {g["lr"] for o in state["critic_opts"].values() for g in o["param_groups"]} == {resumed.recipe.train.critic_lr or 5e-4}
     assert run.folder.read_recipe().train.epochs == 2  # recipe.yaml says what the run now is
-    assert run.folder.info()["resumes"][-1] == {"at_epoch": 1, "overrides": ["train.epochs=2", "train.lr=5e-4"]}
+    resume = run.folder.info()["resumes"][-1]
+    assert {k: resume[k] for k in ("at_epoch", "overrides", "after")} == {"at_epoch": 1, "overrides": ["train.epochs=2", "train.lr=5e-4"],
+                                                                          "after": {"status": "complete"}}
     with pytest.raises(MixframeError, match="resume changes only the train section"):
         mixframe.resume(run.dir, ["mixer.sampler=per_example"])
 

@@ -235,8 +235,12 @@ def plot_loss_curves(curves: dict[str, list[tuple[int, float]]], out: Path) -> N
     from matplotlib.ticker import MaxNLocator
 
     panels = loss_panels(curves)
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.4), squeeze=False)
-    for ax, (title, series) in zip(axes[0], panels):
+    columns = min(2, len(panels))  # two panels a row: the text stays readable where the picture is shown 800 px wide
+    rows = -(-len(panels) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.8 * columns, 3.4 * rows), squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    for ax, (title, series) in zip(axes.flat, panels):
         shown: list[float] = []
         for i, (name, points) in enumerate(sorted(series.items())):
             epochs, values = zip(*points)

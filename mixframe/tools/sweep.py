@@ -679,7 +679,7 @@ def panels_figure(drawn: Mapping[str, tuple[Any, Any, list[str]] | None]) -> Any
         ax.set_xticks([])
         ax.set_yticks([])
     fig.suptitle("decoded random mixes (orange) over real samples (blue); every panel on the same scale", fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.3 / fig.get_figheight()))  # room for the title above the panels' own
     return fig
 
 
