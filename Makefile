@@ -15,7 +15,11 @@ $(BIN)/mixframe: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) $(TORCH_PINS)
-	$(BIN)/python -m pip install -q -e '.[test]'
+	# strict: the checkout's packages are linked under build/ and found on sys.path as regular packages, so that a
+	# folder named mixframe in the current folder (a clone at ~/mixframe opened from ~) cannot shadow them as an
+	# empty namespace package; a new module needs this line again (make venv), as a new entry point does anyway
+	rm -rf mixframe.egg-info  # left by the default editable mode: run from here, its stale entry points would hide new plugins
+	$(BIN)/python -m pip install -q -e '.[test]' --config-settings editable_mode=strict
 	touch $(BIN)/mixframe
 
 venv: $(BIN)/mixframe
@@ -33,8 +37,10 @@ lint: venv
 	$(BIN)/ruff check mixframe plugins tests benchmarks docs
 
 ## Train the default recipe (AMR mixup on digits) on the CPU and write a report.
+# One torch thread: on a busy two-core machine two threads made each epoch 6 to 10 times slower (README, "Threads").
+DEMO_THREADS ?= 1
 demo: venv
-	$(BIN)/mixframe train recipes/digits_amr_mixup.yaml --out runs
+	$(BIN)/mixframe train recipes/digits_amr_mixup.yaml --out runs --set train.threads=$(DEMO_THREADS)
 	run=$$(ls -td runs/digits_amr_mixup-* | head -1); \
 	$(BIN)/mixframe evaluate $$run && $(BIN)/mixframe report $$run --out $$run/report.html
 

@@ -59,7 +59,7 @@ def test_probe_batch_is_fixed_held_out_and_blended() -> None:
 
 
 def _probe_values(run: mixframe.Run) -> list[float]:
-    return [v for _, v in RunFolder(run.dir).epoch_curves()["critic/0_adversarial/probe_auc"]]
+    return [v for _, v in RunFolder(run.dir).epoch_curves()["epoch/critic/0_adversarial/probe_auc"]]
 
 
 def test_a_frozen_critic_is_told_blind_and_a_working_one_is_not(tmp_path: Path) -> None:
@@ -76,8 +76,8 @@ def test_a_frozen_critic_is_told_blind_and_a_working_one_is_not(tmp_path: Path) 
     assert "Blind:" not in (working_log.read_text() if working_log.is_file() else "")
     # the probe is drawn in loss_curves.png, beside its blind level 0.5
     curves = RunFolder(working.dir).epoch_curves()
-    assert "critic/0_adversarial/probe_auc" in dict(loss_panels(curves))["critic probe: AUC real vs blends (dashed: blind)"]
-    assert curves["critic/0_adversarial/probe_auc_chance"][-1][1] == 0.5
+    assert "epoch/critic/0_adversarial/probe_auc" in dict(loss_panels(curves))["critic probe: AUC real vs blends (dashed: blind)"]
+    assert curves["epoch/critic/0_adversarial/probe_auc_chance"][-1][1] == 0.5
 
 
 class StubCritic(torch.nn.Module):

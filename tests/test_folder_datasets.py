@@ -194,7 +194,8 @@ def test_image_folder_with_attribute_subset_and_disjoint_seeded_splits(tmp_path:
 
 def test_image_folder_without_csv_is_unlabelled_and_can_be_grayscale(tmp_path: Path) -> None:
     make_folder(tmp_path, n=5)
-    bundle = image_folder.build(ImageFolderConfig(root=str(tmp_path), size=6, channels=1, val_fraction=0.2, test_fraction=0.2))
+    bundle = image_folder.build(ImageFolderConfig(root=str(tmp_path), size=6, channels=1, val_fraction=0.2, test_fraction=0.2,
+                                                  labels="none"))  # its two sub-folders would be classes with labels: auto
     assert bundle.label_kind == "none" and bundle.spec.attribute_names == () and bundle.spec.shape == (1, 6, 6)
     x, y = bundle.val[0]
     assert x.shape == (1, 6, 6) and y.shape == () and float(y) == 0.0

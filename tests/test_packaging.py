@@ -215,7 +215,7 @@ def test_the_own_data_examples_train_on_a_folder_of_pictures(tmp_path: Path) -> 
     small = [f"data.root={folder}", "train.epochs=1", "train.max_steps=2", "encoder.depth=4", "decoder.depth=4", "discriminator.depth=4"]
     plain = mixframe.train("examples/image_folder_amr", small, out=tmp_path / "runs", progress=False)
     assert plain.spec.shape == (3, 32, 32) and plain.folder.info()["status"] == "complete"
-    assert "epoch/val/reconstruction" in {f"epoch/{k}" for k in plain.logged()}
+    assert "epoch/val/reconstruction" in plain.logged()
     assert plain.folder.file("checkpoint_best.pt").is_file() and mixframe.load_run(plain.dir, best=True).epoch == 1
     labelled = mixframe.train("examples/image_folder_attributes", small, out=tmp_path / "runs", progress=False)
     assert labelled.spec.attribute_names == ("round", "red") and labelled.recipe.mixer.name == "class_mixer"

@@ -64,7 +64,7 @@ def test_every_metric_shown_is_explained_and_a_missing_evaluation_is_called_out(
     alone = build_report(runs[-1:], interpolation=False)
     assert "No run has been evaluated yet" in alone and f"mixframe evaluate {runs[-1]}" in alone
     # the validation loss and every run's pictures
-    epoch, best = min(RunFolder(runs[0]).epoch_curves()["val/reconstruction"], key=lambda point: point[1])
+    epoch, best = min(RunFolder(runs[0]).epoch_curves()["epoch/val/reconstruction"], key=lambda point: point[1])
     assert "validation reconstruction loss" in page and f"best {best:.4g}, epoch {epoch}" in page
     assert page.count('alt="grid.png: validation pairs') == len(runs)
 

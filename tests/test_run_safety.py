@@ -250,7 +250,7 @@ def test_a_run_stopped_after_its_last_checkpoint_is_completed_by_resume(spiral_r
     code, out, _ = cli(capsys, "resume", run, "--no-progress")
     assert code == 0 and "already complete" not in out
     info = RunFolder(run).info()
-    assert info["status"] == "complete" and info["epoch"] == 2 and "ae/reconstruction" in info["final"]
+    assert info["status"] == "complete" and info["epoch"] == 2 and "epoch/ae/reconstruction" in info["final"]
     code, out, _ = cli(capsys, "resume", run, "--no-progress")
     assert code == 0 and "already complete" in out
 

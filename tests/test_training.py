@@ -109,9 +109,9 @@ def test_an_autoencoder_stuck_at_the_mean_image_is_warned(tmp_path: Path, capsys
     assert warning.startswith("warning: ae/reconstruction (") and "no better than outputting the mean training example" in warning
     assert "nearly unchanged, for 2 epochs" in warning and "mean training example" in capsys.readouterr().out
     curves = RunFolder(run).epoch_curves()
-    assert "ae/reconstruction_chance" in curves  # drawn as the reconstruction panel's dashed level, not as a curve
+    assert "epoch/ae/reconstruction_chance" in curves  # drawn as the reconstruction panel's dashed level, not as a curve
     panels = dict(loss_panels(curves))
-    assert sorted(panels["reconstruction (dashed: mean image)"]) == ["ae/reconstruction", "val/reconstruction"]  # training, validation
+    assert sorted(panels["reconstruction (dashed: mean image)"]) == ["epoch/ae/reconstruction", "epoch/val/reconstruction"]  # training, validation
     assert not any(k.endswith("_chance") for series in panels.values() for k in series)
 
 
@@ -140,7 +140,7 @@ def test_a_learning_autoencoder_is_not_warned_about_the_mean_image(tmp_path: Pat
     assert main(args) == 0
     run = next(tmp_path.iterdir())
     curves = RunFolder(run).epoch_curves()
-    assert curves["ae/reconstruction"][0][1] > curves["ae/reconstruction_chance"][0][1]  # it did start above the level
+    assert curves["epoch/ae/reconstruction"][0][1] > curves["epoch/ae/reconstruction_chance"][0][1]  # it did start above the level
     assert "mean training example" not in ((run / "warnings.log").read_text() if (run / "warnings.log").exists() else "")
 
 
@@ -175,7 +175,9 @@ def test_resume_applies_a_new_learning_rate_and_more_epochs(tmp_path: Path) -> N
     assert {g["lr"] for g in state["ae_opt"]["param_groups"]} == {5e-4}
     assert {g["lr"] for o in state["critic_opts"].values() for g in o["param_groups"]} == {resumed.recipe.train.critic_lr or 5e-4}
     assert run.folder.read_recipe().train.epochs == 2  # recipe.yaml says what the run now is
-    assert run.folder.info()["resumes"][-1] == {"at_epoch": 1, "overrides": ["train.epochs=2", "train.lr=5e-4"]}
+    resume = run.folder.info()["resumes"][-1]
+    assert {k: resume[k] for k in ("at_epoch", "overrides", "after")} == {"at_epoch": 1, "overrides": ["train.epochs=2", "train.lr=5e-4"],
+                                                                          "after": {"status": "complete"}}
     with pytest.raises(MixframeError, match="resume changes only the train section"):
         mixframe.resume(run.dir, ["mixer.sampler=per_example"])
 

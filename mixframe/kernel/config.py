@@ -27,11 +27,24 @@ import attrs
 MISSING = attrs.NOTHING
 
 
-def param(default: Any = MISSING, *, help: str, validator: Any = None, factory: Callable[[], Any] | None = None) -> Any:
-    """An attrs field with a help text (shown by ``mixframe explain``)."""
+def param(default: Any = MISSING, *, help: str, validator: Any = None, factory: Callable[[], Any] | None = None,
+          path: Literal["folder", "file"] | None = None, relative_to: str | None = None) -> Any:
+    """An attrs field with a help text (shown by ``mixframe explain``).
+
+    ``path`` marks a folder or file on the user's disk: a relative value written in a recipe file is read
+    from that file's folder (a ``--set`` value from the current folder) and recorded absolute, and
+    ``mixframe recipe check`` checks that it exists and is a folder or a file. With ``relative_to`` (the
+    name of another path field) a relative value is read from that field's folder instead, at use.
+    """
+    metadata = {"help": help, **({"path": path} if path else {}), **({"relative_to": relative_to} if relative_to else {})}
     if factory is not None:
-        return attrs.field(factory=factory, validator=validator, metadata={"help": help})
-    return attrs.field(default=default, validator=validator, metadata={"help": help})
+        return attrs.field(factory=factory, validator=validator, metadata=metadata)
+    return attrs.field(default=default, validator=validator, metadata=metadata)
+
+
+def path_fields(cls: type) -> dict[str, attrs.Attribute]:
+    """The fields of config class ``cls`` that name a folder or file (``param(path=...)``)."""
+    return {f.name: f for f in attrs.fields(cls) if f.metadata.get("path")} if attrs.has(cls) else {}
 
 
 def in_range(low: float | None = None, high: float | None = None) -> Callable[[Any, Any, Any], None]:

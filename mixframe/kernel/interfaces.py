@@ -26,6 +26,57 @@ if TYPE_CHECKING:
 
 
 @attrs.frozen(kw_only=True)
+class ImagePreprocess:
+    """How a dataset turns a picture into an example: recorded with the run (data.json) so that
+    ``Run.to_input`` prepares your own pictures exactly as the training pictures were.
+
+    ``crop`` center-crops first (CelebA's face crop); ``keep_aspect`` resizes the shorter side to ``size``
+    and center-crops the longer one, otherwise the picture is stretched to a square; then pixels are
+    scaled from [0, 1] to ``value_range``. ``channels`` (1 or 3) converts the picture first when set.
+    """
+
+    size: int
+    value_range: tuple[float, float] = (-1.0, 1.0)
+    keep_aspect: bool = False
+    crop: int | None = None
+    channels: int | None = None
+
+    def resized_size(self, size: tuple[int, int]) -> tuple[int, int]:
+        """(width, height) a picture of ``size`` has after the crop and resize, before the final square crop: with
+        ``keep_aspect`` an 8 KB PNG of 1x4,000,000 pixels would become 64x256,000,000, so limits look at this."""
+        width, height = (self.crop, self.crop) if self.crop is not None else size
+        if self.keep_aspect and min(width, height) > 0:
+            scale = self.size / min(width, height)
+            return max(1, round(width * scale)), max(1, round(height * scale))
+        return self.size, self.size
+
+    def check_size(self, size: tuple[int, int], max_pixels: int) -> None:
+        """Refuses (ValueError) a picture whose resized size would be over ``max_pixels``; called with the size
+        read from the file's header, before it is decoded."""
+        width, height = self.resized_size(size)
+        if width * height > max_pixels:
+            raise ValueError(f"resized to keep its aspect it would be {width}x{height} pixels ({width * height:,}), over the limit "
+                             f"of {max_pixels:,}; crop it nearer to a square (or set keep_aspect: false)")
+
+    def __call__(self, image: Any) -> Tensor:
+        """A PIL image -> a float ``(C, size, size)`` tensor in ``value_range``."""
+        from torchvision.transforms import functional as F
+
+        from mixframe.kernel.files import convert_image
+
+        if self.channels is not None:  # 16-bit pictures scaled to 8 bits, not clipped
+            image = convert_image(image, "RGB" if self.channels == 3 else "L", getattr(image, "filename", "") or "image")
+        if self.crop is not None:
+            image = F.center_crop(image, [self.crop, self.crop])
+        if self.keep_aspect:
+            image = F.center_crop(F.resize(image, self.size), [self.size, self.size])
+        else:
+            image = F.resize(image, [self.size, self.size])
+        low, high = self.value_range
+        return F.to_tensor(image) * (high - low) + low
+
+
+@attrs.frozen(kw_only=True)
 class DataSpec:
     """What the model needs to know about a dataset, without touching its files.
 
@@ -41,6 +92,9 @@ class DataSpec:
     attribute_names: tuple[str, ...] = ()
     factor_names: tuple[str, ...] = ()
     factor_sizes: tuple[int, ...] = ()
+    preprocess: ImagePreprocess | None = None
+    """How a picture file becomes an example, for datasets read from picture files (None: the data are not pictures
+    on disk, and ``Run.to_input`` stretches a picture to ``shape``)."""
 
     @property
     def is_image(self) -> bool:

@@ -21,6 +21,7 @@ are addressed by index (``regularizers.0.weight=2``); a key that does not exist 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -29,7 +30,17 @@ import attrs
 import yaml
 
 from mixframe.errors import MixframeError, RecipeError
-from mixframe.kernel.config import Problems, each_in_unit_interval, in_range, learning_rate, param, positive, structure, unstructure
+from mixframe.kernel.config import (
+    Problems,
+    each_in_unit_interval,
+    in_range,
+    learning_rate,
+    param,
+    path_fields,
+    positive,
+    structure,
+    unstructure,
+)
 from mixframe.kernel.registry import Registry, get_registry, suggest
 
 SCHEMA_VERSION = 1
@@ -59,6 +70,9 @@ class TrainConfig:
     checkpoint_every: int = param(1, help="save a checkpoint every this many epochs (and at the end)", validator=positive)
     log_every: int = param(10, help="log scalars every this many minibatches", validator=positive)
     num_workers: int = param(0, help="DataLoader worker processes", validator=in_range(0))
+    threads: int | None = param(None, help="CPU threads for torch (torch.set_num_threads); null: $MIXFRAME_THREADS when set, "
+                                           "else torch's default (on a busy shared machine fewer threads are often faster)",
+                                validator=positive)
     compile: bool = param(False, help="run the step's networks under torch.compile (slow to start; for long runs on a GPU)")
     compile_backend: str = param("inductor", help="torch.compile backend: inductor, or aot_eager to check that a model compiles")
     channels_last: bool | None = param(None, help="channels-last memory format for images; null: on for CUDA")
@@ -182,7 +196,7 @@ def resolve_file(path: Path, _seen: tuple[Path, ...] = (), _reads: list[int] | N
         raise RecipeError(str(path), [("(top level)", f"a recipe must be a mapping of sections ({', '.join(TOP_LEVEL)}), got {type(raw).__name__}")])
     bases = raw.pop("extends", None)
     if bases is None:
-        return raw
+        return _absolute_paths(raw, raw, path.parent)
     listed = [bases] if isinstance(bases, str) else bases
     if not isinstance(listed, list) or not listed or not all(isinstance(b, str) and b for b in listed):
         raise RecipeError(str(path), [("extends", "must be a recipe file or a list of them (paths relative to this recipe, "
@@ -202,7 +216,35 @@ def resolve_file(path: Path, _seen: tuple[Path, ...] = (), _reads: list[int] | N
             merged = merge(merged, resolve_file(base_path, (*_seen, path.resolve()), reads))
         except RecipeError as err:  # name the recipe that extends it, too
             raise RecipeError(str(path), [(f"extends {base}: {where}", problem) for where, problem in err.problems]) from None
-    return merge(merged, raw)
+    return _absolute_paths(merge(merged, raw), raw, path.parent)
+
+
+def _absolute_paths(resolved: dict[str, Any], written: dict[str, Any], folder: Path, registry: Registry | None = None) -> dict[str, Any]:
+    """``resolved`` with each relative folder or file (``param(path=...)``) that ``written`` sets made absolute against
+    ``folder``: a recipe's paths are read from the recipe's folder, as its ``extends`` are, whatever folder it is run from."""
+    registry = registry or get_registry()
+    sections = [(s, k) for s, (k, _) in COMPONENT_SECTIONS.items()] + list(LIST_SECTIONS.items())
+    for section, kind in sections:
+        got, wrote = resolved.get(section), written.get(section)
+        pairs = zip(got, wrote) if isinstance(got, list) and isinstance(wrote, list) else [(got, wrote)]
+        for item, own in pairs:
+            if not (isinstance(item, dict) and isinstance(own, dict) and isinstance(item.get("kind"), str)):
+                continue
+            try:
+                fields = path_fields(registry.get(kind, item["kind"]).config)
+            except MixframeError:
+                continue  # an unknown kind: check() says so
+            for name, fld in fields.items():
+                value = own.get(name)
+                if isinstance(value, str) and value and not fld.metadata.get("relative_to"):
+                    item[name] = str(absolute(value, folder))
+    return resolved
+
+
+def absolute(value: str, folder: Path) -> Path:
+    """``value`` (a user's path, ``~`` allowed) made absolute against ``folder``, normalised."""
+    path = Path(value).expanduser()
+    return Path(os.path.normpath(path if path.is_absolute() else folder / path))
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -475,7 +517,49 @@ def _component(kind: str, value: Any, path: str, problems: Problems, registry: R
             return ComponentSpec(kind=kind, name=name, config=None, off=True)
         value = {k: v for k, v in value.items() if k != "enabled"}
     config = structure(comp.config, {k: v for k, v in value.items() if k != "kind"}, path, problems)
-    return None if config is None else ComponentSpec(kind=kind, name=name, config=config)
+    if config is None:
+        return None
+    relative = {n: str(absolute(getattr(config, n), Path.cwd())) for n, f in path_fields(comp.config).items()
+                if isinstance(getattr(config, n), str) and getattr(config, n) and not f.metadata.get("relative_to")}
+    # a path still relative here came from --set (or a recipe built in Python): it is read from the current folder
+    return ComponentSpec(kind=kind, name=name, config=attrs.evolve(config, **relative) if relative else config)
+
+
+def path_problems(recipe: Recipe, registry: Registry | None = None) -> list[tuple[str, str]]:
+    """(key path, message) for each folder or file a recipe names (``param(path=...)``) that is missing or of the wrong kind.
+
+    Not part of :func:`check`: a trained run loads without its data. ``mixframe recipe check`` reports these.
+    """
+    registry = registry or get_registry()
+    problems = []
+    placed = [(s, getattr(recipe, s)) for s in COMPONENT_SECTIONS] + [
+        (f"{s}.{i}", spec) for s in LIST_SECTIONS for i, spec in enumerate(getattr(recipe, s))]
+    for where, spec in placed:
+        if spec is None or spec.off:
+            continue
+        for name, fld in path_fields(type(spec.config)).items():
+            value = getattr(spec.config, name)
+            if not isinstance(value, str) or not value:
+                continue
+            base = fld.metadata.get("relative_to")
+            path = Path(value).expanduser()
+            if base and not path.is_absolute():
+                anchor = getattr(spec.config, base)
+                if not isinstance(anchor, str):
+                    continue
+                path = Path(anchor).expanduser() / path
+            want = fld.metadata["path"]
+            key = f"{where}.{name}"
+            what = "the folder" if want == "folder" else "the file"
+            if not path.exists():
+                hint = f" (read from {where}.{base}, {getattr(spec.config, base)})" if base and not Path(value).is_absolute() else ""
+                problems.append((key, f"{path} does not exist{hint}; put {what} there or set {key} to where it is (a relative path "
+                                      "in a recipe file is read from the recipe's folder, one given with --set from the current folder)"))
+            elif want == "folder" and not path.is_dir():
+                problems.append((key, f"{path} is a file, not a folder; set {key} to the folder that holds the data (perhaps {path.parent})"))
+            elif want == "file" and not path.is_file():
+                problems.append((key, f"{path} is a folder, not a file; set {key} to the file itself"))
+    return problems
 
 
 def load_recipe(path: str | Path, overrides: Sequence[str] = (), registry: Registry | None = None) -> Recipe:

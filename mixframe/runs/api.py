@@ -59,20 +59,22 @@ def train(recipe: RecipeLike, overrides: Sequence[str] = (), *, out: str | Path 
     rank, world = distributed.join(checked.train.device)
     if rank == 0:
         check_output_path(Path(out), folder=True, option=None)  # before the data is read (the CLI checked --out already)
-    trainer = Trainer(checked, rank=rank, world=world)  # data and model first: a mistake leaves no run folder
+    trainer = Trainer(checked, rank=rank, world=world)  # data, model and callbacks first: a mistake leaves no run folder
+    own = recipe_callbacks(checked, _context(trainer))
     folder = None
     if rank == 0:
         stem = name or (Path(str(recipe).removeprefix("shipped:")).stem if not isinstance(recipe, Recipe) else "run")
         # complete or absent: the record is written into a hidden folder that is then renamed
         folder = RunFolder.create(out, stem, lock=True, write=lambda new: new.write_record(
             checked, trainer.data.spec, trainer.data.label_kind, device=trainer.device, world=world,
-            recipe_file=None if isinstance(recipe, Recipe) else str(recipe), overrides=list(overrides)))
+            recipe_file=None if isinstance(recipe, Recipe) else str(recipe), overrides=list(overrides),
+            threads_source=trainer.threads_source))
         print(f"run folder: {folder.path}")
     try:
         path = distributed.share(str(folder.path) if folder else None, world)
         trainer.run = folder
         try:
-            trainer.callbacks = [*recipe_callbacks(checked, _context(trainer)), *callbacks, *run_folder_callbacks(folder, progress=progress)]
+            trainer.callbacks = [*own, *callbacks, *run_folder_callbacks(folder, progress=progress)]
         except BaseException as err:
             if folder is not None:
                 folder.close_record("failed", str(err) or type(err).__name__)
@@ -130,8 +132,11 @@ def _resume(folder: RunFolder, recipe: Recipe, overrides: Sequence[str], rank: i
             folder.repair(trainer.step)
             if overrides:
                 folder.write_artifact(RunFolder.RECIPE, recipe.to_yaml().encode())
-            history = [*folder.info().get("resumes", []), {"at_epoch": trainer.epoch, "overrides": list(overrides)}]
-            folder.update_info(status="running", resumes=history)
+            info = folder.info()
+            stopped = {k: info[k] for k in ("status", "stopped", "error") if k in info}  # how the run had stopped: kept here, not on top
+            history = [*info.get("resumes", []), {"at_epoch": trainer.epoch, "overrides": list(overrides), "after": stopped,
+                                                  "threads": trainer.threads, "threads_source": trainer.threads_source}]
+            folder.update_info(status="running", resumes=history, drop=STOP_FIELDS)
         except OSError as err:
             raise not_written(folder.path, err, f"cannot resume {folder.path}") from None
         if state is None:
@@ -147,6 +152,9 @@ def _resume(folder: RunFolder, recipe: Recipe, overrides: Sequence[str], rank: i
         raise
     _fit(trainer, folder)
     return Run(folder, trainer.model.eval(), data=trainer.data, epoch=trainer.epoch, step=trainer.step)
+
+
+STOP_FIELDS = ("stopped", "error")  # run.json's record of a stop, true only until the run is resumed
 
 
 class RunInterrupted(KeyboardInterrupt):
@@ -344,15 +352,19 @@ class Run:
         return evaluate(self, metrics, split=split, seed=seed, write=write)
 
     def logged(self) -> dict[str, list[tuple[int, float]]]:
-        """The per-epoch means logged during training: name -> [(epoch, value)]."""
+        """The per-epoch means logged during training: name -> [(epoch, value)], under the names of metrics.csv, TensorBoard's
+        tags and the callbacks' ``means`` (``epoch/ae/reconstruction``, ``epoch/val/reconstruction``, ...)."""
         return self.folder.epoch_curves()
 
     # -- images in and out -------------------------------------------------------------------------------
     def to_input(self, images: ImageLike | Sequence[ImageLike]) -> Tensor:
         """Model input ``(N, *spec.shape)`` from images: PIL images, file paths, arrays or tensors.
 
-        Images are converted to the run's channels, resized to its height and width, and scaled from
-        [0, 1] to ``spec.value_range``, as its training data was. Tensors are taken as already scaled.
+        Pictures are prepared exactly as the run's training pictures were: converted to its channels, then the
+        dataset's own steps recorded in data.json (``spec.preprocess``: stretched, or resized by the shorter
+        side and center-cropped with ``keep_aspect``; scaled to ``spec.value_range``). A run whose data were
+        not picture files (or recorded before the steps were) stretches to its height and width. Tensors are
+        taken as already scaled.
         """
         if not self.spec.is_image:
             raise MixframeError(f"run {self.name} models data of shape {self.spec.shape}, not images; pass a tensor")
@@ -377,7 +389,10 @@ class Run:
             raise MixframeError(f"cannot read {type(image).__name__} as an image; pass PIL images, file paths, arrays or tensors")
         from mixframe.kernel.files import convert_image
 
-        image = convert_image(image, "L" if channels == 1 else "RGB", getattr(image, "filename", "") or "image").resize((width, height), Image.BILINEAR)
+        image = convert_image(image, "L" if channels == 1 else "RGB", getattr(image, "filename", "") or "image")
+        if self.spec.preprocess is not None:
+            return self.spec.preprocess(image)
+        image = image.resize((width, height), Image.BILINEAR)
         unit = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0)
         unit = unit[None] if unit.dim() == 2 else unit.permute(2, 0, 1)
         low, high = self.spec.value_range

@@ -109,7 +109,8 @@ class RunStatus(Callback):
             summary = {k: v[-1][1] for k, v in self.run.epoch_curves().items() if v}
         self.run.update_info(status="complete", finished=now(), epoch=trainer.epoch, step=trainer.step, world_size=trainer.world,
                              stopped_early=trainer.should_stop,
-                             ranks_identical=trainer.ranks_identical, final={k: round(v, 6) for k, v in summary.items()})
+                             ranks_identical=trainer.ranks_identical, final={k: round(v, 6) for k, v in summary.items()},
+                             drop=("stopped", "error"))  # a stop that a resume went past is no longer true
 
     def on_failure(self, trainer: Any, error: BaseException) -> None:
         from mixframe.kernel.engine.loop import TrainingDiverged
@@ -140,7 +141,10 @@ class Progress(Callback):
         self.waiting: list[str] = []  # warnings raised while no bar was drawn, printed after the epoch's line
 
     def on_start(self, trainer: Any) -> None:
-        if trainer.rank == 0 and trainer.step > 0:
+        if trainer.rank != 0:
+            return
+        print(f"CPU threads: {trainer.threads} ({trainer.threads_source})")
+        if trainer.step > 0:
             print(f"resuming at epoch {trainer.epoch + 1}, minibatch {trainer.step}")
 
     def on_step_end(self, trainer: Any, logs: Mapping[str, Tensor]) -> None:

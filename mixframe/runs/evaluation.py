@@ -87,14 +87,25 @@ def _evaluate(run: RunView, names: Sequence[str], split: str, seed: int | None, 
         if split != "test" and not takes_split:
             raise MixframeError(f"metric {spec.name!r} cannot score the {split} split (its evaluate takes no split argument); "
                                 "update the plugin (CONTRIBUTING.md, metrics) or leave it out of the study's metrics")
-        with threadpool_limits(limits=1):  # BLAS threads fight over a shared CPU; one is faster here
-            values = metric.evaluate(run, split=split) if takes_split else metric.evaluate(run)
+        try:
+            with threadpool_limits(limits=1):  # BLAS threads fight over a shared CPU; one is faster here
+                values = metric.evaluate(run, split=split) if takes_split else metric.evaluate(run)
+        except MixframeError as err:  # the metric says what it needs; where it was asked for says how to leave it out
+            raise MixframeError(f"{err}. {origin(spec.name, run, asked=bool(names))}") from None
         results[spec.name] = {k: float(v) for k, v in values.items()}
         if echo:
             print(f"  {spec.name}: " + ", ".join(f"{k}={v:.4g}" for k, v in results[spec.name].items()))
     if write:
         run.folder.write_evaluation(results, run.epoch, run.step)
     return {k: v for m in results.values() for k, v in m.items()}
+
+
+def origin(metric: str, run: RunView, *, asked: bool) -> str:
+    """Where a metric was asked for, and so how to leave it out: the command line (or ``metrics=``), or the run's recipe."""
+    if asked:
+        return f"'{metric}' was asked for by name (--metric {metric}, or Run.evaluate's metrics): ask for the others only"
+    return (f"'{metric}' is one of the metrics in the recipe of {run.dir} (evaluated when none is named): "
+            "name the ones to compute with --metric NAME")
 
 
 def format_table(rows: dict[str, dict[str, Any]]) -> str:

@@ -323,10 +323,14 @@ def spec_to_dict(spec: DataSpec, label_kind: str) -> dict[str, Any]:
 
 
 def spec_from_dict(data: dict[str, Any]) -> DataSpec:
-    from mixframe.kernel.interfaces import DataSpec
+    from mixframe.kernel.interfaces import DataSpec, ImagePreprocess
 
     fields = {f.name for f in attrs.fields(DataSpec)}
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in fields}
+    if isinstance(values.get("preprocess"), dict):
+        known = {f.name for f in attrs.fields(ImagePreprocess)}
+        steps = {k: tuple(v) if isinstance(v, list) else v for k, v in values["preprocess"].items() if k in known}
+        values["preprocess"] = ImagePreprocess(**steps)
     return DataSpec(**values)
 
 
@@ -346,7 +350,7 @@ def git_commit() -> str | None:
     return head.stdout.strip() + ("+dirty" if dirty.returncode == 0 and dirty.stdout.strip() else "")
 
 
-def environment(device: Any) -> dict[str, Any]:
+def environment(device: Any, threads_source: str | None = None) -> dict[str, Any]:
     """Python, platform, package versions and device: enough to say what ran where."""
     import torch
 
@@ -366,6 +370,7 @@ def environment(device: Any) -> dict[str, Any]:
         "device": str(device),
         "cuda": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
         "threads": torch.get_num_threads(),
+        "threads_source": threads_source,  # train.threads, MIXFRAME_THREADS or torch's default
         "commit": git_commit(),
         "time": now(),
     }
@@ -514,12 +519,12 @@ class RunFolder:
         return cls(path)
 
     def write_record(self, recipe: Any, spec: DataSpec, label_kind: str, *, device: Any, world: int,
-                     recipe_file: str | None, overrides: list[str]) -> None:
+                     recipe_file: str | None, overrides: list[str], threads_source: str | None = None) -> None:
         """What ran, written before training starts: recipe, run.json, environment, plugins, data description."""
         atomic_write_bytes(self.file(self.RECIPE), recipe.to_yaml().encode())
         write_json(self.file(self.RUN), {"status": "running", "recipe_file": recipe_file, "overrides": list(overrides),
                                          "started": now(), "world_size": world})
-        write_json(self.file(self.ENVIRONMENT), environment(device))
+        write_json(self.file(self.ENVIRONMENT), environment(device, threads_source))
         write_json(self.file(self.PLUGINS), plugin_record())
         write_json(self.file(self.DATA), spec_to_dict(spec, label_kind))
 
@@ -562,8 +567,9 @@ class RunFolder:
     def info(self) -> dict[str, Any]:
         return read_json(self.file(self.RUN))
 
-    def update_info(self, **fields: Any) -> None:
-        write_json(self.file(self.RUN), {**self.info(), **fields})
+    def update_info(self, *, drop: tuple[str, ...] = (), **fields: Any) -> None:
+        """Set ``fields`` in run.json and remove the keys in ``drop`` (those that would no longer be true)."""
+        write_json(self.file(self.RUN), {k: v for k, v in {**self.info(), **fields}.items() if k not in drop})
 
     def close_record(self, status: str, error: str) -> None:
         """run.json says ``status`` (with ``error``) if it still says "running": a process that stops never leaves it so.
@@ -616,11 +622,12 @@ class RunFolder:
             f.write(message + "\n")
 
     def epoch_curves(self) -> dict[str, list[tuple[int, float]]]:
-        """Per-epoch means from metrics.csv: name (without ``epoch/``) -> [(epoch, value)]."""
+        """Per-epoch means from metrics.csv: name -> [(epoch, value)], named as everywhere else (``epoch/ae/reconstruction``:
+        the callbacks' ``means``, metrics.csv and TensorBoard's tags use the same names)."""
         curves: dict[str, list[tuple[int, float]]] = defaultdict(list)
         for row in self.scalar_rows():
             if row["name"].startswith("epoch/"):
-                curves[row["name"].removeprefix("epoch/")].append((int(row["epoch"]), float(row["value"])))
+                curves[row["name"]].append((int(row["epoch"]), float(row["value"])))
         return dict(curves)
 
     def scalar_rows(self) -> list[dict[str, str]]:

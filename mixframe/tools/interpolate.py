@@ -254,6 +254,39 @@ def interpolation_png(runs: Sequence[Run], pairs: int = 4, steps: int = 8, mode:
     return render_paths(runs, x1, x2, steps, mode, seed, split, labels)
 
 
+def between(run: Run, first: str | Path, second: str | Path) -> tuple[Tensor, Tensor]:
+    """Two of your own picture files as model input ``(1, *shape)`` each, prepared as the run's training pictures were."""
+    x = run.to_input([Path(first), Path(second)])
+    return x[:1], x[1:]
+
+
+def interpolation_gif(run: Run, x1: Tensor, x2: Tensor, steps: int = 8, mode: Mode = "linear", seed: int = 0,
+                      frame_ms: int = 250, side: int = 128) -> bytes:
+    """An animated GIF (bytes) of ``run.interpolate(x1, x2)`` for one pair: the decoded path from f(x1) to f(x2) and back,
+    each frame enlarged (nearest neighbour) to about ``side`` pixels and captioned with its weight a."""
+    from PIL import Image, ImageDraw
+
+    check_steps(steps)
+    if not run.spec.is_image:
+        raise MixframeError(f"an animated GIF shows pictures; run {run.name} models data of shape {run.spec.shape}: write a .png")
+    frames = run.to_images(run.interpolate(x1[:1], x2[:1], steps, mode, seed)[0])
+    scale = max(1, side // max(frames[0].size))
+    font = _font(12)
+    shown = []
+    for j, frame in enumerate(frames):
+        big = frame.convert("RGB").resize((frame.width * scale, frame.height * scale), Image.NEAREST)
+        canvas = Image.new("RGB", (big.width, big.height + 18), "white")
+        canvas.paste(big, (0, 0))
+        weight = j / (steps - 1) if mode == "linear" else None
+        text = f"a = {weight:.2f}" if weight is not None else f"{j}/{steps - 1} maps from x2"
+        ImageDraw.Draw(canvas).text((4, big.height + 2), text, fill="black", font=font)
+        shown.append(canvas)
+    loop = shown + shown[-2:0:-1]  # there and back
+    buffer = io.BytesIO()
+    loop[0].save(buffer, format="GIF", save_all=True, append_images=loop[1:], duration=frame_ms, loop=0)
+    return buffer.getvalue()
+
+
 # ---------------------------------------------------------------------------------------------
 # The paper's layout (seed Figures 7 to 11 and 13)
 

@@ -34,7 +34,16 @@ th, td { border: 1px solid #bbb; padding: 4px 8px; vertical-align: top; }
 th { background: #eee; text-align: left; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 td.desc { min-width: 12em; max-width: 22em; }
-td.name { max-width: 16em; overflow-wrap: anywhere; }
+td.name { min-width: 12em; max-width: 20em; overflow-wrap: break-word; }
+@media (max-width: 1000px) {  /* a narrow window: each run a card of labelled lines, so no column is squeezed */
+  table.runs, table.runs tbody, table.runs tr, table.runs td { display: block; }
+  table.runs tr:first-child { display: none; }
+  table.runs tr { display: grid; grid-template-columns: 1fr 1fr; border: 1px solid #bbb; margin-bottom: 0.8em; }
+  table.runs td.name, table.runs td.desc { grid-column: 1 / -1; }
+  table.runs td { border: none; border-bottom: 1px solid #eee; max-width: none; text-align: left; white-space: normal; }
+  table.runs td::before { content: attr(data-label) ": "; font-weight: bold; color: #555; }
+  table.runs .small { display: inline; margin-left: 0.5em; }
+}
 .small { display: block; font-size: 0.8em; color: #555; }
 .scroll { max-width: 100%; overflow-x: auto; margin-bottom: 1.5em; }
 table.metrics th.value, table.metrics td.value { position: sticky; left: 0; background: #fff; min-width: 14em; max-width: 30em; }
@@ -125,15 +134,16 @@ class RunInfo:
     def reconstruction(self) -> float | None:
         """The last logged reconstruction loss: run.json's final summary, else metrics.csv."""
         final = self.run.get("final") or {}
-        if isinstance(final, dict) and "ae/reconstruction" in final:
-            return _number(final["ae/reconstruction"])
-        curve = self.folder.epoch_curves().get("ae/reconstruction")
+        for key in ("epoch/ae/reconstruction", "ae/reconstruction"):  # the second: runs recorded before names were one scheme
+            if isinstance(final, dict) and key in final:
+                return _number(final[key])
+        curve = self.folder.epoch_curves().get("epoch/ae/reconstruction")
         return curve[-1][1] if curve else None
 
     @property
     def validation(self) -> tuple[float, float, int] | None:
         """(last, best, best epoch) of the validation reconstruction loss (the validation callback), or None."""
-        curve = self.folder.epoch_curves().get("val/reconstruction")
+        curve = self.folder.epoch_curves().get("epoch/val/reconstruction")
         if not curve:
             return None
         best_epoch, best = min(curve, key=lambda point: point[1])
@@ -210,18 +220,28 @@ def comparison_table(runs: Sequence[RunInfo]) -> str:
     """The overview: one row per run, numbered as the metrics table's columns are."""
     heads = ["#", "run", "description", "status", "mixer", "regularizers", "epochs", "final reconstruction loss",
              "validation reconstruction loss", "metrics"]
-    lines = ['<div class="scroll"><table>', "<tr>" + "".join(f"<th>{esc(h)}</th>" for h in heads) + "</tr>"]
+    lines = ['<div class="scroll"><table class="runs">', "<tr>" + "".join(f"<th>{esc(h)}</th>" for h in heads) + "</tr>"]
     for i, run in enumerate(runs, 1):
         val = run.validation
         val_text = (f'{esc(format_value(val[0]))}<span class="small">best {esc(format_value(val[1]))}, epoch {val[2]}</span>'
                     if val else "")
         evaluated = "yes" if run.evaluated else '<span class="missing">not evaluated</span>'
-        cells = [f"<td>{i}</td>", f'<td class="name"><a href="#{_anchor(run)}">{esc(run.name)}</a></td>', f'<td class="desc">{esc(run.description)}</td>',
-                 f"<td>{esc(run.status)}</td>", f"<td>{esc(run.mixer)}</td>", f"<td>{esc(run.regularizers)}</td>", f"<td>{esc(run.epochs)}</td>",
-                 f'<td class="num">{esc(format_value(run.reconstruction))}</td>', f'<td class="num">{val_text}</td>', f"<td>{evaluated}</td>"]
-        lines.append("<tr>" + "".join(cells) + "</tr>")
+        cells = [str(i), f'<a href="#{_anchor(run)}">{breakable(run.name)}</a>', esc(run.description), esc(run.status), esc(run.mixer),
+                 esc(run.regularizers), esc(run.epochs), esc(format_value(run.reconstruction)), val_text, evaluated]
+        classes = ["", "name", "desc", "", "", "", "", "num", "num", ""]
+        tds = [f'<td{cls(c)} data-label="{esc(h)}">{cell}</td>' for h, c, cell in zip(heads, classes, cells)]
+        lines.append("<tr>" + "".join(tds) + "</tr>")
     lines.append("</table></div>")
     return "\n".join(lines)
+
+
+def cls(name: str) -> str:
+    return f' class="{name}"' if name else ""
+
+
+def breakable(name: str) -> str:
+    """``name`` escaped, with line-break opportunities after its - and _ (a narrow column breaks it there, not mid-word)."""
+    return "".join(f"{esc(c)}<wbr>" if c in "-_" else esc(c) for c in name)
 
 
 def metric_meanings(metrics: Iterable[str]) -> dict[str, dict[str, str]]:
@@ -315,11 +335,16 @@ def run_section(run: RunInfo, index: int) -> str:
     if run.description:
         parts.append(f"<p>{esc(run.description)}</p>")
     parts.append(f'<p>status: <span class="{status_class}">{esc(run.status)}</span></p>')
-    if run.warnings:
-        parts.append(f"<h3>warnings ({len(run.warnings)})</h3>")
-        for line in run.warnings:
+    notes = [line for line in run.warnings if line.lower().startswith("note:")]
+    warnings = [line for line in run.warnings if line not in notes]
+    if warnings:
+        parts.append(f"<h3>warnings ({len(warnings)})</h3>")
+        for line in warnings:
             severe = " severe" if any(word in line.lower() for word in HIGHLIGHT) else ""
             parts.append(f'<div class="warning{severe}">{esc(line)}</div>')
+    if notes:  # what training noticed that needs no action (a fooled critic): apart from the warnings, not in their colours
+        parts.append(f"<h3>notes ({len(notes)})</h3>")
+        parts += [f'<div class="note">{esc(line.removeprefix("note:").strip())}</div>' for line in notes]
     pictures = run.pictures()
     if pictures:
         parts.append("<h3>pictures</h3>")

@@ -644,7 +644,7 @@ def _sweep_panels(records: list[dict[str, Any]], sweep_dir: Path) -> None:
     import matplotlib.pyplot as plt
 
     from mixframe.runs.api import load_run
-    from mixframe.tools.pictures import draw_mix_scatter, random_mix_weights
+    from mixframe.tools.pictures import random_mix_weights
 
     firsts: dict[str, dict[str, Any] | None] = {}
     for rec in records:
@@ -661,25 +661,56 @@ def _sweep_panels(records: list[dict[str, Any]], sweep_dir: Path) -> None:
     if first.spec.shape != (2,):
         return
     headlines = [h for m in first.recipe.metrics if (h := getattr(get_registry().get("metric", m.name).implementation, "headline", None))]
-    fig, axes = plt.subplots(1, len(firsts), figsize=(3.2 * len(firsts), 3.4), squeeze=False)
-    for ax, (label, rec) in zip(axes[0], firsts.items()):
-        ax.set_xticks([])
-        ax.set_yticks([])
+    drawn: dict[str, tuple[Any, Any, list[str]] | None] = {}
+    for label, rec in firsts.items():
         if rec is None:
-            ax.text(0.5, 0.5, "no finished run\n(mixframe sweep --resume)", ha="center", va="center", fontsize=9, color="0.4")
-            ax.set_title(label, fontsize=9)
+            drawn[label] = None
             continue
         run = load_run(run_dir(sweep_dir, rec))
         x, _ = run.split("test")
         perm, alpha = random_mix_weights(len(x))
         h = run.encode(x).cpu()
-        mixes = run.decode(alpha * h + (1 - alpha) * h[perm])
-        numbers = [f"{k}: {rec['metrics'][k]:.2f}" for k in headlines if k in rec["metrics"]]
-        draw_mix_scatter(ax, x, mixes, "\n".join([label, *numbers]))
-    fig.suptitle("decoded random mixes (orange) over real samples (blue)", fontsize=9)
-    fig.tight_layout()
+        mixes = run.decode(alpha * h + (1 - alpha) * h[perm]).cpu()
+        drawn[label] = (x, mixes, [f"{k}: {rec['metrics'][k]:.2f}" for k in headlines if k in rec["metrics"]])
+    fig = panels_figure(drawn)
     fig.savefig(sweep_dir / PANELS_FILE, dpi=120)
     plt.close(fig)
+
+
+def panels_figure(drawn: Mapping[str, tuple[Any, Any, list[str]] | None]) -> Any:
+    """The matplotlib figure of panels.png: per label (real points, decoded mixes, headline numbers), or None for a grid
+    point with no finished run. Aligned: one scale and one box size for every panel, titles of as many lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import torch
+
+    from mixframe.tools.pictures import draw_mix_scatter
+
+    points = [p for item in drawn.values() if item is not None for p in item[:2]]
+    every = torch.cat([p[:, :2].float() for p in points])
+    low, high = every.min(0).values, every.max(0).values
+    centre, half = (low + high) / 2, float((high - low).max()) / 2 * 1.08
+    lines = 1 + max((len(item[2]) for item in drawn.values() if item is not None), default=0)
+    fig, axes = plt.subplots(1, len(drawn), figsize=(3.2 * len(drawn), 3.2 + 0.18 * lines), squeeze=False)
+    for ax, (label, item) in zip(axes[0], drawn.items()):
+        numbers = item[2] if item is not None else []
+        title = "\n".join([label, *numbers, *[" "] * (lines - 1 - len(numbers))])
+        if item is None:
+            ax.text(0.5, 0.5, "no finished run\n(mixframe sweep --resume)", ha="center", va="center", fontsize=9, color="0.4",
+                    transform=ax.transAxes)
+            ax.set_title(title, fontsize=9)
+        else:
+            draw_mix_scatter(ax, item[0], item[1], title)
+        ax.set_xlim(float(centre[0]) - half, float(centre[0]) + half)
+        ax.set_ylim(float(centre[1]) - half, float(centre[1]) + half)
+        ax.set_aspect("equal", adjustable="box")
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle("decoded random mixes (orange) over real samples (blue); every panel on the same scale", fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.3 / fig.get_figheight()))  # room for the title above the panels' own
+    return fig
 
 
 if __name__ == "__main__":

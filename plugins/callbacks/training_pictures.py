@@ -1,10 +1,11 @@
 """Pictures during and after training: interpolation grids, the final grid and the loss curves.
 
-Grids go to ``grids/epoch_NNNN.png`` every ``every`` epochs and at the end (for 2-D data, decoded
-mixes over real points), and to TensorBoard's Images tab (``interpolation/grid``, by step); at the
-end the last grid is copied to ``grid.png`` and ``loss_curves.png`` is drawn from metrics.csv. In an
-image grid each row is x1, the decoded interpolation, x2; the real x1 and x2 are framed in orange.
-A default callback: every recipe gets it unless it lists its own.
+Grids go to ``grids/epoch_NNNN.png`` every ``every`` epochs (for 2-D data, decoded mixes over real
+points) and to TensorBoard's Images tab (``interpolation/grid``, by step); the last epoch's grid is
+``grid.png`` (drawn once: not also in ``grids/``; a resume that trains on moves it there), and at the
+end ``loss_curves.png`` is drawn from metrics.csv. In an image grid each row is x1, the decoded
+interpolation, x2; the real x1 and x2 are framed in orange, the columns are labelled with the weight a
+and a caption says what the rows are. A default callback: every recipe gets it unless it lists its own.
 """
 
 from __future__ import annotations
@@ -29,13 +30,21 @@ class TrainingPictures(Callback):
     def __init__(self, config: TrainingPicturesConfig, context: BuildContext) -> None:
         self.config = config
 
+    def on_start(self, trainer: Any) -> None:
+        final = trainer.run.file(RunFolder.GRID) if trainer.run is not None else None
+        if final is not None and final.is_file() and not trainer.done:  # a finished run trained on: its last grid joins grids/
+            earlier = trainer.run.file(RunFolder.GRIDS) / f"epoch_{trainer.epoch:04d}.png"
+            earlier.parent.mkdir(exist_ok=True)
+            final.replace(earlier)
+
     def on_epoch_end(self, trainer: Any, means: dict[str, float]) -> None:
         if trainer.run is None or not (trainer.done or trainer.epoch % self.config.every == 0):
             return
         from mixframe.tools.pictures import save_training_grid
 
-        path = trainer.run.file(RunFolder.GRIDS) / f"epoch_{trainer.epoch:04d}.png"
-        save_training_grid(trainer.model, trainer.data, path, trainer.device, pairs=self.config.pairs, steps=self.config.steps)
+        path = trainer.run.file(RunFolder.GRID) if trainer.done else trainer.run.file(RunFolder.GRIDS) / f"epoch_{trainer.epoch:04d}.png"
+        save_training_grid(trainer.model, trainer.data, path, trainer.device, pairs=self.config.pairs, steps=self.config.steps,
+                           epoch=trainer.epoch)
         trainer.model.train()
         self.to_tensorboard(trainer, path)
 
@@ -56,9 +65,6 @@ class TrainingPictures(Callback):
         from mixframe.tools.pictures import plot_loss_curves
 
         plot_loss_curves(trainer.run.epoch_curves(), trainer.run.file(RunFolder.LOSS_CURVES))
-        grids = sorted(trainer.run.file(RunFolder.GRIDS).glob("*.png"))
-        if grids:  # written atomically by name: a full disk leaves the previous grid.png or none, never half of one
-            trainer.run.copy_artifact(f"{RunFolder.GRIDS}/{grids[-1].name}", RunFolder.GRID)
 
 
 @hookimpl

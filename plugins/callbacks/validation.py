@@ -46,7 +46,7 @@ class Validation(Callback):
 
     def on_start(self, trainer: Any) -> None:
         if trainer.run is not None and trainer.step > 0:  # a resume: the best so far, up to the checkpoint's epoch
-            done = [value for epoch, value in trainer.run.epoch_curves().get(NAME, []) if epoch <= trainer.epoch]
+            done = [value for epoch, value in trainer.run.epoch_curves().get(f"epoch/{NAME}", []) if epoch <= trainer.epoch]
             self.best = min(done, default=math.inf)
 
     def on_epoch_end(self, trainer: Any, means: dict[str, float]) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from mixframe import Command, MixframeError, hookimpl
 from mixframe.cli.arguments import add_overrides
+from mixframe.errors import RecipeError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mixframe.kernel.recipe import apply_overrides, copy_shipped, dump_yaml, load_recipe, resolve_file
+    from mixframe.kernel.recipe import apply_overrides, copy_shipped, dump_yaml, load_recipe, path_problems, resolve_file
     from mixframe.kernel.registry import get_registry
 
     if args.recipe_command == "copy":
@@ -38,6 +39,9 @@ def run(args: argparse.Namespace) -> int:
         for file in args.files:  # every recipe is checked, so one bad file does not hide the next one's problems
             try:
                 recipe = load_recipe(file, args.overrides)
+                missing = path_problems(recipe)  # the data's folders and files: a recipe is checked against this machine
+                if missing:
+                    raise RecipeError(str(file), missing)
             except MixframeError as err:
                 print(f"mixframe recipe: error: {err}", file=sys.stderr)
                 failed += 1

@@ -39,7 +39,8 @@ MAX_PIXELS = 4_000_000  # the aligned faces are 178x218; checked from each heade
 
 @attrs.frozen(kw_only=True)
 class CelebAConfig:
-    root: str | None = param(None, help=f"folder holding {IMAGES}/, {ATTR_FILE} and {PARTITION_FILE}; None = $MIXFRAME_DATA/celeba")
+    root: str | None = param(None, help=f"folder holding {IMAGES}/, {ATTR_FILE} and {PARTITION_FILE}; None = $MIXFRAME_DATA/celeba",
+                             path="folder")
     size: int = param(64, help="side of the square images fed to the model (pixels)", validator=positive)
     crop: int | None = param(140, help="center-crop side (pixels) applied before resizing; None = no crop (the 178x218 face is squashed)",
                              validator=positive)
@@ -123,7 +124,8 @@ def build(config: CelebAConfig) -> DataBundle:
                           max_pixels=MAX_PIXELS)
 
     names = tuple(all_names[c] for c in columns)
-    spec = DataSpec(shape=(3, config.size, config.size), value_range=value_range(config.scale), attribute_names=names)
+    spec = DataSpec(shape=(3, config.size, config.size), value_range=value_range(config.scale), attribute_names=names,
+                    preprocess=transform)
     return DataBundle(spec=spec, train=part(0), val=part(1), test=part(2), label_kind="attributes")
 
 

@@ -1,9 +1,18 @@
-"""A folder of images on the user's disk (Zappos-like), optionally with binary attributes from a CSV.
+"""A folder of images on the user's disk, labelled by class sub-folders, by binary attributes from a CSV, or not at all.
 
 Images (jpg, jpeg, png, bmp, webp; searched recursively) are read lazily with PIL, resized to a
-square ``size`` and scaled to [-1, 1] (or [0, 1]). With ``attributes`` set, a CSV with one row per
-image (a filename column plus one 0/1 or -1/1 column per attribute) gives each image a float {0, 1}
-vector; without it the label is a 0 tensor. The split into train/val/test is drawn with ``seed``.
+square ``size`` and scaled to [-1, 1] (or [0, 1]). ``labels`` says what ``y`` is:
+
+* ``folders``: the class index of the image's first folder below the root (torchvision's ImageFolder
+  layout: ``root/cats/tom.jpg``), classes in sorted order, so the metrics that need classes (probe,
+  clustering, realism) run on it;
+* ``attributes``: a CSV with one row per image (a filename column plus one 0/1 or -1/1 column per
+  attribute) gives each image a float {0, 1} vector;
+* ``none``: a 0 tensor;
+* ``auto`` (the default): ``attributes`` when a CSV is named, else ``folders`` when every image sits in
+  one level of class sub-folders (two classes at least), else ``none``.
+
+The split into train/val/test is drawn with ``seed``.
 
 Images and the CSV are user files, read through :mod:`mixframe.kernel.files`: an image's pixel size is
 checked from its header (at most :data:`MAX_PIXELS`) before it is decoded, a file that is not an
@@ -33,6 +42,7 @@ from torch.utils.data import Dataset
 
 from mixframe import Component, DataBundle, DataSpec, MixframeError, hookimpl, in_range, param, positive
 from mixframe.kernel.files import convert_image, open_user_image, read_user_text
+from mixframe.kernel.interfaces import ImagePreprocess
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 DATA_ENV = "MIXFRAME_DATA"
@@ -62,57 +72,15 @@ def value_range(scale: str) -> tuple[float, float]:
     return (-1.0, 1.0) if scale == "signed" else (0.0, 1.0)
 
 
-class ResizedSizeCheck:
-    """Refuses (ValueError) an image whose resized size would be over ``max_pixels``: with ``keep_aspect`` the shorter
-    side becomes ``size``, so an 8 KB PNG of 1x4,000,000 pixels would become 64x256,000,000. :class:`ImageFiles` calls
-    :meth:`check` with the header's size, before the image is decoded; as a transform it checks again (other callers)."""
-
-    def __init__(self, size: int, crop: int | None, keep_aspect: bool, max_pixels: int) -> None:
-        self.size, self.crop, self.keep_aspect, self.max_pixels = size, crop, keep_aspect, max_pixels
-
-    def check(self, size: tuple[int, int]) -> None:
-        width, height = (self.crop, self.crop) if self.crop is not None else size
-        if self.keep_aspect and min(width, height) > 0:
-            scale = self.size / min(width, height)
-            width, height = max(1, round(width * scale)), max(1, round(height * scale))
-        else:
-            width, height = self.size, self.size
-        if width * height > self.max_pixels:
-            raise ValueError(f"resized to keep its aspect it would be {width}x{height} pixels ({width * height:,}), over the limit "
-                             f"of {self.max_pixels:,}; crop it nearer to a square (or set keep_aspect: false)")
-
-    def __call__(self, img: Image.Image) -> Image.Image:
-        self.check(img.size)
-        return img
-
-
-class ToSigned:
-    """Maps [0, 1] tensors to [-1, 1]; a class rather than a lambda so DataLoader workers can pickle it."""
-
-    def __call__(self, x: Tensor) -> Tensor:
-        return x * 2.0 - 1.0
-
-
 def pixel_transform(size: int, scale: str, *, crop: int | None = None, keep_aspect: bool = False,
-                    max_pixels: int = MAX_PIXELS) -> Callable[[Image.Image], Tensor]:
-    """PIL image -> float (C, size, size) tensor in the scale's range.
+                    channels: int | None = None) -> ImagePreprocess:
+    """PIL image -> float (C, size, size) tensor in the scale's range; put it in the DataSpec (``preprocess``) so
+    that the run records it and ``Run.to_input`` prepares a user's pictures the same way.
 
     ``crop`` center-crops first (CelebA's customary 140 px face crop). ``keep_aspect`` resizes the
     shorter side then center-crops the longer one; otherwise the image is stretched to a square.
     """
-    from torchvision import transforms
-
-    steps: list[Callable] = [ResizedSizeCheck(size, crop, keep_aspect, max_pixels)]
-    if crop is not None:
-        steps.append(transforms.CenterCrop(crop))
-    if keep_aspect:
-        steps += [transforms.Resize(size), transforms.CenterCrop(size)]
-    else:
-        steps.append(transforms.Resize((size, size)))
-    steps.append(transforms.ToTensor())
-    if scale == "signed":
-        steps.append(ToSigned())
-    return transforms.Compose(steps)
+    return ImagePreprocess(size=size, value_range=value_range(scale), keep_aspect=keep_aspect, crop=crop, channels=channels)
 
 
 def seeded_split(n: int, seed: int, val: int, test: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -174,16 +142,17 @@ class ImageFiles(Dataset):
     def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
         path = self.paths[index]
         try:
-            steps = getattr(self.transform, "transforms", [])
-            check = steps[0].check if steps and isinstance(steps[0], ResizedSizeCheck) else None
+            check = (lambda size: self.transform.check_size(size, self.max_pixels)) if isinstance(self.transform, ImagePreprocess) else None
             img = open_user_image(path, what="image", max_pixels=self.max_pixels, check_size=check)
             x = self.transform(convert_image(img, self.mode, path))
         except MixframeError as err:  # plain: a DataLoader worker re-raises an error by building its type from the message
             raise MixframeError(str(err)) from None
         except (OSError, ValueError) as err:
             raise MixframeError(f"cannot read image {path}: {err}; replace or remove the file") from None
-        y = self.labels[index].float() if self.labels is not None else torch.zeros(())
-        return x, y
+        if self.labels is None:
+            return x, torch.zeros(())
+        y = self.labels[index]
+        return x, (y if y.dtype == torch.long else y.float())  # class indices stay int64, attribute vectors are floats
 
 
 # ---------------------------------------------------------------- the image_folder plugin
@@ -191,14 +160,19 @@ class ImageFiles(Dataset):
 
 @attrs.frozen(kw_only=True)
 class ImageFolderConfig:
-    root: str | None = param(None, help="the image folder (searched recursively); None = $MIXFRAME_DATA/image_folder")
+    root: str | None = param(None, help="the image folder (searched recursively; a relative path is read from the recipe's folder); "
+                             "None = $MIXFRAME_DATA/image_folder", path="folder")
     size: int = param(64, help="side of the square images fed to the model (pixels)", validator=positive)
     channels: Literal[1, 3] = param(3, help="3 = RGB, 1 = grayscale")
     keep_aspect: bool = param(False, help="resize the shorter side and center-crop the longer one instead of stretching to a square")
     scale: Literal["signed", "unit"] = param("signed", help="pixel range: 'signed' = [-1, 1], 'unit' = [0, 1]")
+    labels: Literal["auto", "folders", "attributes", "none"] = param(
+        "auto", help="folders: each image's class is its first folder below root (root/cats/tom.jpg); attributes: from the CSV "
+        "(data.attributes); none: unlabelled; auto: attributes when a CSV is named, else folders when every image sits in one "
+        "level of class sub-folders, else none")
     attributes: str | None = param(
         None, help="CSV of binary attributes (a filename column, then one 0/1 or -1/1 column per attribute); "
-        "a relative path is read from the image folder; None = unlabelled (y = 0)")
+        "a relative path is read from the image folder; None = unlabelled (y = 0)", path="file", relative_to="root")
     filename_column: str = param("filename", help="the CSV column holding each image's path relative to the image folder")
     attribute_names: tuple[str, ...] = param((), help="the CSV attribute columns to use, in this order; empty = all of them")
     val_fraction: float = param(0.05, help="fraction of the images held out for validation", validator=in_range(0, 0.9))
@@ -290,9 +264,48 @@ def _match_rows(folder: Path, images: list[Path], names: list[str], csv_path: Pa
     return matched  # type: ignore[return-value]
 
 
+def label_source(config: ImageFolderConfig, folder: Path, images: list[Path]) -> str:
+    """What the labels are read from: 'attributes', 'folders' or 'none' (``auto`` decided from the CSV setting and the layout)."""
+    if config.labels == "attributes" and config.attributes is None:
+        raise MixframeError("data.labels is attributes but data.attributes names no CSV; set data.attributes to the CSV of 0/1 "
+                            "attributes (a filename column, then one column per attribute)")
+    if config.labels in ("folders", "none") and config.attributes is not None:
+        raise MixframeError(f"data.labels is {config.labels} but data.attributes names a CSV ({config.attributes}); "
+                            "set data.attributes: null, or data.labels: attributes")
+    if config.labels != "auto":
+        return config.labels
+    if config.attributes is not None:
+        return "attributes"
+    depths = {len(p.relative_to(folder).parts) for p in images}
+    return "folders" if depths == {2} and len(class_folders(folder, images)) >= 2 else "none"
+
+
+def class_folders(folder: Path, images: list[Path]) -> list[str]:
+    """The class names: the first folder below ``folder`` of each image, sorted."""
+    return sorted({p.relative_to(folder).parts[0] for p in images if len(p.relative_to(folder).parts) > 1})
+
+
+def folder_labels(folder: Path, images: list[Path]) -> tuple[Tensor, tuple[str, ...]]:
+    """Each image's class index (int64) from its first folder below ``folder``, and the class names in index order."""
+    loose = [p for p in images if len(p.relative_to(folder).parts) < 2]
+    if loose:
+        shown = ", ".join(p.name for p in loose[:5])
+        raise MixframeError(f"data.labels is folders, but {len(loose)} image(s) sit directly in {folder}, in no class folder "
+                            f"(first: {shown}); move each into a folder named after its class (root/cats/tom.jpg), or set data.labels: none")
+    classes = class_folders(folder, images)
+    if len(classes) < 2:
+        raise MixframeError(f"data.labels is folders, but {folder} has {len(classes)} class folder ({', '.join(classes)}); "
+                            "class labels need at least two classes: one folder per class, or set data.labels: none")
+    index = {name: i for i, name in enumerate(classes)}
+    return torch.tensor([index[p.relative_to(folder).parts[0]] for p in images], dtype=torch.long), tuple(classes)
+
+
 def build(config: ImageFolderConfig) -> DataBundle:
-    """Images from a local folder, optionally labelled with binary attributes from a CSV."""
+    """Images from a local folder, labelled by class folders, by binary attributes from a CSV, or unlabelled."""
     folder = resolve_root(config.root, "image_folder")
+    if folder.is_file():
+        raise MixframeError(f"data.root {folder} is a file, not a folder; set data.root to the folder that holds the images "
+                            f"(perhaps {folder.parent})")
     if not folder.is_dir():
         raise MixframeError(f"image folder {folder} not found; put your images (jpg/png, subfolders allowed) there or set data.root")
     images = find_images(folder)
@@ -303,7 +316,11 @@ def build(config: ImageFolderConfig) -> DataBundle:
         )
     labels: Tensor | None = None
     attribute_names: tuple[str, ...] = ()
-    if config.attributes is not None:
+    classes: tuple[str, ...] = ()
+    source = label_source(config, folder, images)
+    if source == "folders":
+        labels, classes = folder_labels(folder, images)
+    elif source == "attributes":
         csv_path = Path(config.attributes).expanduser()
         csv_path = csv_path if csv_path.is_absolute() else folder / csv_path
         names, wanted, values = _read_attribute_csv(csv_path, config)
@@ -311,7 +328,7 @@ def build(config: ImageFolderConfig) -> DataBundle:
         labels = torch.from_numpy(values)
         attribute_names = tuple(wanted)
     val, test = split_sizes(len(images), config.val_fraction, config.test_fraction, f"image folder {folder}")
-    transform = pixel_transform(config.size, config.scale, keep_aspect=config.keep_aspect)
+    transform = pixel_transform(config.size, config.scale, keep_aspect=config.keep_aspect, channels=config.channels)
     mode = "RGB" if config.channels == 3 else "L"
 
     def part(idx: np.ndarray) -> ImageFiles:
@@ -319,9 +336,9 @@ def build(config: ImageFolderConfig) -> DataBundle:
 
     train_idx, val_idx, test_idx = seeded_split(len(images), config.seed, val, test)
     spec = DataSpec(shape=(config.channels, config.size, config.size), value_range=value_range(config.scale),
-                    attribute_names=attribute_names)
+                    attribute_names=attribute_names, num_classes=len(classes) or None, preprocess=transform)
     return DataBundle(spec=spec, train=part(train_idx), val=part(val_idx), test=part(test_idx),
-                      label_kind="attributes" if labels is not None else "none")
+                      label_kind={"folders": "class", "attributes": "attributes"}.get(source, "none"))
 
 
 @hookimpl
@@ -329,7 +346,11 @@ def mixframe_datasets() -> list[Component]:
     from mixframe.kernel.registry_types import Provides
 
     unit = Provides("unit_range", when=lambda c: c.scale == "unit", setting="scale: unit")
-    labels = Provides("attribute_labels", when=lambda c: c.attributes is not None, setting="attributes: a CSV file")
+    attributes = Provides("attribute_labels", when=lambda c: c.attributes is not None and c.labels in ("auto", "attributes"),
+                          setting="attributes: a CSV file")
+    # with auto, class labels depend on the folder's layout, known only when the data are read: the metric says so then
+    classes = Provides("class_labels", when=lambda c: c.labels in ("folders", "auto") and c.attributes is None,
+                       setting="labels: folders (images in class sub-folders)")
     return [Component(kind="dataset", name="image_folder", implementation=build, config=ImageFolderConfig,
-                      provides=("image_data", labels, unit),
-                      summary="a local folder of images (e.g. Zappos), optional 0/1 attribute CSV; seeded train/val/test split")]
+                      provides=("image_data", attributes, classes, unit),
+                      summary="a local folder of images: class sub-folders, a 0/1 attribute CSV, or no labels; seeded train/val/test split")]

@@ -184,7 +184,8 @@ def _bundle(title: str, config: VisionSetConfig, channels: int, train: Dataset, 
         raise MixframeError(f"{title}: val_size={config.val_size} leaves no training examples (the training set has {n}); lower data.val_size")
     train_idx, val_idx, _ = seeded_split(n, config.seed, config.val_size)
     transform = pixel_transform(config.size, config.scale)
-    spec = DataSpec(shape=(channels, config.size, config.size), value_range=value_range(config.scale), num_classes=10)
+    spec = DataSpec(shape=(channels, config.size, config.size), value_range=value_range(config.scale), num_classes=10,
+                    preprocess=transform)
     return DataBundle(spec=spec, train=LazySplit(train, train_idx, transform), val=LazySplit(train, val_idx, transform),
                       test=LazySplit(test, np.arange(len(test)), transform), label_kind="class")
 

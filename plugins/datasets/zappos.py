@@ -47,7 +47,7 @@ MAX_PIXELS = 40_000_000
 
 @attrs.frozen(kw_only=True)
 class ZapposConfig:
-    root: str | None = param(None, help=f"folder holding {IMAGES}/; None = $MIXFRAME_DATA/zappos")
+    root: str | None = param(None, help=f"folder holding {IMAGES}/; None = $MIXFRAME_DATA/zappos", path="folder")
     images: str = param(IMAGES, help="the folder inside root holding the category folders ('.' = root itself)")
     size: int = param(64, help="side of the square images fed to the model (pixels)", validator=positive)
     labels: Literal["category", "subcategory", "none"] = param(
@@ -116,7 +116,7 @@ def build(config: ZapposConfig) -> DataBundle:
                           max_pixels=MAX_PIXELS)
 
     spec = DataSpec(shape=(3, config.size, config.size), value_range=value_range(config.scale),
-                    num_classes=len(classes) if labels is not None else None)
+                    num_classes=len(classes) if labels is not None else None, preprocess=transform)
     return DataBundle(spec=spec, train=part(train_idx), val=part(val_idx), test=part(test_idx),
                       label_kind="class" if labels is not None else "none")
 

@@ -74,7 +74,8 @@ def require_class_labels(data: DataBundle, metric: str) -> int:
     if data.label_kind != "class" or not data.spec.num_classes:
         raise MixframeError(
             f"metric {metric!r} needs integer class labels, but this dataset's labels are {data.label_kind!r} "
-            f"(num_classes={data.spec.num_classes}); remove {metric!r} from the recipe's metrics or use a labelled dataset"
+            f"(num_classes={data.spec.num_classes}); use a dataset with class labels (for a folder of pictures in class "
+            "sub-folders: train with data.labels=folders)"
         )
     return int(data.spec.num_classes)
 

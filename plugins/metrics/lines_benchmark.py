@@ -92,7 +92,7 @@ class LinesMetric(Metric):
         generator = run.data.generator
         if not isinstance(generator, KnowsLineAngles):
             raise MixframeError("metric 'lines' needs the 'lines' dataset (its generator's angle_of finds the nearest true line); "
-                                "remove 'lines' from the recipe's metrics for other datasets")
+                                "it does not apply to other datasets")
         cfg = self.config
         rng = metric_rng(cfg.seed)
         examples = getattr(run.data, split)

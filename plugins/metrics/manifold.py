@@ -74,7 +74,7 @@ class ManifoldMetric(Metric):
         generator = run.data.generator
         if not isinstance(generator, KnowsManifold):
             raise MixframeError("metric 'manifold' needs a dataset with a known manifold (its generator offers distance_to_manifold "
-                                "and on_manifold_threshold), such as spiral; remove 'manifold' from the recipe's metrics for this dataset")
+                                "and on_manifold_threshold), such as spiral; it does not apply to this dataset")
         rng = metric_rng(self.config.seed)
         examples = getattr(run.data, split)
         first, second = random_pairs(len(examples), self.config.n_mixes, rng)

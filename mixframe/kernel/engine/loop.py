@@ -21,6 +21,7 @@ and copied without blocking on CUDA; ``train.amp`` is bfloat16 autocast on CUDA.
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -35,6 +36,24 @@ from mixframe.kernel.engine import distributed
 from mixframe.kernel.interfaces import Callback, DataBundle, Step
 from mixframe.kernel.model import CheckpointMismatch, Model, build_data, load_states, nonfinite
 from mixframe.kernel.recipe import Recipe
+
+THREADS_ENV = "MIXFRAME_THREADS"
+
+
+def set_threads(requested: int | None) -> tuple[int, str]:
+    """Give torch ``requested`` CPU threads (else ``$MIXFRAME_THREADS``, else leave torch's choice); (threads, where the
+    number came from). Two threads fighting for a busy two-core machine can be many times slower than one."""
+    source = "train.threads"
+    if requested is None:
+        text = os.environ.get(THREADS_ENV, "").strip()
+        if not text:
+            return torch.get_num_threads(), "torch's default"
+        if not text.isdigit() or int(text) < 1:
+            raise MixframeError(f"{THREADS_ENV}={text!r} is not a positive whole number; set it to the CPU threads a run may use "
+                                f"(for example {THREADS_ENV}=1), or unset it")
+        requested, source = int(text), THREADS_ENV
+    torch.set_num_threads(requested)
+    return requested, source
 
 
 class TrainingDiverged(MixframeError):
@@ -86,6 +105,7 @@ class Trainer:
         self.recipe, self.cfg = recipe, recipe.train
         self.rank, self.world, self.run = rank, world, run
         self.callbacks = list(callbacks)
+        self.threads, self.threads_source = set_threads(self.cfg.threads)
         self.device = distributed.pick_device(self.cfg.device)
         if self.device.type == "cpu":
             torch.use_deterministic_algorithms(True, warn_only=True)
@@ -173,7 +193,7 @@ class Trainer:
             raise
         finally:
             self.parallel.close()
-        summary = {k.removeprefix("epoch/"): v for k, v in self.means.items()}
+        summary = dict(self.means)  # the last epoch's means, under the names callbacks, metrics.csv and TensorBoard use
         try:  # the end's own work (final pictures, the record) can fail too (a full disk): the run then says so
             self.emit("on_end", summary)
         except BaseException as err:
