@@ -21,7 +21,7 @@ def tracked_recipe(folder: Path, store: str, extra: str = "") -> Path:
     recipe = folder / "tracked.yaml"
     recipe.write_text(f"""\
 extends: {ROOT / 'recipes' / 'spiral_amr.yaml'}
-callbacks: [{{kind: training_pictures, every: 1}}, {{kind: mlflow, tracking_uri: '{store}', experiment: spirals{extra}}}]
+callbacks: [{{kind: training_pictures, every: 1}}, {{kind: mlflow, tracking_uri: '{store}', experiment: spirals{extra}, artifact_location: '{folder / "artifacts"}'}}]
 """)
     return recipe
 

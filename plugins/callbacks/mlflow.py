@@ -37,6 +37,8 @@ class MlflowConfig:
     tracking_uri: str | None = param(None, help="the MLflow tracking store: sqlite:///PATH.db, http://HOST:PORT, a folder; "
                                                 "null: MLflow's default (MLFLOW_TRACKING_URI)")
     experiment: str = param("mixframe", help="the MLflow experiment the run goes to (created when missing)")
+    artifact_location: str | None = param(None, help="where a new experiment keeps its artifacts (a folder or URI); null: "
+                                                     "MLflow's default, which for a database store is ./mlruns in the current folder")
     evaluate: bool = param(False, help="compute the recipe's metrics when training ends and send them (else only an "
                                        "evaluation.json already in the run folder)")
     checkpoints: bool = param(False, help="send checkpoint.pt and checkpoint_best.pt with the run folder's other files")
@@ -79,7 +81,8 @@ class Mlflow(Callback):
             params = {k: v for k, v in params.items() if k not in logged}
         else:
             experiment = self.client.get_experiment_by_name(self.config.experiment)
-            experiment_id = experiment.experiment_id if experiment else self.client.create_experiment(self.config.experiment)
+            experiment_id = experiment.experiment_id if experiment else self.client.create_experiment(
+                self.config.experiment, artifact_location=self.config.artifact_location)
             created = self.client.create_run(experiment_id, run_name=trainer.run.name,
                                              tags={"mixframe.run_folder": str(trainer.run.path.resolve())})
             self.run_id = created.info.run_id
