@@ -8,6 +8,7 @@ message and exit status 2, never as a Python traceback.
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import sys
 from collections.abc import Sequence
@@ -54,7 +55,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         commands = registry.commands()
         args = build_parser(registry, only=chosen_command(argv, list(commands)) or "").parse_args(argv)
         name = f"mixframe {args.command}"
-        return commands[args.command].run(args)
+        TERMINAL.shown()
+        try:
+            return commands[args.command].run(args)
+        finally:
+            TERMINAL.active = False  # one store: a Ctrl-C as the command ends finds nothing left to undo
     except MixframeError as err:
         print(f"{name}: error: {err}", file=sys.stderr)
         return err.exit_code
@@ -66,6 +71,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if unwatch is not None:
             unwatch()
+
+
+class _Terminal(logging.Handler):
+    """The library's messages (the ``mixframe`` loggers', information and up) on stdout while a command runs, one per
+    line as they were written; above a progress bar when one is drawn. Installed once; silent between commands."""
+
+    active = False
+
+    def shown(self) -> None:
+        package = logging.getLogger("mixframe")
+        if self not in package.handlers:
+            package.addHandler(self)
+        if package.level == logging.NOTSET:
+            package.setLevel(logging.INFO)
+        self.active = True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self.active or record.levelno < logging.INFO:
+            return
+        try:
+            tqdm = sys.modules.get("tqdm")
+            if tqdm is not None:
+                tqdm.tqdm.write(record.getMessage(), file=sys.stdout)
+            else:
+                print(record.getMessage(), flush=True)
+        except Exception:  # noqa: BLE001 - logging's rule: a handler never raises
+            self.handleError(record)
+
+
+TERMINAL = _Terminal()
 
 
 WORK_DONE = False  # set by entry() once the command has returned: a late or deferred interrupt then changes nothing

@@ -11,6 +11,7 @@ The command line calls these same functions; it holds no logic of its own.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,10 +21,22 @@ import torch
 from torch import Tensor
 
 from mixframe.errors import MixframeError
-from mixframe.kernel.interfaces import BuildContext, Callback, DataBundle, DataSpec, Mixer, MixResult, blend, interpolation_weights, to_unit
+from mixframe.kernel.interfaces import (
+    BuildContext,
+    Callback,
+    DataBundle,
+    DataSpec,
+    Mixer,
+    MixResult,
+    blend,
+    interpolation_weights,
+    to_images,
+)
+from mixframe.kernel.randomness import kept_random_state
 from mixframe.kernel.recipe import Recipe
 from mixframe.runs.folder import RunFolder, load_checkpoint
 
+logger = logging.getLogger("mixframe.runs")
 RecipeLike = str | Path | Recipe
 ImageLike = Any  # a PIL image, a path to an image file, a numpy array (H, W[, C]) or a tensor ((C, H, W) or (N, C, H, W))
 MAX_IMAGE_PIXELS = 50_000_000
@@ -67,7 +80,7 @@ def train(recipe: RecipeLike, overrides: Sequence[str] = (), *, out: str | Path 
         folder = RunFolder.create(out, stem, write=lambda new: new.write_record(
             checked, trainer.data.spec, trainer.data.label_kind, device=trainer.device, world=world,
             recipe_file=None if isinstance(recipe, Recipe) else str(recipe), overrides=list(overrides)))
-        print(f"run folder: {folder.path}")
+        logger.info(f"run folder: {folder.path}")
     path = distributed.share(str(folder.path) if folder else None, world)
     trainer.run = folder
     trainer.callbacks = [*recipe_callbacks(checked, _context(trainer)), *callbacks, *run_folder_callbacks(folder, progress=progress)]
@@ -101,7 +114,7 @@ def resume(run_dir: str | Path, overrides: Sequence[str] = (), *, callbacks: Seq
         trainer.load_state(state)
     if trainer.done and folder.status == "complete":
         if rank == 0:
-            print(f"{folder.path} is already complete ({trainer.epoch} epochs); nothing to do (raise train.epochs with --set to go on)")
+            logger.info(f"{folder.path} is already complete ({trainer.epoch} epochs); nothing to do (raise train.epochs with --set to go on)")
         return Run(folder, trainer.model.eval(), data=trainer.data, epoch=trainer.epoch, step=trainer.step)
     # (done but not marked complete: stopped after its last checkpoint; fit() runs no step and closes the record)
     if rank == 0:
@@ -113,7 +126,7 @@ def resume(run_dir: str | Path, overrides: Sequence[str] = (), *, callbacks: Seq
         history = [*folder.info().get("resumes", []), {"at_epoch": trainer.epoch, "overrides": list(overrides)}]
         folder.update_info(status="running", resumes=history)
         if state is None:
-            print(f"no checkpoint in {folder.path}: starting it from the beginning")
+            logger.info(f"no checkpoint in {folder.path}: starting it from the beginning")
     trainer.run = folder if rank == 0 else None
     resume_step = trainer.step if rank == 0 else None
     trainer.callbacks = [*recipe_callbacks(recipe, _context(trainer)), *callbacks,
@@ -153,10 +166,11 @@ def _check_identical(trainer: Any) -> None:
 
 def load_run(path: str | Path, device: str | torch.device = "cpu", *, best: bool = False) -> Run:
     """Open a finished or stopped run: its recipe, data description and last checkpoint (with ``best``,
-    checkpoint_best.pt: the epoch of the lowest validation loss, kept by the validation callback).
+    checkpoint_best.pt: the epoch of the lowest validation loss logged).
 
     Needs no training data on disk (the data's shape and scaling were recorded in data.json);
-    ``run.data`` reads the data on first use, for evaluation.
+    ``run.data`` reads the data on first use, for evaluation. Loading, encoding and decoding leave the
+    caller's random state (torch, ``random``, numpy) as it was.
     """
     from mixframe.kernel.model import Model
 
@@ -167,12 +181,14 @@ def load_run(path: str | Path, device: str | torch.device = "cpu", *, best: bool
     if spec is None:  # a run from before data.json was recorded: the data tells its shape
         from mixframe.kernel.model import build_data
 
-        data = build_data(recipe)
+        with kept_random_state():
+            data = build_data(recipe)
         spec = data.spec
     model = Model(recipe, spec)
     if best and not folder.file(RunFolder.CHECKPOINT_BEST).is_file():
-        raise MixframeError(f"{folder.path} has no {RunFolder.CHECKPOINT_BEST}: its recipe's validation callback did not keep one "
-                            "(callbacks: [{kind: validation, best_checkpoint: true}]); load its last checkpoint instead")
+        raise MixframeError(f"{folder.path} has no {RunFolder.CHECKPOINT_BEST}: no validation loss was logged while it trained "
+                            "(the default callback validation logs one: callbacks: [{kind: validation, best_checkpoint: true}]); "
+                            "load its last checkpoint instead")
     state = load_checkpoint(folder.file(RunFolder.CHECKPOINT_BEST)) if best else folder.load_checkpoint()
     try:
         model.load_state_dict(state["model"])
@@ -224,7 +240,8 @@ class Run:
         if self._data is None:
             from mixframe.kernel.model import build_data
 
-            self._data = build_data(self.recipe)
+            with kept_random_state():
+                self._data = build_data(self.recipe)
         return self._data
 
     def to(self, device: str | torch.device) -> Run:
@@ -293,7 +310,8 @@ class Run:
     def split(self, name: str) -> tuple[Tensor, Tensor]:
         """All examples and labels of a split (train, val or test), stacked."""
         dataset = getattr(self.data, name)
-        xs, ys = zip(*torch.utils.data.DataLoader(dataset, batch_size=self.batch_size, shuffle=False))
+        with kept_random_state():  # a DataLoader draws its workers' seed from torch's stream
+            xs, ys = zip(*torch.utils.data.DataLoader(dataset, batch_size=self.batch_size, shuffle=False))
         return torch.cat(xs), torch.cat(ys)
 
     def codes(self, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -349,11 +367,7 @@ class Run:
 
     def to_images(self, x: Tensor) -> list[Any]:
         """PIL images of data ``(N, C, H, W)`` (or one ``(C, H, W)``) in the run's value range."""
-        from PIL import Image
-
-        x = self._batch(x.detach().cpu().float())
-        pixels = (to_unit(x, self.spec) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
-        return [Image.fromarray(p[..., 0] if p.shape[-1] == 1 else p) for p in pixels]
+        return to_images(x, self.spec)
 
 
 def open_image(path: Path) -> Any:

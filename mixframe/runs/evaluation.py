@@ -8,6 +8,7 @@ from typing import Any
 from mixframe.errors import MixframeError
 from mixframe.kernel.config import Problems, structure
 from mixframe.kernel.interfaces import BuildContext, RunView
+from mixframe.kernel.randomness import kept_random_state
 from mixframe.kernel.recipe import ComponentSpec, RecipeError
 from mixframe.kernel.registry import get_registry
 
@@ -39,14 +40,15 @@ def metric_specs(run: RunView, names: Sequence[str]) -> list[ComponentSpec]:
 
 def evaluate(run: RunView, names: Sequence[str] = (), *, write: bool = True, echo: bool = False) -> dict[str, float]:
     """Compute the metrics named (default: the recipe's), merge them into the run's evaluation.json when
-    ``write``, and return them; ``echo`` prints each metric's values as it finishes."""
+    ``write``, and return them; ``echo`` prints each metric's values as it finishes. The caller's random
+    state (torch, ``random``, numpy) is as it was afterwards, whatever the metrics draw."""
     from threadpoolctl import threadpool_limits
 
     context = BuildContext(data=run.spec, code_shape=tuple(run.encoder.code_shape))
     results: dict[str, dict[str, float]] = {}
     for spec in metric_specs(run, names):
         metric = get_registry().get("metric", spec.name).implementation(spec.config, context)
-        with threadpool_limits(limits=1):  # BLAS threads fight over a shared CPU; one is faster here
+        with threadpool_limits(limits=1), kept_random_state():  # BLAS threads fight over a shared CPU; one is faster here
             results[spec.name] = {k: float(v) for k, v in metric.evaluate(run).items()}
         if echo:
             print(f"  {spec.name}: " + ", ".join(f"{k}={v:.4g}" for k, v in results[spec.name].items()))

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from mixframe.kernel.interfaces import DataBundle, DataSpec, to_unit
+from mixframe.kernel.interfaces import LEVEL_SUFFIX, VALIDATION_LOSS, DataBundle, DataSpec, to_unit
 
 
 def first_pairs(data: DataBundle, pairs: int, split: str = "val") -> tuple[Tensor, Tensor]:
@@ -119,55 +119,50 @@ def save_mix_scatter(encoder, decoder, data: DataBundle, path: Path, device: tor
     plt.close(fig)
 
 
-def loss_panels(curves: dict[str, list[tuple[int, float]]]) -> list[tuple[str, dict[str, list[tuple[int, float]]]]]:
-    """(title, series) of the non-empty loss panels; a ``NAME_chance`` curve is drawn as NAME's dashed level, not as a series."""
-    series = {k: v for k, v in curves.items() if not k.endswith("_chance")}
-    panels = [("reconstruction (dashed: mean image)", {k: v for k, v in series.items() if k in ("ae/reconstruction", "val/reconstruction")}),
-              ("autoencoder terms", {k: v for k, v in series.items()
-                                     if k.startswith("ae/") and k not in ("ae/reconstruction", "ae/total")}),
-              ("critic terms (dashed: blind guess)", {k: v for k, v in series.items()
-                                                      if k.startswith("critic/") and not k.endswith("/probe_auc")}),
-              ("critic probe: AUC real vs blends (dashed: blind)", {k: v for k, v in series.items() if k.endswith("/probe_auc")})]
-    return [p for p in panels if p[1]]
+def loss_panels(curves: dict[str, list[tuple[int, float]]],
+                panels: dict[str, str] | None = None) -> list[tuple[str, dict[str, list[tuple[int, float]]]]]:
+    """(title, series) of the non-empty loss panels: reconstruction (training and validation), the other
+    autoencoder terms, the critic terms, then one panel per title in ``panels`` (name -> title, as callbacks
+    asked with ``trainer.log(..., panel=TITLE)``). A ``NAME_chance`` curve is NAME's dashed level, not a series."""
+    panels = panels or {}
+    series = {k: v for k, v in curves.items() if not k.endswith(LEVEL_SUFFIX)}
+    own = {k: v for k, v in series.items() if k not in panels}
+    out = [("reconstruction (dashed: mean image)", {k: v for k, v in own.items() if k in ("ae/reconstruction", VALIDATION_LOSS)}),
+           ("autoencoder terms", {k: v for k, v in own.items() if k.startswith("ae/") and k not in ("ae/reconstruction", "ae/total")}),
+           ("critic terms (dashed: blind guess)", {k: v for k, v in own.items() if k.startswith("critic/")})]
+    for title in dict.fromkeys(panels.values()):
+        out.append((title, {k: v for k, v in series.items() if panels.get(k) == title}))
+    return [p for p in out if p[1]]
 
 
-SERIES_LABELS = {"ae/reconstruction": "training (mean over the epoch)", "val/reconstruction": "validation (at the epoch's end)"}
+SERIES_LABELS = {"ae/reconstruction": "training (mean over the epoch)", VALIDATION_LOSS: "validation (at the epoch's end)"}
+Y_LABELS = {"reconstruction (dashed: mean image)": "loss x reconstruction weight", "autoencoder terms": "loss term (weighted)",
+            "critic terms (dashed: blind guess)": "critic loss"}
 
 
-def y_label(title: str) -> str:
-    """What a loss panel's values are, for its y axis."""
-    if "AUC" in title:
-        return "AUC (0.5: cannot tell)"
-    if title.startswith("reconstruction"):
-        return "loss x reconstruction weight"
-    if title.startswith("critic"):
-        return "critic loss"
-    return "loss term (weighted)"
-
-
-def plot_loss_curves(curves: dict[str, list[tuple[int, float]]], out: Path) -> None:
+def plot_loss_curves(curves: dict[str, list[tuple[int, float]]], out: Path, panels: dict[str, str] | None = None) -> None:
     """Reconstruction, the other autoencoder terms, and each critic's terms beside their blind-guess level,
-    from per-epoch curves (``RunFolder.epoch_curves()``)."""
+    from per-epoch curves (``RunFolder.epoch_curves()``); then the panels callbacks asked for (:func:`loss_panels`)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    panels = loss_panels(curves)
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.4), squeeze=False)
-    for ax, (title, series) in zip(axes[0], panels):
+    drawn = loss_panels(curves, panels)
+    fig, axes = plt.subplots(1, len(drawn), figsize=(4.5 * len(drawn), 3.4), squeeze=False)
+    for ax, (title, series) in zip(axes[0], drawn):
         for i, (name, points) in enumerate(sorted(series.items())):
             epochs, values = zip(*points)
             color = f"C{i % 10}"
             ax.plot(epochs, values, label=SERIES_LABELS.get(name, name.split("/", 1)[1]), color=color, marker="." if len(points) < 20 else None)
-            chance = curves.get(f"{name}_chance")
+            chance = curves.get(name + LEVEL_SUFFIX)
             if chance:
                 ax.axhline(chance[-1][1], color=color, linestyle="--", linewidth=0.8)
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_ylabel(y_label(title), fontsize=9)
+        ax.set_ylabel(Y_LABELS.get(title, ""), fontsize=9)
         ax.legend(fontsize=7)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -23,9 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from mixframe.errors import MixframeError
+from mixframe.kernel.interfaces import VALIDATION_LOSS
 from mixframe.runs.folder import RunFolder
 
-HIGHLIGHT = ("learns nothing", "learned nothing", "diverged", "not finite", "non-finite")
+SEVERE = "warning:"  # a warning that needs acting on starts so; "note:" is information (TrainerView.warn)
 
 STYLE = """
 body { font-family: sans-serif; margin: 1.5em; color: #222; max-width: 1400px; }
@@ -132,8 +133,8 @@ class RunInfo:
 
     @property
     def validation(self) -> tuple[float, float, int] | None:
-        """(last, best, best epoch) of the validation reconstruction loss (the validation callback), or None."""
-        curve = self.folder.epoch_curves().get("val/reconstruction")
+        """(last, best, best epoch) of the validation loss (``trainer.log_validation``), or None."""
+        curve = self.folder.epoch_curves().get(VALIDATION_LOSS)
         if not curve:
             return None
         best_epoch, best = min(curve, key=lambda point: point[1])
@@ -318,7 +319,7 @@ def run_section(run: RunInfo, index: int) -> str:
     if run.warnings:
         parts.append(f"<h3>warnings ({len(run.warnings)})</h3>")
         for line in run.warnings:
-            severe = " severe" if any(word in line.lower() for word in HIGHLIGHT) else ""
+            severe = " severe" if line.lower().startswith(SEVERE) else ""
             parts.append(f'<div class="warning{severe}">{esc(line)}</div>')
     pictures = run.pictures()
     if pictures:

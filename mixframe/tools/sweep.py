@@ -24,6 +24,7 @@ import datetime as _dt
 import hashlib
 import itertools
 import json
+import logging
 import math
 import os
 import re
@@ -451,6 +452,20 @@ def _output_to(path: Path) -> Iterator[None]:
             os.close(fd)
 
 
+@contextlib.contextmanager
+def _messages_on_stdout() -> Iterator[None]:
+    """The ``mixframe`` loggers' messages (information and up) written to stdout for the block, as the command line shows them."""
+    package = logging.getLogger("mixframe")
+    handler, level = logging.StreamHandler(sys.stdout), package.level
+    package.addHandler(handler)
+    package.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        package.removeHandler(handler)
+        package.setLevel(level)
+
+
 def _evaluate(run: Any, names: Sequence[str]) -> dict[str, float]:
     """The run's metrics; those evaluation.json already holds for this step are read back, not computed again."""
     from mixframe.runs.evaluation import evaluate, metric_specs
@@ -469,14 +484,15 @@ def run_task(task: RunTask) -> dict[str, Any]:
     """Train one run of a sweep (or resume its run folder from the last checkpoint), then evaluate it.
 
     What every launcher calls, in a fresh process (picklable; ``python -m mixframe.tools.sweep run-one`` from a
-    shell). Its output goes to ``task.log``. A failure of the run is returned, not raised:
+    shell). Its output, the library's messages (the ``mixframe`` loggers') included, goes to ``task.log``. A
+    failure of the run is returned, not raised:
     ``{"status": "complete" | "failed", "message", "run", "metrics", "seconds"}``.
     """
     import socket
 
     started = time.perf_counter()
     outcome: dict[str, Any]
-    with _output_to(Path(task.log)):
+    with _output_to(Path(task.log)), _messages_on_stdout():
         print(f"== run {task.key}: {task.label}, on {socket.gethostname()} (pid {os.getpid()}), {now()}", flush=True)
         try:
             import torch
