@@ -241,16 +241,18 @@ def metric_meanings(metrics: Iterable[str]) -> dict[str, dict[str, str]]:
 
 
 def meaning_of(key: str, meanings: dict[str, str]) -> str:
-    """The meaning of the value ``key``: its own entry, or a ``{n}`` family's (``probe_acc_{n}`` for probe_acc_10); "" if none."""
+    """The meaning of the value ``key``: its own entry, or a family's: ``{n}`` stands for a number (``probe_acc_{n}``
+    for probe_acc_10), ``{name}`` for a word (``mix_accuracy_{name}`` for mix_accuracy_large); "" if none."""
     if key in meanings:
         return meanings[key]
     for pattern, text in meanings.items():
-        if "{n}" not in pattern:
-            continue
-        head, _, tail = pattern.partition("{n}")
-        middle = key[len(head):len(key) - len(tail)] if key.startswith(head) and key.endswith(tail) else ""
-        if middle.isdigit() and "{n}" not in tail:
-            return text.replace("{n}", middle)
+        for hole, fits in (("{n}", str.isdigit), ("{name}", str.isidentifier)):
+            if hole not in pattern:
+                continue
+            head, _, tail = pattern.partition(hole)
+            middle = key[len(head):len(key) - len(tail)] if key.startswith(head) and key.endswith(tail) else ""
+            if fits(middle) and hole not in tail:
+                return text.replace(hole, middle)
     return ""
 
 
