@@ -369,6 +369,17 @@ class ScoresData(Protocol):
 
 
 @runtime_checkable
+class DrawsPanel(Protocol):
+    """A metric that can picture a run on one matplotlib axis (``draw_panel(run, ax)``): a sweep's panels.png draws
+    one panel per grid point with it, captioned with the point and the metrics' headline values, titled
+    ``panel_title``. The built-in ``manifold`` metric draws decoded mixes over real points of 2-D data."""
+
+    panel_title: str
+
+    def draw_panel(self, run: RunView, ax: Any) -> None: ...
+
+
+@runtime_checkable
 class KnowsManifold(Protocol):
     """A dataset generator that knows the manifold its points lie on (the 2-D spiral)."""
 

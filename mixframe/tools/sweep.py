@@ -6,7 +6,7 @@ A sweep folder holds::
                       of every run: pending, running, complete or failed (with the message), rewritten
                       atomically at every change
     summary.md        mean ± standard deviation per grid point over the runs that finished; missing runs named
-    panels.png        for 2-D data: decoded mixes of each point's first finished run
+    panels.png        when a recipe metric draws panels (DrawsPanel; manifold for 2-D data): each point's first finished run
     logs/KEY.log      each run's output
     POINT/seedN-TIME  the run folders
 
@@ -622,15 +622,16 @@ def write_summary(folder: Path, record: dict[str, Any], *, echo: bool = True) ->
 
 
 def _sweep_panels(records: list[dict[str, Any]], sweep_dir: Path) -> None:
-    """For 2-D data: one panel per grid point (its first finished seed) of decoded mixes over real points;
-    a point with no finished run gets an empty panel that says so."""
+    """When one of the recipe's metrics draws panels (:class:`~mixframe.kernel.interfaces.DrawsPanel`, such as
+    ``manifold`` for 2-D data): one panel per grid point (its first finished seed), captioned with the point and
+    the metrics' headline values; a point with no finished run gets an empty panel that says so."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from mixframe.kernel.interfaces import BuildContext, DrawsPanel
     from mixframe.runs.api import load_run
-    from mixframe.tools.pictures import draw_mix_scatter, random_mix_weights
 
     firsts: dict[str, dict[str, Any] | None] = {}
     for rec in records:
@@ -644,9 +645,12 @@ def _sweep_panels(records: list[dict[str, Any]], sweep_dir: Path) -> None:
     if not done:
         return
     first = load_run(run_dir(sweep_dir, done[0]))
-    if first.spec.shape != (2,):
+    context = BuildContext(data=first.spec, code_shape=tuple(first.encoder.code_shape))
+    metrics = [get_registry().get("metric", m.name).implementation(m.config, context) for m in first.recipe.metrics]
+    headlines = [h for metric in metrics if (h := getattr(metric, "headline", None))]
+    drawer = next((metric for metric in metrics if isinstance(metric, DrawsPanel)), None)
+    if drawer is None:
         return
-    headlines = [h for m in first.recipe.metrics if (h := getattr(get_registry().get("metric", m.name).implementation, "headline", None))]
     fig, axes = plt.subplots(1, len(firsts), figsize=(3.2 * len(firsts), 3.4), squeeze=False)
     for ax, (label, rec) in zip(axes[0], firsts.items()):
         ax.set_xticks([])
@@ -655,14 +659,10 @@ def _sweep_panels(records: list[dict[str, Any]], sweep_dir: Path) -> None:
             ax.text(0.5, 0.5, "no finished run\n(mixframe sweep --resume)", ha="center", va="center", fontsize=9, color="0.4")
             ax.set_title(label, fontsize=9)
             continue
-        run = load_run(run_dir(sweep_dir, rec))
-        x, _ = run.split("test")
-        perm, alpha = random_mix_weights(len(x))
-        h = run.encode(x).cpu()
-        mixes = run.decode(alpha * h + (1 - alpha) * h[perm])
+        drawer.draw_panel(load_run(run_dir(sweep_dir, rec)), ax)
         numbers = [f"{k}: {rec['metrics'][k]:.2f}" for k in headlines if k in rec["metrics"]]
-        draw_mix_scatter(ax, x, mixes, "\n".join([label, *numbers]))
-    fig.suptitle("decoded random mixes (orange) over real samples (blue)", fontsize=9)
+        ax.set_title("\n".join([label, *numbers]), fontsize=9)
+    fig.suptitle(drawer.panel_title, fontsize=9)
     fig.tight_layout()
     fig.savefig(sweep_dir / PANELS_FILE, dpi=120)
     plt.close(fig)
