@@ -29,8 +29,10 @@ SMALL_DIGITS = ["train.device=cpu", "train.epochs=1", "train.max_steps=6", "enco
 RECIPES = {"digits_ae": [], "digits_ae_gan": ["discriminator.depth=4"]}  # plain AE; AE+GAN (its critic is compared too)
 
 TRAIN_BOTH = """
+import logging
 import sys
 import mixframe
+logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)  # the library's messages, shown
 out, batch = sys.argv[1], sys.argv[2]
 for name, extra in {recipes!r}.items():
     mixframe.train("{root}/recipes/" + name + ".yaml", [*{small!r}, *extra, "train.batch_size=" + batch], out=out + "/" + name,

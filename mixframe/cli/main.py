@@ -8,7 +8,6 @@ message and exit status 2, never as a Python traceback.
 from __future__ import annotations
 
 import argparse
-import logging
 import signal
 import sys
 from collections.abc import Sequence
@@ -55,6 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         commands = registry.commands()
         args = build_parser(registry, only=chosen_command(argv, list(commands)) or "").parse_args(argv)
         name = f"mixframe {args.command}"
+        from mixframe.cli.messages import TERMINAL  # here, not at the top: start-up imports as little as it can
+
         TERMINAL.shown()
         try:
             return commands[args.command].run(args)
@@ -71,36 +72,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if unwatch is not None:
             unwatch()
-
-
-class _Terminal(logging.Handler):
-    """The library's messages (the ``mixframe`` loggers', information and up) on stdout while a command runs, one per
-    line as they were written; above a progress bar when one is drawn. Installed once; silent between commands."""
-
-    active = False
-
-    def shown(self) -> None:
-        package = logging.getLogger("mixframe")
-        if self not in package.handlers:
-            package.addHandler(self)
-        if package.level == logging.NOTSET:
-            package.setLevel(logging.INFO)
-        self.active = True
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if not self.active or record.levelno < logging.INFO:
-            return
-        try:
-            tqdm = sys.modules.get("tqdm")
-            if tqdm is not None:
-                tqdm.tqdm.write(record.getMessage(), file=sys.stdout)
-            else:
-                print(record.getMessage(), flush=True)
-        except Exception:  # noqa: BLE001 - logging's rule: a handler never raises
-            self.handleError(record)
-
-
-TERMINAL = _Terminal()
 
 
 WORK_DONE = False  # set by entry() once the command has returned: a late or deferred interrupt then changes nothing
