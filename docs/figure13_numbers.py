@@ -2,7 +2,7 @@
 
 Trains recipes/faces_beta50.yaml and recipes/faces_beta0.yaml with three seeds each, one run at a
 time, then measures every run's decoded interpolations between all pairs of the 16 held-out test
-faces (120 pairs) with :func:`mixframe.tools.interpolate.path_measures`, and prints per-seed values and
+faces (120 pairs) with :func:`mixframe_plugins.metrics.paths.path_measures`, and prints per-seed values and
 mean ± standard deviation (ddof 1) per beta as a Markdown table.
 
     OMP_NUM_THREADS=1 python docs/figure13_numbers.py --out runs/figure13     # trains 6 runs, one at a time (20-35 minutes on a shared 2-core machine)
@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 import mixframe
-from mixframe.tools.interpolate import path_measures
+from mixframe_plugins.metrics.paths import path_measures
 
 ROOT = Path(__file__).resolve().parents[1]
 BETAS = (50, 0)

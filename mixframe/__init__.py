@@ -23,9 +23,9 @@ from mixframe.version import __version__
 _HOMES = {
     **dict.fromkeys(("in_range", "param", "positive"), "mixframe.kernel.config"),
     "hookimpl": "mixframe.kernel.hookspecs",
-    **dict.fromkeys(("BuildContext", "Callback", "DataBundle", "DataSpec", "Decoder", "Discriminator", "Encoder", "KnowsLineAngles",
-                     "KnowsManifold", "Metric", "Mixer", "MixResult", "PredictsMasks", "Regularizer", "RendersFactors", "Step",
-                     "blend", "Launcher", "LaunchContext", "RunTask", "RunView"), "mixframe.kernel.interfaces"),
+    **dict.fromkeys(("BuildContext", "Callback", "DataBundle", "DataSpec", "Decoder", "Discriminator", "DrawsPanel", "Encoder",
+                     "KnowsLineAngles", "KnowsManifold", "Metric", "Mixer", "MixResult", "PredictsMasks", "Regularizer", "RendersFactors",
+                     "Step", "TrainerView", "blend", "Launcher", "LaunchContext", "RunTask", "RunView"), "mixframe.kernel.interfaces"),
     **dict.fromkeys(("Command", "Component", "Provides", "Requires"), "mixframe.kernel.registry_types"),
     "RunFolder": "mixframe.runs.folder",
     **dict.fromkeys(("Run", "load_run", "resume", "train"), "mixframe.runs.api"),
@@ -68,6 +68,7 @@ if TYPE_CHECKING:  # for type checkers and editors: the same names, imported eag
         DataSpec,
         Decoder,
         Discriminator,
+        DrawsPanel,
         Encoder,
         KnowsLineAngles,
         KnowsManifold,
@@ -82,6 +83,7 @@ if TYPE_CHECKING:  # for type checkers and editors: the same names, imported eag
         RunTask,
         RunView,
         Step,
+        TrainerView,
         blend,
     )
     from mixframe.kernel.registry_types import Command, Component, Provides, Requires

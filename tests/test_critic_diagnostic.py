@@ -17,7 +17,7 @@ from mixframe.kernel.model import Model
 from mixframe.kernel.recipe import load_recipe
 from mixframe.runs.folder import RunFolder
 from mixframe.tools.pictures import loss_panels
-from mixframe_plugins.callbacks.stall_watch import StallWatch, StallWatchConfig, auc, probe_batch
+from mixframe_plugins.callbacks.stall_watch import PROBE_PANEL, StallWatch, StallWatchConfig, auc, probe_batch
 from mixframe_plugins.datasets.spiral import SpiralConfig, build
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,10 +74,12 @@ def test_a_frozen_critic_is_told_blind_and_a_working_one_is_not(tmp_path: Path) 
     assert "Blind:" in frozen_warnings and "train.critic_lr" in frozen_warnings
     working_log = RunFolder(working.dir).file(RunFolder.WARNINGS)
     assert "Blind:" not in (working_log.read_text() if working_log.is_file() else "")
-    # the probe is drawn in loss_curves.png, beside its blind level 0.5
+    # the probe is logged beside its blind level 0.5; loss_curves.png draws it in the panel the stall watch names
     curves = RunFolder(working.dir).epoch_curves()
-    assert "epoch/critic/0_adversarial/probe_auc" in dict(loss_panels(curves))["critic probe: AUC real vs blends (dashed: blind)"]
     assert curves["epoch/critic/0_adversarial/probe_auc_chance"][-1][1] == 0.5
+    panels = dict(loss_panels(curves, {"critic/0_adversarial/probe_auc": PROBE_PANEL}))
+    assert list(panels[PROBE_PANEL]) == ["epoch/critic/0_adversarial/probe_auc"]
+    assert "epoch/critic/0_adversarial/probe_auc" not in panels["critic terms (dashed: blind guess)"]
 
 
 class StubCritic(torch.nn.Module):
@@ -95,17 +97,36 @@ class StubCritic(torch.nn.Module):
         return {"d_real": 1.0986}
 
 
+class Watched(SimpleNamespace):
+    """What a stall watch sees of a trainer (a TrainerView), recording what it logs and says."""
+
+    def __init__(self, critic: torch.nn.Module) -> None:
+        model = SimpleNamespace(decoder=SimpleNamespace(outputs_logits=False), reconstruction_loss=lambda out, x: torch.tensor(1.0))
+        super().__init__(critics=[("0_adversarial", critic)], data=build(SpiralConfig(n_train=64, n_val=200, n_test=8)), model=model,
+                         device=torch.device("cpu"), epoch=0, done=False, said=[], logged={}, panels={})
+
+    def warn(self, message: str) -> None:
+        self.said.append(message)
+
+    def log(self, name: str, value: float, *, panel: str | None = None) -> None:
+        self.logged[name] = value
+        if panel is not None:
+            self.panels[name] = panel
+
+    def log_level(self, name: str, level: float) -> None:
+        self.log(name + "_chance", level)
+
+
 def _stalled_warnings(critic: StubCritic) -> list[str]:
-    data = build(SpiralConfig(n_train=64, n_val=200, n_test=8))
-    warnings: list[str] = []
-    trainer = SimpleNamespace(critics=[("0_adversarial", critic)], data=data, device=torch.device("cpu"), epoch=0, done=False,
-                              mean_image_loss=lambda: 1.0, warn=warnings.append)
+    trainer = Watched(critic)
     watch = StallWatch(StallWatchConfig(patience=3, probe_every=10), None)  # type: ignore[arg-type]
-    watch.on_start(trainer)
+    watch.on_start(trainer)  # type: ignore[arg-type]
     for epoch in range(1, 4):  # the critic's loss sits at its blind-guess level for 3 epochs
         trainer.epoch = epoch
-        watch.on_epoch_end(trainer, {"epoch/critic/0_adversarial/d_real": 1.0990, "epoch/ae/reconstruction": 0.1})
-    return warnings
+        watch.on_epoch_end(trainer, {"epoch/critic/0_adversarial/d_real": 1.0990, "epoch/ae/reconstruction": 0.1})  # type: ignore[arg-type]
+    assert trainer.logged["critic/0_adversarial/d_real_chance"] == 1.0986 and trainer.logged["ae/reconstruction_chance"] == 1.0
+    assert trainer.panels == {"critic/0_adversarial/probe_auc": PROBE_PANEL}  # probed when the term settled, in a panel of its own
+    return trainer.said
 
 
 def test_the_stall_warning_names_fooled_or_blind() -> None:
@@ -144,16 +165,13 @@ def test_built_in_critics_score_any_batch_higher_for_real(regularizer: str) -> N
 
 def test_a_fooled_critic_is_noted_once_a_blind_one_warned_each_time() -> None:
     def messages(sees: bool) -> list[str]:
-        data = build(SpiralConfig(n_train=64, n_val=200, n_test=8))
-        said: list[str] = []
-        trainer = SimpleNamespace(critics=[("0_adversarial", StubCritic(sees=sees))], data=data, device=torch.device("cpu"), epoch=0,
-                                  done=False, mean_image_loss=lambda: 1.0, warn=said.append)
+        trainer = Watched(StubCritic(sees=sees))
         watch = StallWatch(StallWatchConfig(patience=2, probe_every=10), None)  # type: ignore[arg-type]
-        watch.on_start(trainer)
+        watch.on_start(trainer)  # type: ignore[arg-type]
         for epoch, loss in enumerate([1.0990, 1.0990, 1.3, 1.0990, 1.0990], 1):  # settles at the level twice
             trainer.epoch = epoch
-            watch.on_epoch_end(trainer, {"epoch/critic/0_adversarial/d_real": loss, "epoch/ae/reconstruction": 0.1})
-        return [m for m in said if "blind-guess value" in m]
+            watch.on_epoch_end(trainer, {"epoch/critic/0_adversarial/d_real": loss, "epoch/ae/reconstruction": 0.1})  # type: ignore[arg-type]
+        return [m for m in trainer.said if "blind-guess value" in m]
 
     fooled, blind = messages(True), messages(False)
     assert len(fooled) == 1 and fooled[0].startswith("note: ")

@@ -29,8 +29,10 @@ SMALL_DIGITS = ["train.device=cpu", "train.epochs=1", "train.max_steps=6", "enco
 RECIPES = {"digits_ae": [], "digits_ae_gan": ["discriminator.depth=4"]}  # plain AE; AE+GAN (its critic is compared too)
 
 TRAIN_BOTH = """
+import logging
 import sys
 import mixframe
+logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)  # the library's messages, shown
 out, batch = sys.argv[1], sys.argv[2]
 for name, extra in {recipes!r}.items():
     mixframe.train("{root}/recipes/" + name + ".yaml", [*{small!r}, *extra, "train.batch_size=" + batch], out=out + "/" + name,
@@ -147,11 +149,12 @@ def test_compile_with_inductor_trains_what_eager_does() -> None:
     assert all(torch.allclose(weights[True][k], weights[False][k], atol=1e-6) for k in weights[False])
 
 
-def test_a_spectral_norm_critic_stays_eager_under_compile(capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_spectral_norm_critic_stays_eager_under_compile(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="mixframe")
     trainer = Trainer(load_recipe(ROOT / "recipes" / "digits_amr_mixup.yaml", [*SMALL_DIGITS, "discriminator.depth=4", "train.compile=true",
                                                                                  "train.compile_backend=aot_eager"]))
     assert trainer.parallel.eager == ["0_adversarial.body (spectral norm)", "0_adversarial.head (spectral norm)"]
-    assert "train.compile: left eager: 0_adversarial.body (spectral norm), 0_adversarial.head" in capsys.readouterr().out
+    assert "train.compile: left eager: 0_adversarial.body (spectral norm), 0_adversarial.head" in caplog.text
     x, y = trainer.to_device(*next(iter(trainer.loader)))
     for _ in range(2):
         trainer.train_step(x, y)  # critic-only and autoencoder steps run

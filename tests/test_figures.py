@@ -14,7 +14,7 @@ import torch
 from fixtures_formats import write_celeba, write_image
 from PIL import Image
 
-from mixframe import MixframeError
+from mixframe import MixframeError, RunFolder
 from mixframe.cli.main import main
 from mixframe.kernel.interfaces import to_unit
 from mixframe.tools.interpolate import (
@@ -22,13 +22,13 @@ from mixframe.tools.interpolate import (
     load_runs,
     paper_figure_png,
     paper_rows,
-    path_measures,
     pick_pairs,
     render_paper,
     row_labels,
 )
 from mixframe.tools.report import build_report
 from mixframe_plugins.datasets import faces, zappos
+from mixframe_plugins.metrics.paths import PathsConfig, PathsMetric, path_measures
 
 ROOT = Path(__file__).resolve().parents[1]
 FULL = sorted(p for p in (ROOT / "recipes" / "full").glob("figure*.yaml") if p.name != "figure_base.yaml")
@@ -286,3 +286,15 @@ def test_path_measures_are_bounded_and_find_a_midpoint_among_the_references(runs
     far = path_measures(run, x1, x2, steps=steps, reference=run.split("train")[0])
     assert far["midpoint_nearest"] > 0.01 and far["end_nearest"] > 0.01
     assert path_measures(run, x1, x2, steps=steps, mode="bernoulli")["max_step_share"] != plain["max_step_share"]
+
+
+def test_the_paths_metric_measures_seeded_pairs_as_path_measures_does(runs: dict[str, Path]) -> None:
+    (run,) = load_runs([runs["one"]])
+    metric = PathsMetric(PathsConfig(pairs=5, reference=0), None)  # type: ignore[arg-type]
+    values = metric.evaluate(run)
+    assert values == metric.evaluate(run) and set(values) == {"max_step_share", "midpoint_lean", "midpoint_drift"}
+    order = torch.randperm(len(run.data.test), generator=torch.Generator().manual_seed(0))[:10].tolist()
+    xs = torch.stack([run.data.test[i][0] for i in order])
+    assert values == path_measures(run, xs[0::2], xs[1::2])
+    assert main(["evaluate", str(runs["one"]), "--metric", "paths"]) == 0  # evaluate, sweeps and reports get it
+    assert "midpoint_nearest" in RunFolder(runs["one"]).evaluation()["by_metric"]["paths"]

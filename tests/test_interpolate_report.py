@@ -15,10 +15,10 @@ from PIL import Image
 
 from mixframe import blend
 from mixframe.cli.main import main
+from mixframe.kernel.interfaces import interpolation_weights
 from mixframe.tools.interpolate import (
     PIXEL,
     interpolation_blocks,
-    interpolation_weights,
     load_runs,
     pick_pairs,
     render_blocks,

@@ -17,7 +17,7 @@ import mixframe
 from mixframe import Callback
 from mixframe.kernel.interfaces import DataSpec
 from mixframe.runs.api import RunInterrupted
-from mixframe.tools.pictures import MIN_RELATIVE_SPAN, alpha_heads, save_rows, y_limits
+from mixframe.tools.pictures import MIN_RELATIVE_SPAN, alpha_heads, draw_mix_scatter, save_rows, y_limits
 from mixframe.tools.report import build_report
 from mixframe.tools.sweep import panels_figure
 
@@ -55,8 +55,9 @@ def test_sweep_panels_share_one_scale_and_one_box_size() -> None:
     angle = torch.linspace(0, 6, 200)
     wide = torch.stack([angle.cos() * 3, angle.sin()], 1)
     narrow = wide * 0.2
-    fig = panels_figure({"weight=0": (wide, wide * 0.9, ["mix on manifold: 0.81", "rec: 0.02"]),
-                         "weight=10": (narrow, narrow, ["mix on manifold: 0.5"]), "weight=100": None})
+    fig = panels_figure({"weight=0": (lambda ax: draw_mix_scatter(ax, wide, wide * 0.9), ["mix on manifold: 0.81", "rec: 0.02"]),
+                         "weight=10": (lambda ax: draw_mix_scatter(ax, narrow, narrow), ["mix on manifold: 0.5"]), "weight=100": None},
+                        "decoded random mixes (orange) over real samples (blue)")
     try:
         boxes = [ax.get_position() for ax in fig.axes]
         assert len({(round(b.height, 4), round(b.width, 4), round(b.y0, 4)) for b in boxes}) == 1  # aligned, same size

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from mixframe.kernel.hookspecs import KINDS
 from mixframe.kernel.recipe import RecipeError, check, resolve_file
@@ -288,6 +290,7 @@ def test_contributing_walkthrough_builds_a_working_third_party_package(tmp_path:
     [pyproject] = [b for b in _blocks(guide, "toml") if "[project]" in b]
     module = "\n\n".join(b for b in _blocks(guide, "python")
                           if any(name in b for name in ("class HalfMixer", "class LatentCutMix", "class PlateauStop", "def export_codes")))
+    assert "class InterpolationStrip" in module
     [first_test] = [b for b in _blocks(guide, "python") if "MixerContract" in b]
     pkg = tmp_path / "mixframe-half"
     (pkg / "src" / "mixframe_half").mkdir(parents=True)
@@ -301,7 +304,7 @@ def test_contributing_walkthrough_builds_a_working_third_party_package(tmp_path:
     assert install.returncode == 0, install.stderr
     listed = mixframe("components", site=site)
     assert listed.returncode == 0, listed.stderr
-    for name in ("half", "cutmix", "plateau_stop"):
+    for name in ("half", "cutmix", "plateau_stop", "interpolation_strip"):
         assert f"  {name} " in listed.stdout
     env = {**os.environ, "PYTHONPATH": str(site)}
     contract = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(pkg / "tests")], capture_output=True,
@@ -321,6 +324,20 @@ def test_contributing_walkthrough_builds_a_working_third_party_package(tmp_path:
     (run,) = (tmp_path / "runs").iterdir()
     info = json.loads((run / "run.json").read_text())
     assert info["status"] == "complete" and info["stopped_early"] is True and info["epoch"] < 6
+    # the callback that draws an interpolation each epoch, written from CONTRIBUTING's TrainerView alone
+    strips = tmp_path / "strips.yaml"
+    strips.write_text(f"extends: {ROOT / 'recipes' / 'digits_ae.yaml'}\ncallbacks: [{{kind: interpolation_strip, steps: 5}}]\n"
+                      "encoder: {depth: 4}\ndecoder: {depth: 4}\ntrain: {epochs: 2, batch_size: 256, device: cpu}\n")
+    drawn = mixframe("train", str(strips), "--out", str(tmp_path / "strip_runs"), "--no-progress", site=site)
+    assert drawn.returncode == 0, drawn.stderr
+    (strip_run,) = (tmp_path / "strip_runs").iterdir()
+    pictures = sorted((strip_run / "strips").iterdir())
+    assert [p.name for p in pictures] == ["epoch_001.png", "epoch_002.png"]
+    with Image.open(pictures[-1]) as picture:
+        assert picture.size == (5 * 16, 16)  # five decoded 16x16 digits side by side
+    steps = [float(row[3]) for row in csv.reader((strip_run / "metrics.csv").open()) if row[2] == "epoch/strip/step"]
+    assert len(steps) == 2 and all(s > 0 for s in steps)  # its trainer.log value, recorded with the epoch's means
+
     exported = mixframe("codes", str(run), "--out", str(tmp_path / "test.npz"), site=site)
     assert exported.returncode == 0, exported.stderr
     assert np.load(tmp_path / "test.npz")["codes"].shape[0] == 64

@@ -74,6 +74,9 @@ def test_meaning_families() -> None:
     assert meaning_of("probe_acc_100", meanings) == "with 100 labels"
     assert meaning_of("probe_acc_100_std", meanings) == "spread with 100"
     assert meaning_of("probe_c", meanings) == "C" and meaning_of("probe_acc_x", meanings) == ""
+    named = {"mix_accuracy_{name}": "the {name} attribute", "mix_attribute_accuracy": "all attributes"}
+    assert meaning_of("mix_accuracy_large", named) == "the large attribute"  # {name}: a word (an attribute's name)
+    assert meaning_of("mix_attribute_accuracy", named) == "all attributes" and meaning_of("mix_accuracy_", named) == ""
 
 
 PROBE = ("<script>window.addEventListener('load', () => { const d = document.documentElement; "

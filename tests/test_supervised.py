@@ -11,19 +11,13 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from mixframe import MixframeError
+import mixframe
+from mixframe import MixframeError, RunFolder
 from mixframe.cli.main import main
 from mixframe.kernel.interfaces import BuildContext, DataSpec
-from mixframe_plugins.commands.supervised import (
-    agreement,
-    class_mixer_of,
-    combinations,
-    decode_mixes,
-    mask_summary,
-    mask_table,
-    measure_mixes,
-    uniform_targets,
-)
+from mixframe.kernel.registry import get_registry
+from mixframe_plugins.commands.supervised import class_mixer_of, combinations, mask_summary, mask_table
+from mixframe_plugins.metrics.attribute_accuracy import agreement, decode_mixes, measure_mixes, uniform_targets
 from mixframe_plugins.mixers.class_mixer import ClassMixer, ClassMixerConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,6 +80,21 @@ def test_mask_table_matches_the_mixer_and_is_seeded(tiny_run: Path) -> None:
     assert torch.equal(table["m"], again["m"])
     rows = mask_summary(table)
     assert table["condition"] == "sources" and rows[7]["sources"] == {"large": 1, "right": 1, "low": 1}
+
+
+def test_attribute_accuracy_is_a_metric_and_the_command_measures_the_same(tiny_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["attribute-accuracy", str(tiny_run), "--pairs", "300", "--classifier-epochs", "1"]) == 0
+    command = json.loads((tiny_run / "attribute_accuracy.json").read_text())
+    run = mixframe.load_run(tiny_run)
+    metric = get_registry().get("metric", "attribute_accuracy")
+    config = metric.config(pairs=300, classifier_epochs=1)
+    values = metric.implementation(config, None).evaluate(run)
+    assert values == {k: pytest.approx(command[k]) for k in values} and 0 <= values["mix_attribute_accuracy"] <= 1
+    assert {"mix_accuracy_large", "first_parent_vector_accuracy", "classifier_test_attribute_accuracy"} <= set(values)
+    capsys.readouterr()
+    assert main(["evaluate", str(tiny_run), "--metric", "attribute_accuracy"]) == 0  # so evaluate, sweeps and reports get it
+    assert "mix_vector_accuracy" in RunFolder(tiny_run).evaluation()["by_metric"]["attribute_accuracy"]
+    assert "fraction of decoded mixes showing the aimed value of this attribute" in capsys.readouterr().out  # mix_accuracy_large
 
 
 def test_supervised_grid_picture(tiny_run: Path, tmp_path: Path) -> None:

@@ -54,7 +54,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         commands = registry.commands()
         args = build_parser(registry, only=chosen_command(argv, list(commands)) or "").parse_args(argv)
         name = f"mixframe {args.command}"
-        return commands[args.command].run(args)
+        from mixframe.cli.messages import TERMINAL  # here, not at the top: start-up imports as little as it can
+
+        TERMINAL.shown()
+        try:
+            return commands[args.command].run(args)
+        finally:
+            TERMINAL.active = False  # one store: a Ctrl-C as the command ends finds nothing left to undo
     except MixframeError as err:
         print(f"{name}: error: {err}", file=sys.stderr)
         return err.exit_code

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
@@ -271,6 +272,14 @@ class Mixer(nn.Module, abc.ABC):
     @abc.abstractmethod
     def forward(self, sources: Sequence[Tensor], labels: Sequence[Tensor] | None = None) -> MixResult: ...
 
+    def training_state(self) -> dict[str, Any]:
+        """State beyond parameters and buffers (running counts, moments: plain data), saved in every
+        checkpoint under ``components`` and handed back to ``load_training_state`` when the run resumes."""
+        return {}
+
+    def load_training_state(self, state: Mapping[str, Any]) -> None:
+        """Called only with what ``training_state`` returned (never for a run started afresh)."""
+
 
 class Step:
     """One minibatch as the regularizers see it; tensors are computed once and shared.
@@ -328,6 +337,14 @@ class Regularizer(nn.Module, abc.ABC):
 
     def critic_parameters(self) -> Iterable[nn.Parameter]:
         return ()
+
+    def training_state(self) -> dict[str, Any]:
+        """State beyond parameters and buffers (running counts, moments: plain data), saved in every
+        checkpoint under ``components`` and handed back to ``load_training_state`` when the run resumes."""
+        return {}
+
+    def load_training_state(self, state: Mapping[str, Any]) -> None:
+        """Called only with what ``training_state`` returned (never for a run started afresh)."""
 
 
 class RunView(Protocol):
@@ -415,6 +432,17 @@ class ScoresData(Protocol):
 
 
 @runtime_checkable
+class DrawsPanel(Protocol):
+    """A metric that can picture a run on one matplotlib axis (``draw_panel(run, ax)``): a sweep's panels.png draws
+    one panel per grid point with it, captioned with the point and the metrics' headline values, titled
+    ``panel_title``. The built-in ``manifold`` metric draws decoded mixes over real points of 2-D data."""
+
+    panel_title: str
+
+    def draw_panel(self, run: RunView, ax: Any) -> None: ...
+
+
+@runtime_checkable
 class KnowsManifold(Protocol):
     """A dataset generator that knows the manifold its points lie on (the 2-D spiral)."""
 
@@ -444,32 +472,173 @@ class KnowsLineAngles(Protocol):
 # ---------------------------------------------------------------------------------------------
 # Callbacks: the engine's loop only loops; everything around it reacts to these events.
 
+VALIDATION_LOSS = "val/reconstruction"
+"""The name the validation loss is logged under (``epoch/val/reconstruction`` in metrics.csv), through
+:meth:`TrainerView.log_validation`: the epoch's line shows it, the run folder keeps the best checkpoint by
+it, the report lists it."""
+
+LEVEL_SUFFIX = "_chance"
+"""A value logged as ``NAME_chance`` (:meth:`TrainerView.log_level`) is NAME's reference level, what a model
+that learns nothing scores: loss_curves.png draws it dashed beside NAME instead of as a curve of its own."""
+
+
+def to_images(x: Tensor, spec: DataSpec) -> list[Any]:
+    """PIL images of data ``(N, C, H, W)`` (or one ``(C, H, W)``) in ``spec.value_range``."""
+    from PIL import Image
+
+    x = x.detach().cpu().float()
+    x = x[None] if x.dim() == len(spec.shape) else x
+    pixels = (to_unit(x, spec) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    return [Image.fromarray(p[..., 0] if p.shape[-1] == 1 else p) for p in pixels]
+
+
+class RunFolderView(Protocol):
+    """What a callback may use of the run folder being written (``trainer.run``): its ``path``, a
+    ``file(name)`` in it (``mixframe.RunFolder``'s names: ``RunFolder.GRIDS``, ...), the run's shared
+    TensorBoard writer, the per-epoch values logged so far (name without ``epoch/`` -> [(epoch, value)]), and
+    ``write_artifact`` / ``write_json_artifact`` / ``write_picture`` / ``copy_artifact``: a file of the run written
+    atomically, a full disk turned into a message naming the path."""
+
+    @property
+    def path(self) -> Path: ...
+    def file(self, name: str) -> Path: ...
+    def tensorboard(self) -> Any: ...
+    def epoch_curves(self) -> dict[str, list[tuple[int, float]]]: ...
+    def write_artifact(self, name: str, data: bytes) -> Path: ...
+    def write_json_artifact(self, name: str, data: Any) -> Path: ...
+    def write_picture(self, name: str, picture: Any, dpi: int = 120) -> Path: ...
+    def copy_artifact(self, source: str, name: str) -> Path: ...
+
+
+class ModelView(Protocol):
+    """What a callback may use of the model being trained (``trainer.model``).
+
+    ``encode`` / ``decode`` / ``mix`` / ``to_images`` work as :class:`mixframe.Run`'s do: in eval mode,
+    without gradients, on the model's device (inputs are moved there), leaving the training mode and
+    the training's random streams as they were. ``encoder``, ``decoder`` and ``mixer`` are the modules
+    themselves; ``reconstruction_loss(out, x)`` is the recipe's weighted loss on the decoder's raw output;
+    ``with model.evaluating():`` runs a block of your own in eval mode without gradients."""
+
+    spec: DataSpec
+    encoder: Encoder
+    decoder: Decoder
+    mixer: Mixer | None
+
+    def encode(self, x: Tensor) -> Tensor: ...
+    def decode(self, h: Tensor) -> Tensor: ...
+    def mix(self, *codes: Tensor, labels: Sequence[Tensor] | None = None, seed: int = 0) -> MixResult: ...
+    def to_images(self, x: Tensor) -> list[Any]: ...
+    def reconstruction_loss(self, out: Tensor, x: Tensor) -> Tensor: ...
+    def evaluating(self) -> AbstractContextManager[None]: ...
+
+
+class TrainerView(Protocol):
+    """What a callback is handed on every event: the training in progress, read-only except where said.
+
+    * ``epoch``: epochs finished (in ``on_epoch_end``, the one just finished, from 1); ``step``: minibatches
+      trained so far; ``done``: True in the last epoch's ``on_epoch_end``; ``rank`` / ``world``: this
+      process among torchrun's (0 / 1 otherwise); ``steps_per_epoch``, ``total_steps``; ``threads`` /
+      ``threads_source``: the CPU threads torch was given and where the number came from.
+    * ``recipe`` (``recipe.train`` holds the training settings), ``device``, ``data`` (the
+      :class:`DataBundle`: ``data.train`` / ``data.val`` / ``data.test`` yield ``(x, y)``), ``model``
+      (a :class:`ModelView`), ``critics`` (``(name, regularizer)`` of every regularizer with a critic).
+    * ``run``: the :class:`RunFolderView` being written, None when training in memory and on ranks above
+      0: write files only when it is set.
+    * ``log(name, value)``: the one channel for a value the callback measured; it joins the epoch's means
+      as ``epoch/NAME`` (metrics.csv, TensorBoard, the epoch's line for core names) and the callbacks
+      after this one see it in ``means``. ``panel`` names the loss_curves.png panel it is drawn in
+      (``panels`` keeps name -> panel); otherwise the core's panels take it by its first path segment. ``log_level(name, level)``: NAME's reference level
+      (:data:`LEVEL_SUFFIX`). ``log_validation(loss, keep_best=True)``: the validation loss
+      (:data:`VALIDATION_LOSS`), by which the run folder keeps ``checkpoint_best.pt``; ``validation_loss``
+      is this epoch's (None until one is logged).
+    * ``warn(message)``: a message for the user (printed, kept in warnings.log); start it with
+      ``"warning: "`` for what needs acting on (reports highlight it), ``"note: "`` for information.
+    * ``should_stop``: set it to True to end training after this minibatch (an early stop; the run is
+      saved and marked complete, and ``mixframe resume`` can go on from there).
+    * ``state()``: everything a checkpoint holds (the run folder's own callbacks save it);
+      ``ranks_identical``: whether every process ended with the same weights (known in ``on_end``).
+    """
+
+    recipe: Recipe
+    epoch: int
+    step: int
+    rank: int
+    world: int
+    device: torch.device
+    data: DataBundle
+    critics: list[tuple[str, Regularizer]]
+    run: RunFolderView | None
+    should_stop: bool
+    means: dict[str, float]
+    validation_loss: float | None
+    keep_best: bool
+    panels: dict[str, str]
+    ranks_identical: bool
+    threads: int
+    threads_source: str
+
+    @property
+    def model(self) -> ModelView: ...
+    @property
+    def done(self) -> bool: ...
+    @property
+    def steps_per_epoch(self) -> int: ...
+    @property
+    def total_steps(self) -> int: ...
+    def log(self, name: str, value: float, *, panel: str | None = None) -> None: ...
+    def log_level(self, name: str, level: float) -> None: ...
+    def log_validation(self, loss: float, *, keep_best: bool = True) -> None: ...
+    def warn(self, message: str) -> None: ...
+    def state(self) -> dict[str, Any]: ...
+
 
 class Callback:
     """Reacts to the training engine's events; every method is optional.
 
     Built as ``Callback(config, context)`` when a recipe names it under ``callbacks:``; a callback
-    passed to ``mixframe.train(..., callbacks=[...])`` is any instance. ``trainer`` gives the
-    recipe, model, data, device, ``epoch``/``step``, ``rank``, the run folder ``trainer.run``
-    (a :class:`mixframe.RunFolder`, None when training in memory), ``trainer.warn(message)``, and
-    ``trainer.should_stop``: set it to True to end training after this minibatch (an early stop;
-    the run is saved and marked complete, and ``mixframe resume`` can go on from there).
-    ``logs`` holds this minibatch's losses as detached tensors (turn one into a float only when you
-    need it: on a GPU that waits for the device); ``means`` the epoch's means as floats.
+    passed to ``mixframe.train(..., callbacks=[...])`` is any instance. Every event gets a
+    :class:`TrainerView`. ``logs`` holds this minibatch's losses as detached tensors (turn one into
+    a float only when you need it: on a GPU that waits for the device); ``means`` the epoch's means as
+    floats, with the values logged (``trainer.log``) by the callbacks before this one.
+
+    ``order`` says when a callback hears an event among the others (lower first; equal orders keep the
+    order they were given in: the recipe's, then ``mixframe.train``'s ``callbacks``):
+     ``Callback.OPEN`` (-1000) opens what hears everything (train.log); ``MEASURE`` (0, the default)
+    measures and logs values; ``DRAW`` (500) draws pictures from what was measured; ``RECORD`` (1000)
+    records the epoch (metrics.csv, checkpoints, run.json); ``REPORT`` (2000) shows it (the epoch's
+    line); ``CLOSE`` (3000) closes what ``OPEN`` opened.
+
+    ``state_dict()`` / ``load_state_dict(state)``: what the callback has counted so far (plain data:
+    numbers, strings, lists, dicts), saved in every checkpoint and handed back before ``on_start``
+    when the run resumes, so that its diagnostics go on where they were.
     """
 
-    def on_start(self, trainer: Any) -> None: ...
+    OPEN, MEASURE, DRAW, RECORD, REPORT, CLOSE = -1000, 0, 500, 1000, 2000, 3000
+    order: int = MEASURE
 
-    def on_step_end(self, trainer: Any, logs: Mapping[str, Tensor]) -> None: ...
+    def state_dict(self) -> dict[str, Any]:
+        return {}
 
-    def on_epoch_end(self, trainer: Any, means: dict[str, float]) -> None:
-        """May add entries to ``means`` (they are logged); runs before the checkpoint of this epoch."""
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Called only with what this callback's ``state_dict`` returned (never for a run started afresh)."""
 
-    def on_warning(self, trainer: Any, message: str) -> None: ...
+    def on_start(self, trainer: TrainerView) -> None: ...
 
-    def on_end(self, trainer: Any, summary: dict[str, float]) -> None: ...
+    def on_step_end(self, trainer: TrainerView, logs: Mapping[str, Tensor]) -> None: ...
 
-    def on_failure(self, trainer: Any, error: BaseException) -> None: ...
+    def on_epoch_end(self, trainer: TrainerView, means: Mapping[str, float]) -> None:
+        """Runs before the checkpoint of this epoch; report values with ``trainer.log``."""
+
+    def on_warning(self, trainer: TrainerView, message: str) -> None: ...
+
+    def on_end(self, trainer: TrainerView, summary: Mapping[str, float]) -> None: ...
+
+    def on_failure(self, trainer: TrainerView, error: BaseException) -> None: ...
+
+
+def ordered(callbacks: Iterable[Callback]) -> list[Callback]:
+    """Callbacks in the order they hear events: by ``order``, ties in the order given."""
+    return sorted(callbacks, key=lambda c: getattr(c, "order", Callback.MEASURE))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -9,7 +11,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mixframe.errors import MixframeError
-from mixframe.kernel.interfaces import BuildContext, DataBundle, DataSpec, Discriminator, Mixer, Regularizer, Step
+from mixframe.kernel.interfaces import BuildContext, DataBundle, DataSpec, Discriminator, Mixer, MixResult, Regularizer, Step, to_images
+from mixframe.kernel.randomness import kept_random_state
 from mixframe.kernel.recipe import Recipe
 from mixframe.kernel.registry import Registry, get_registry
 
@@ -63,14 +66,19 @@ class Model(nn.Module):
     """Encoder, decoder, optional mixer and regularizers, built from a recipe with its seed.
 
     It needs only the data's description (``DataSpec``), not the data: a finished run is rebuilt from
-    its folder's record alone.
+    its folder's record alone. The weights are drawn from the recipe's seed on a random stream of their
+    own: building a model leaves the caller's random state as it was. ``encode`` / ``decode`` / ``mix`` /
+    ``to_images`` are what a callback uses (:class:`~mixframe.kernel.interfaces.ModelView`).
     """
 
     def __init__(self, recipe: Recipe, spec: DataSpec, registry: Registry | None = None) -> None:
         super().__init__()
-        registry = registry or get_registry()
+        with kept_random_state():
+            torch.manual_seed(recipe.seed)
+            self._build(recipe, spec, registry or get_registry())
+
+    def _build(self, recipe: Recipe, spec: DataSpec, registry: Registry) -> None:
         self.recipe, self.spec = recipe, spec
-        torch.manual_seed(recipe.seed)
         base = BuildContext(data=spec)
         self.encoder = registry.get("encoder", recipe.encoder.name).implementation(recipe.encoder.config, base)
         context = BuildContext(data=spec, code_shape=tuple(self.encoder.code_shape), build_discriminator=self._discriminator_builder(registry))
@@ -136,6 +144,60 @@ class Model(nn.Module):
             x_mix = self.decoder.to_data(self.decoder(mix.codes))
         step = Step(x=x, y=y, h=h, x_rec=x_rec, mix=mix, x_mix=x_mix, encoder=self.encoder, decoder=self.decoder)
         return step, out
+
+    # -- what a callback uses (ModelView) -------------------------------------------------------------
+    @contextlib.contextmanager
+    def evaluating(self) -> Iterator[None]:
+        """Eval mode without gradients for the block, the previous mode restored after it."""
+        was = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                yield
+        finally:
+            self.train(was)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def encode(self, x: Tensor) -> Tensor:
+        """Codes ``(N, *code_shape)`` of data ``(N, *spec.shape)``."""
+        with self.evaluating():
+            return self.encoder(x.to(self.device))
+
+    def decode(self, h: Tensor) -> Tensor:
+        """Data ``(N, *spec.shape)``, in ``spec.value_range``, decoded from codes."""
+        with self.evaluating():
+            return self.decoder.to_data(self.decoder(h.to(self.device)))
+
+    def mix(self, *codes: Tensor, labels: Sequence[Tensor] | None = None, seed: int = 0) -> MixResult:
+        """The model's mixer on batches of codes, its random draws seeded by ``seed`` on a stream of their own."""
+        if self.mixer is None or self.mixer.num_sources != len(codes):
+            have = "no mixer" if self.mixer is None else f"a mixer of {self.mixer.num_sources} batches"
+            raise MixframeError(f"this model has {have}; {len(codes)} batches of codes were given")
+        devices = [self.device] if self.device.type == "cuda" else []
+        with self.evaluating(), torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            return self.mixer([c.to(self.device) for c in codes], labels)
+
+    def to_images(self, x: Tensor) -> list[Any]:
+        """PIL images of data ``(N, C, H, W)`` (or one ``(C, H, W)``)."""
+        return to_images(x, self.spec)
+
+    def components(self) -> dict[str, Mixer | Regularizer]:
+        """The components whose ``training_state`` a checkpoint keeps, by a name stable across runs of one recipe."""
+        named: dict[str, Mixer | Regularizer] = {} if self.mixer is None else {"mixer": self.mixer}
+        named.update({f"regularizers.{i}.{n}": r for i, (n, r) in enumerate(zip(self.regularizer_names, self.regularizers))})
+        return named
+
+    def training_state(self) -> dict[str, Any]:
+        return {name: state for name, c in self.components().items() if (state := c.training_state())}
+
+    def load_training_state(self, state: Mapping[str, Any]) -> None:
+        for name, c in self.components().items():
+            if name in state:
+                c.load_training_state(state[name])
 
     def reconstruction_loss(self, out: Tensor, x: Tensor) -> Tensor:
         kind = self.recipe.reconstruction.loss

@@ -11,6 +11,7 @@ The command line calls these same functions; it holds no logic of its own.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,10 +21,22 @@ import torch
 from torch import Tensor
 
 from mixframe.errors import MixframeError
-from mixframe.kernel.interfaces import BuildContext, Callback, DataBundle, DataSpec, Mixer, MixResult, blend, interpolation_weights, to_unit
+from mixframe.kernel.interfaces import (
+    BuildContext,
+    Callback,
+    DataBundle,
+    DataSpec,
+    Mixer,
+    MixResult,
+    blend,
+    interpolation_weights,
+    to_images,
+)
+from mixframe.kernel.randomness import kept_random_state
 from mixframe.kernel.recipe import Recipe
 from mixframe.runs.folder import RunFolder, not_written
 
+logger = logging.getLogger("mixframe.runs")
 RecipeLike = str | Path | Recipe
 ImageLike = Any  # a PIL image, a path to an image file, a numpy array (H, W[, C]) or a tensor ((C, H, W) or (N, C, H, W))
 MAX_IMAGE_PIXELS = 50_000_000
@@ -69,7 +82,7 @@ def train(recipe: RecipeLike, overrides: Sequence[str] = (), *, out: str | Path 
             checked, trainer.data.spec, trainer.data.label_kind, device=trainer.device, world=world,
             recipe_file=None if isinstance(recipe, Recipe) else str(recipe), overrides=list(overrides),
             threads_source=trainer.threads_source))
-        print(f"run folder: {folder.path}")
+        logger.info(f"run folder: {folder.path}")
     try:
         path = distributed.share(str(folder.path) if folder else None, world)
         trainer.run = folder
@@ -124,7 +137,7 @@ def _resume(folder: RunFolder, recipe: Recipe, overrides: Sequence[str], rank: i
         trainer.load_state(state, str(folder.checkpoint().path))
     if trainer.done and folder.status == "complete":
         if rank == 0:
-            print(f"{folder.path} is already complete ({trainer.epoch} epochs); nothing to do (raise train.epochs with --set to go on)")
+            logger.info(f"{folder.path} is already complete ({trainer.epoch} epochs); nothing to do (raise train.epochs with --set to go on)")
         return Run(folder, trainer.model.eval(), data=trainer.data, epoch=trainer.epoch, step=trainer.step)
     # (done but not marked complete: stopped after its last checkpoint; fit() runs no step and closes the record)
     if rank == 0:
@@ -140,7 +153,7 @@ def _resume(folder: RunFolder, recipe: Recipe, overrides: Sequence[str], rank: i
         except OSError as err:
             raise not_written(folder.path, err, f"cannot resume {folder.path}") from None
         if state is None:
-            print(f"no checkpoint in {folder.path}: starting it from the beginning")
+            logger.info(f"no checkpoint in {folder.path}: starting it from the beginning")
     trainer.run = folder if rank == 0 else None
     resume_step = trainer.step if rank == 0 else None
     try:
@@ -198,10 +211,11 @@ def _check_identical(trainer: Any) -> None:
 
 def load_run(path: str | Path, device: str | torch.device = "cpu", *, best: bool = False) -> Run:
     """Open a finished or stopped run: its recipe, data description and last checkpoint (with ``best``,
-    checkpoint_best.pt: the epoch of the lowest validation loss, kept by the validation callback).
+    checkpoint_best.pt: the epoch of the lowest validation loss logged).
 
     Needs no training data on disk (the data's shape and scaling were recorded in data.json);
-    ``run.data`` reads the data on first use, for evaluation.
+    ``run.data`` reads the data on first use, for evaluation. Loading, encoding and decoding leave the
+    caller's random state (torch, ``random``, numpy) as it was.
     """
     from mixframe.kernel.model import Model, load_states
 
@@ -212,13 +226,15 @@ def load_run(path: str | Path, device: str | torch.device = "cpu", *, best: bool
     if spec is None:  # a run from before data.json was recorded: the data tells its shape
         from mixframe.kernel.model import build_data
 
-        data = build_data(recipe)
+        with kept_random_state():
+            data = build_data(recipe)
         spec = data.spec
     model = Model(recipe, spec)
     checkpoint = folder.checkpoint(best=best)
     if best and not checkpoint.exists:
-        raise MixframeError(f"{folder.path} has no {RunFolder.CHECKPOINT_BEST}: its recipe's validation callback did not keep one "
-                            "(callbacks: [{kind: validation, best_checkpoint: true}]); load its last checkpoint instead")
+        raise MixframeError(f"{folder.path} has no {RunFolder.CHECKPOINT_BEST}: no validation loss was logged while it trained "
+                            "(the default callback validation logs one: callbacks: [{kind: validation, best_checkpoint: true}]); "
+                            "load its last checkpoint instead")
     state = checkpoint.load()
     load_states(str(checkpoint.path), [(model, state["model"])])
     return Run(folder, model.to(device).eval(), data=data, epoch=int(state["epoch"]), step=int(state["step"]))
@@ -264,7 +280,8 @@ class Run:
         if self._data is None:
             from mixframe.kernel.model import build_data
 
-            self._data = build_data(self.recipe)
+            with kept_random_state():
+                self._data = build_data(self.recipe)
         return self._data
 
     def to(self, device: str | torch.device) -> Run:
@@ -333,7 +350,8 @@ class Run:
     def split(self, name: str) -> tuple[Tensor, Tensor]:
         """All examples and labels of a split (train, val or test), stacked."""
         dataset = getattr(self.data, name)
-        xs, ys = zip(*torch.utils.data.DataLoader(dataset, batch_size=self.batch_size, shuffle=False))
+        with kept_random_state():  # a DataLoader draws its workers' seed from torch's stream
+            xs, ys = zip(*torch.utils.data.DataLoader(dataset, batch_size=self.batch_size, shuffle=False))
         return torch.cat(xs), torch.cat(ys)
 
     def codes(self, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -400,11 +418,7 @@ class Run:
 
     def to_images(self, x: Tensor) -> list[Any]:
         """PIL images of data ``(N, C, H, W)`` (or one ``(C, H, W)``) in the run's value range."""
-        from PIL import Image
-
-        x = self._batch(x.detach().cpu().float())
-        pixels = (to_unit(x, self.spec) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
-        return [Image.fromarray(p[..., 0] if p.shape[-1] == 1 else p) for p in pixels]
+        return to_images(x, self.spec)
 
 
 def open_image(path: Path) -> Any:

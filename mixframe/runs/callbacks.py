@@ -1,32 +1,35 @@
-"""The callbacks every run folder gets: scalar logs, checkpoints, status, progress, train.log.
+"""The callbacks every run folder gets: scalar logs, checkpoints (last and best), status, progress, train.log.
 
 Pictures and stall watches are plugins (``mixframe_callbacks``) that a recipe names under
 ``callbacks:``; these are the run store's own contract and act only where ``trainer.run`` is
-set (rank 0 of a run trained into a folder).
+set (rank 0 of a run trained into a folder). Messages go to the ``mixframe.progress`` logger.
 """
 
 from __future__ import annotations
 
 import csv
+import logging
 import math
-import re
-import sys
 from collections.abc import Mapping
 from typing import Any
 
 from torch import Tensor
 
 from mixframe.errors import MixframeError
-from mixframe.kernel.interfaces import BuildContext, Callback
+from mixframe.kernel.interfaces import LEVEL_SUFFIX, VALIDATION_LOSS, BuildContext, Callback, TrainerView
 from mixframe.runs.folder import SCALAR_LINE_END, RunFolder, not_written, now
+
+logger = logging.getLogger("mixframe.progress")
 
 
 class ScalarLog(Callback):
     """Scalars to metrics.csv (step, epoch, name, value) and TensorBoard; warnings to warnings.log.
 
     Steps are logged every ``train.log_every`` minibatches (the only place a step's losses become
-    floats), epoch means at every epoch's end.
+    floats), epoch means at every epoch's end (with every value the callbacks logged).
     """
+
+    order = Callback.RECORD
 
     def __init__(self, run: RunFolder, resume_step: int | None = None) -> None:
         self.run, self.resume_step = run, resume_step
@@ -34,7 +37,7 @@ class ScalarLog(Callback):
         run.tensorboard_purge_step = None if resume_step is None else resume_step + 1  # set before any on_start opens the writer
         self.file: Any = None
 
-    def on_start(self, trainer: Any) -> None:
+    def on_start(self, trainer: TrainerView) -> None:
         path = self.run.file(RunFolder.METRICS)
         if self.resume_step is not None:
             self.run.truncate_scalars(self.resume_step)
@@ -58,23 +61,23 @@ class ScalarLog(Callback):
         except OSError as err:  # a full disk mid-epoch: the path and the fix, not a bare errno
             raise not_written(self.run.file(RunFolder.METRICS), err, f"could not log the scalars of step {step}") from None
 
-    def on_step_end(self, trainer: Any, logs: Mapping[str, Tensor]) -> None:
-        if trainer.step % trainer.cfg.log_every == 0:
+    def on_step_end(self, trainer: TrainerView, logs: Mapping[str, Tensor]) -> None:
+        if trainer.step % trainer.recipe.train.log_every == 0:
             self.write(trainer.step, trainer.epoch + 1, {k: float(v) for k, v in logs.items()})
 
-    def on_epoch_end(self, trainer: Any, means: dict[str, float]) -> None:
+    def on_epoch_end(self, trainer: TrainerView, means: Mapping[str, float]) -> None:
         self.write(trainer.step, trainer.epoch, means)
 
-    def on_warning(self, trainer: Any, message: str) -> None:
+    def on_warning(self, trainer: TrainerView, message: str) -> None:
         try:
             self.run.add_warning(message)
         except OSError as err:
             raise not_written(self.run.file(RunFolder.WARNINGS), err, "could not record a warning") from None
 
-    def on_end(self, trainer: Any, summary: dict[str, float]) -> None:
+    def on_end(self, trainer: TrainerView, summary: Mapping[str, float]) -> None:
         self.close()
 
-    def on_failure(self, trainer: Any, error: BaseException) -> None:
+    def on_failure(self, trainer: TrainerView, error: BaseException) -> None:
         self.close()
 
     def close(self) -> None:
@@ -88,23 +91,45 @@ class ScalarLog(Callback):
 
 
 class Checkpoints(Callback):
-    """An atomic checkpoint every ``train.checkpoint_every`` epochs and at the end."""
+    """An atomic checkpoint every ``train.checkpoint_every`` epochs and at the end; and checkpoint_best.pt, the
+    state of the epoch with the lowest validation loss so far (``trainer.log_validation``), with ``val_reconstruction``
+    added. The best so far is part of the checkpoint's state, so a resumed run keeps the true best."""
+
+    order = Callback.RECORD
 
     def __init__(self, run: RunFolder) -> None:
         self.run = run
+        self.best: float | None = None
 
-    def on_epoch_end(self, trainer: Any, means: dict[str, float]) -> None:
-        if trainer.done or trainer.epoch % trainer.cfg.checkpoint_every == 0:
+    def state_dict(self) -> dict[str, Any]:
+        return {} if self.best is None else {"best": self.best}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.best = state.get("best")
+
+    def on_start(self, trainer: TrainerView) -> None:
+        if self.best is None and trainer.step > 0:  # a checkpoint from before the best was kept in it: the log says
+            done = [value for epoch, value in self.run.epoch_curves().get(f"epoch/{VALIDATION_LOSS}", []) if epoch <= trainer.epoch]
+            self.best = min(done, default=None)
+
+    def on_epoch_end(self, trainer: TrainerView, means: Mapping[str, float]) -> None:
+        loss = trainer.validation_loss
+        if loss is not None and trainer.keep_best and (self.best is None or loss < self.best):
+            self.best = loss
+            self.run.checkpoint(best=True).save({**trainer.state(), "val_reconstruction": loss})
+        if trainer.done or trainer.epoch % trainer.recipe.train.checkpoint_every == 0:
             self.run.save_checkpoint(trainer.state())
 
 
 class RunStatus(Callback):
     """Keeps run.json true: complete (with the final losses), diverged, interrupted or failed (with the error)."""
 
+    order = Callback.RECORD
+
     def __init__(self, run: RunFolder) -> None:
         self.run = run
 
-    def on_end(self, trainer: Any, summary: dict[str, float]) -> None:
+    def on_end(self, trainer: TrainerView, summary: Mapping[str, float]) -> None:
         if not summary:  # a resume that found the last checkpoint already final: the last logged epoch means
             summary = {k: v[-1][1] for k, v in self.run.epoch_curves().items() if v}
         self.run.update_info(status="complete", finished=now(), epoch=trainer.epoch, step=trainer.step, world_size=trainer.world,
@@ -112,7 +137,7 @@ class RunStatus(Callback):
                              ranks_identical=trainer.ranks_identical, final={k: round(v, 6) for k, v in summary.items()},
                              drop=("stopped", "error"))  # a stop that a resume went past is no longer true
 
-    def on_failure(self, trainer: Any, error: BaseException) -> None:
+    def on_failure(self, trainer: TrainerView, error: BaseException) -> None:
         from mixframe.kernel.engine.loop import TrainingDiverged
 
         if isinstance(error, TrainingDiverged):
@@ -132,62 +157,67 @@ class Progress(Callback):
     """What a person watching sees: a bar per epoch (tqdm, on a terminal only) showing the epoch, the
     step and the main losses; after it a line per epoch with the epoch's mean losses (the only
     output with ``enabled=False``, or when the output is a file or a pipe); then that epoch's warnings.
-    A warning raised while a bar is drawn is printed above it; otherwise it waits for the epoch's
-    line, so that nothing lands in the middle of a bar."""
+    A warning raised while a bar is drawn is logged at once (the command line's handler writes it above
+    the bar); otherwise it waits for the epoch's line, so that nothing lands in the middle of a bar.
+    Lines go to the ``mixframe.progress`` logger: the command line prints them, a library user's logging
+    configuration decides."""
+
+    order = Callback.REPORT
 
     def __init__(self, enabled: bool = True) -> None:
         self.enabled = enabled
         self.bar: Any = None
-        self.waiting: list[str] = []  # warnings raised while no bar was drawn, printed after the epoch's line
+        self.waiting: list[str] = []  # warnings raised while no bar was drawn, logged after the epoch's line
 
-    def on_start(self, trainer: Any) -> None:
+    def on_start(self, trainer: TrainerView) -> None:
         if trainer.rank != 0:
             return
-        print(f"CPU threads: {trainer.threads} ({trainer.threads_source})")
+        logger.info(f"CPU threads: {trainer.threads} ({trainer.threads_source})")
         if trainer.step > 0:
-            print(f"resuming at epoch {trainer.epoch + 1}, minibatch {trainer.step}")
+            logger.info(f"resuming at epoch {trainer.epoch + 1}, minibatch {trainer.step}")
 
-    def on_step_end(self, trainer: Any, logs: Mapping[str, Tensor]) -> None:
+    def on_step_end(self, trainer: TrainerView, logs: Mapping[str, Tensor]) -> None:
         if not self.enabled or trainer.rank != 0:
             return
+        cfg = trainer.recipe.train
         if self.bar is None:
             from tqdm import tqdm
 
             self.flush()
             left = min(trainer.steps_per_epoch, trainer.total_steps - trainer.step + 1)
-            self.bar = tqdm(total=left, desc=f"epoch {trainer.epoch + 1}/{trainer.cfg.epochs}", unit="batch",
+            self.bar = tqdm(total=left, desc=f"epoch {trainer.epoch + 1}/{cfg.epochs}", unit="batch",
                             dynamic_ncols=True, leave=False, disable=None)  # None: no bar when the output is not a terminal
         self.bar.update(1)
-        if trainer.step % max(trainer.cfg.log_every, 10) == 0:
+        if trainer.step % max(cfg.log_every, 10) == 0:
             shown = {k.split("/")[-1]: f"{float(v):.3g}" for k, v in logs.items() if k.startswith("ae/") and k != "ae/total"}
             self.bar.set_postfix({"step": trainer.step, **shown})
         if self.bar.n >= self.bar.total:
-            self.close()  # before the epoch's warnings and summary line are printed
+            self.close()  # before the epoch's warnings and summary line are logged
 
-    def on_epoch_end(self, trainer: Any, means: dict[str, float]) -> None:
+    def on_epoch_end(self, trainer: TrainerView, means: Mapping[str, float]) -> None:
         if trainer.rank != 0:
             return
         self.close()
-        print(epoch_line(trainer.epoch, trainer.cfg.epochs, trainer.step, means))
+        logger.info(epoch_line(trainer.epoch, trainer.recipe.train.epochs, trainer.step, means))
         self.flush()
 
-    def on_warning(self, trainer: Any, message: str) -> None:
+    def on_warning(self, trainer: TrainerView, message: str) -> None:
         if self.bar is not None and not self.bar.disable:
-            self.bar.write(message, file=sys.stdout)
+            logger.warning(message)
         else:
             self.waiting.append(message)
 
-    def on_end(self, trainer: Any, summary: dict[str, float]) -> None:
+    def on_end(self, trainer: TrainerView, summary: Mapping[str, float]) -> None:
         self.close()
         self.flush()
 
-    def on_failure(self, trainer: Any, error: BaseException) -> None:
+    def on_failure(self, trainer: TrainerView, error: BaseException) -> None:
         self.close()
         self.flush()
 
     def flush(self) -> None:
         for message in self.waiting:
-            print(message)
+            logger.warning(message)
         self.waiting = []
 
     def close(self) -> None:
@@ -198,31 +228,33 @@ class Progress(Callback):
 
 def epoch_line(epoch: int, epochs: int, step: int, means: Mapping[str, float]) -> str:
     """'epoch 3/30  step 48  reconstruction 3.46 (val 3.52)  g_rec 1.18  g_mix 1.18  (2.9 s)': the epoch's mean
-    autoencoder terms (not their blind-guess levels), the validation reconstruction beside the training one."""
+    autoencoder terms (not their reference levels), the validation loss beside the training reconstruction."""
     parts = []
     for key, value in means.items():
-        if key.startswith("epoch/ae/") and not key.endswith("_chance") and key != "epoch/ae/total":
+        if key.startswith("epoch/ae/") and not key.endswith(LEVEL_SUFFIX) and key != "epoch/ae/total":
             name = key.split("/")[-1]
-            val = means.get("epoch/val/reconstruction") if key == "epoch/ae/reconstruction" else None
+            val = means.get(f"epoch/{VALIDATION_LOSS}") if key == "epoch/ae/reconstruction" else None
             parts.append(f"{name} {value:.4g}" + (f" (val {val:.4g})" if val is not None else ""))
     return f"epoch {epoch}/{epochs}  step {step}  {'  '.join(parts)}  ({means.get('epoch/seconds', 0):.1f} s)"
 
 
 class TrainLog(Callback):
-    """Everything printed while training (on stdout and stderr: the epoch lines, warnings, messages of
-    other callbacks and of Python's warnings) also goes to ``train.log`` in the run folder, without the
-    progress bar: a line is what is left on a terminal once its carriage returns are done, so the bar's
-    redraws never reach the file. A resumed run appends to it. The streams are restored when training
-    ends, however it ends; :meth:`closer` gives the callback that does that last."""
+    """Every message of the ``mixframe`` loggers while training (the epoch lines, warnings, and what callbacks
+    log through ``logging.getLogger("mixframe.NAME")``) also goes to ``train.log`` in the run folder, one line
+    each; a resumed run appends to it. For the run's duration the ``mixframe`` logger passes information
+    messages when its level was left unset; its handler and level are as they were once training ends,
+    however it ends: :meth:`closer` gives the callback that does that, last."""
+
+    order = Callback.OPEN
 
     def __init__(self, run: RunFolder) -> None:
         self.run = run
         self.file: Any = None
-        self.saved: tuple[Any, Any] | None = None  # the streams replaced while training
-        self.tees: tuple[_Tee, _Tee] | None = None
+        self.handler: logging.Handler | None = None
+        self.level = logging.NOTSET
         self.started = 0.0
 
-    def on_start(self, trainer: Any) -> None:
+    def on_start(self, trainer: TrainerView) -> None:
         import time
 
         self.started = time.perf_counter()
@@ -232,9 +264,11 @@ class TrainLog(Callback):
             return  # no log rather than no training
         where = f"resuming at epoch {trainer.epoch + 1}, minibatch {trainer.step}" if trainer.step > 0 else "starting"
         self.note(f"== {now()}: mixframe training {where}; run folder {self.run.path}")
-        self.saved = (sys.stdout, sys.stderr)
-        self.tees = (_Tee(sys.stdout, self.note), _Tee(sys.stderr, self.note))
-        sys.stdout, sys.stderr = self.tees
+        package = logging.getLogger("mixframe")
+        self.handler, self.level = _Lines(self.note), package.level
+        package.addHandler(self.handler)
+        if package.level == logging.NOTSET:
+            package.setLevel(logging.INFO)
 
     def note(self, line: str) -> None:
         if self.file is None:
@@ -246,14 +280,16 @@ class TrainLog(Callback):
             self.file = None
 
     def closer(self) -> Callback:
-        """The callback that ends the log; place it after every callback that prints."""
+        """The callback that ends the log; it hears every event last."""
         log = self
 
         class CloseTrainLog(Callback):
-            def on_end(self, trainer: Any, summary: dict[str, float]) -> None:
+            order = Callback.CLOSE
+
+            def on_end(self, trainer: TrainerView, summary: Mapping[str, float]) -> None:
                 log.finish(f"finished at epoch {trainer.epoch}, step {trainer.step}")
 
-            def on_failure(self, trainer: Any, error: BaseException) -> None:
+            def on_failure(self, trainer: TrainerView, error: BaseException) -> None:
                 log.finish(f"stopped at epoch {trainer.epoch}, step {trainer.step}: {type(error).__name__}: {error}")
 
         return CloseTrainLog()
@@ -261,57 +297,36 @@ class TrainLog(Callback):
     def finish(self, how: str) -> None:
         import time
 
-        if self.saved is not None:
-            for tee in self.tees:
-                tee.end()
-            if sys.stdout is self.tees[0]:  # unless someone replaced it meanwhile
-                sys.stdout = self.saved[0]
-            if sys.stderr is self.tees[1]:
-                sys.stderr = self.saved[1]
-            self.saved = None
+        if self.handler is not None:
+            package = logging.getLogger("mixframe")
+            package.removeHandler(self.handler)
+            package.setLevel(self.level)
+            self.handler = None
         self.note(f"== {now()}: {how} ({time.perf_counter() - self.started:.1f} s)")
         if self.file is not None:
             self.file.close()
             self.file = None
 
 
-class _Tee:
-    """A text stream that writes through to ``stream`` and hands each finished line to ``line``, as a
-    terminal would show it: a carriage return starts the line over (so a progress bar's redraws and its
-    clearing leave nothing), terminal escape sequences are dropped, blank lines are skipped."""
+class _Lines(logging.Handler):
+    """Hands each message's lines to ``line`` (blank lines skipped)."""
 
-    ESCAPES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+    def __init__(self, line: Any) -> None:
+        super().__init__(logging.INFO)
+        self.line = line
 
-    def __init__(self, stream: Any, line: Any) -> None:
-        self.stream, self.line, self.pending = stream, line, ""
-
-    def write(self, text: str) -> int:
-        written = self.stream.write(text)
-        for piece in re.split(r"(\r|\n)", text):
-            if piece == "\r":
-                self.pending = ""
-            elif piece == "\n":
-                self.end()
-            else:
-                self.pending += piece
-        return written if written is not None else len(text)
-
-    def end(self) -> None:
-        line = self.ESCAPES.sub("", self.pending).rstrip()
-        self.pending = ""
-        if line.strip():
-            self.line(line)
-
-    def flush(self) -> None:
-        self.stream.flush()
-
-    def __getattr__(self, name: str) -> Any:  # isatty, fileno, encoding, ...: the terminal's
-        return getattr(self.stream, name)
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            for text in record.getMessage().splitlines():
+                if text.strip():
+                    self.line(text.rstrip())
+        except Exception:  # noqa: BLE001 - logging's rule: a handler never raises
+            self.handleError(record)
 
 
 def run_folder_callbacks(run: RunFolder | None, *, progress: bool, resume_step: int | None = None) -> list[Callback]:
-    """What a run folder needs (none on ranks above 0, where ``run`` is None): its train.log (first, so
-    that it hears everything printed, and last, to close it), logs, checkpoints, status; and the progress display."""
+    """What a run folder needs (none on ranks above 0, where ``run`` is None): its train.log (opened first, so
+    that it hears every message, and closed last), logs, checkpoints, status; and the progress display."""
     if run is None:
         return [Progress(progress)]
     log = TrainLog(run)

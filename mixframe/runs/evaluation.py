@@ -10,6 +10,7 @@ import torch
 from mixframe.errors import MixframeError
 from mixframe.kernel.config import Problems, structure
 from mixframe.kernel.interfaces import BuildContext, RunView
+from mixframe.kernel.randomness import kept_random_state
 from mixframe.kernel.recipe import ComponentSpec, RecipeError
 from mixframe.kernel.registry import get_registry
 
@@ -46,7 +47,8 @@ def evaluate(run: RunView, names: Sequence[str] = (), *, split: str = "test", se
              echo: bool = False) -> dict[str, float]:
     """Compute the metrics named (default: the recipe's) on ``split`` and return them; merged into the run's
     evaluation.json when ``write`` (test split, the metrics' own seeds only: what a table reports); ``echo``
-    prints each metric's values as it finishes.
+    prints each metric's values as it finishes. The caller's random state (torch, ``random``, numpy) is as it
+    was afterwards, whatever the metrics draw.
 
     ``split``: ``"test"`` or ``"val"`` (a study's tuning runs are scored on val). ``seed``: an evaluation seed
     in place of each metric's own (metrics without a ``seed`` setting are computed as they are), to measure
@@ -88,7 +90,7 @@ def _evaluate(run: RunView, names: Sequence[str], split: str, seed: int | None, 
             raise MixframeError(f"metric {spec.name!r} cannot score the {split} split (its evaluate takes no split argument); "
                                 "update the plugin (CONTRIBUTING.md, metrics) or leave it out of the study's metrics")
         try:
-            with threadpool_limits(limits=1):  # BLAS threads fight over a shared CPU; one is faster here
+            with threadpool_limits(limits=1), kept_random_state():  # BLAS threads fight over a shared CPU; one is faster here
                 values = metric.evaluate(run, split=split) if takes_split else metric.evaluate(run)
         except MixframeError as err:  # the metric says what it needs; where it was asked for says how to leave it out
             raise MixframeError(f"{err}. {origin(spec.name, run, asked=bool(names))}") from None

@@ -9,8 +9,8 @@ points instead, one panel per run.
 :func:`paper_figure_png` draws the seed's own layout: per pair the two real images once, at the
 block's left and right ends, with the pixel-space row and one row per run between them, a title
 naming the mixing mode (mixup or Bernoulli mixup) and a caption naming the rows.
-:func:`path_measures` puts numbers on the paths (how evenly they move, whether midpoints lean to
-one end, how far midpoints are from real examples), for Figure 13's consistency comparison.
+The numbers on such paths (how evenly they move, whether midpoints lean to one end, how far midpoints
+are from real examples) are the ``paths`` metric plugin's (``mixframe_plugins.metrics.paths``).
 
 Two ways to move between the codes h1 = f(x1) and h2 = f(x2):
 
@@ -33,7 +33,7 @@ from torch import Tensor
 
 from mixframe.errors import MixframeError
 from mixframe.kernel.interfaces import MODES as MODES
-from mixframe.kernel.interfaces import DataSpec, Mode, blend, check_steps, interpolation_weights, to_unit
+from mixframe.kernel.interfaces import DataSpec, Mode, check_steps, to_unit
 
 if TYPE_CHECKING:
     from mixframe.runs.api import Run
@@ -481,53 +481,3 @@ def paper_figure_png(runs: Sequence[Run], pairs: int = 4, steps: int = 8, mode: 
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-# ---------------------------------------------------------------------------------------------
-# Measuring paths (the numbers beside Figure 13)
-
-
-def path_measures(run: Run, x1: Tensor, x2: Tensor, steps: int = 8, mode: Mode = "linear", seed: int = 0,
-                  reference: Tensor | None = None) -> dict[str, float]:
-    """How a run's decoded interpolations between pairs behave, as means over the pairs.
-
-    Distances are root-mean-square differences per pixel, in the data's value range.
-
-    * ``max_step_share``: the largest of the ``steps - 1`` steps along a decoded path as a share of
-      the path's length: ``1 / (steps - 1)`` when the path moves evenly, 1 when it jumps at once
-      (the uneven trajectory that the consistency loss is meant to smooth, seed section 7.2).
-    * ``midpoint_lean``: ``| d(m, a) - d(m, b) | / d(a, b)`` for the decoded midpoint m and the
-      decoded ends a, b: 0 when m is as far from both ends, 1 when it is one of them.
-    * ``midpoint_drift``: ``|f(m) - h_mid| / |f(x1) - f(x2)|``, how far the re-encoded midpoint
-      lands from the mixed code it was decoded from (what the consistency loss pulls down).
-    * ``midpoint_nearest`` (with ``reference``, e.g. the training examples): the distance of each
-      decoded midpoint to its nearest reference example; ``end_nearest`` the same for the decoded
-      ends, the level a midpoint that looks as real as a reconstruction would reach.
-    """
-    check_steps(steps)
-    x1, x2 = run._batch(x1.float()).cpu(), run._batch(x2.float()).cpu()
-    size = float(x1[0].numel()) ** 0.5
-
-    def dist(a: Tensor, b: Tensor) -> Tensor:
-        return (a - b).flatten(1).norm(dim=1) / size
-
-    paths = run.interpolate(x1, x2, steps, mode, seed).float()
-    moves = torch.stack([dist(paths[:, j + 1], paths[:, j]) for j in range(steps - 1)], dim=1)
-    share = moves.max(dim=1).values / moves.sum(dim=1).clamp_min(1e-12)
-    a, m, b = run.interpolate(x1, x2, 3, mode, seed).float().unbind(dim=1)
-    lean = (dist(m, a) - dist(m, b)).abs() / dist(a, b).clamp_min(1e-12)
-    h1, h2 = run.encode(x1).cpu().float(), run.encode(x2).cpu().float()
-    weights = interpolation_weights(h1.shape[1], 3, mode, seed)[1]  # the middle step's (2, C)
-    h_mid = blend([h1, h2], weights.expand(len(h1), -1, -1))
-    drift = (run.encode(m).cpu().float() - h_mid).flatten(1).norm(dim=1) / (h1 - h2).flatten(1).norm(dim=1).clamp_min(1e-12)
-    out = {"max_step_share": float(share.mean()), "midpoint_lean": float(lean.mean()), "midpoint_drift": float(drift.mean())}
-    if reference is not None:
-        ref = reference.float().cpu().flatten(1)
-
-        def nearest(x: Tensor) -> float:
-            exact = torch.cdist(x.flatten(1), ref, compute_mode="donot_use_mm_for_euclid_dist")  # mm rounds small distances badly
-            return float((exact.min(dim=1).values / size).mean())
-
-        out["midpoint_nearest"] = nearest(m)
-        out["end_nearest"] = nearest(torch.cat([a, b]))
-    return out

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from mixframe.kernel.interfaces import DataBundle, DataSpec, to_unit
+from mixframe.kernel.interfaces import LEVEL_SUFFIX, VALIDATION_LOSS, DataBundle, DataSpec, to_unit
 from mixframe.runs.folder import png_bytes, write_file
 
 
@@ -172,19 +172,29 @@ def save_mix_scatter(encoder, decoder, data: DataBundle, path: Path, device: tor
     write_file(path, png_bytes(fig, dpi=120))
 
 
-TRAIN_RECONSTRUCTION, VAL_RECONSTRUCTION = "epoch/ae/reconstruction", "epoch/val/reconstruction"
+TRAIN_RECONSTRUCTION, VAL_RECONSTRUCTION = "epoch/ae/reconstruction", f"epoch/{VALIDATION_LOSS}"
 
 
-def loss_panels(curves: dict[str, list[tuple[int, float]]]) -> list[tuple[str, dict[str, list[tuple[int, float]]]]]:
-    """(title, series) of the non-empty loss panels; a ``NAME_chance`` curve is drawn as NAME's dashed level, not as a series."""
-    series = {k: v for k, v in curves.items() if not k.endswith("_chance")}
-    panels = [("reconstruction (dashed: mean image)", {k: v for k, v in series.items() if k in (TRAIN_RECONSTRUCTION, VAL_RECONSTRUCTION)}),
-              ("autoencoder terms", {k: v for k, v in series.items()
-                                     if k.startswith("epoch/ae/") and k not in (TRAIN_RECONSTRUCTION, "epoch/ae/total")}),
-              ("critic terms (dashed: blind guess)", {k: v for k, v in series.items()
-                                                      if k.startswith("epoch/critic/") and not k.endswith("/probe_auc")}),
-              ("critic probe: AUC real vs blends (dashed: blind)", {k: v for k, v in series.items() if k.endswith("/probe_auc")})]
-    return [p for p in panels if p[1]]
+def loss_panels(curves: dict[str, list[tuple[int, float]]],
+                panels: dict[str, str] | None = None) -> list[tuple[str, dict[str, list[tuple[int, float]]]]]:
+    """(title, series) of the non-empty loss panels: reconstruction (training and validation), the other
+    autoencoder terms, the critic terms, the critics' probe, then one panel per title in ``panels`` (name without
+    ``epoch/`` -> title, as callbacks asked with ``trainer.log(..., panel=TITLE)``). A ``NAME_chance`` curve is
+    NAME's dashed level, not a series."""
+    wanted = {f"epoch/{name}": title for name, title in (panels or {}).items()}
+    series = {k: v for k, v in curves.items() if not k.endswith(LEVEL_SUFFIX)}
+    own = {k: v for k, v in series.items() if k not in wanted}
+    out = [("reconstruction (dashed: mean image)", {k: v for k, v in own.items() if k in (TRAIN_RECONSTRUCTION, VAL_RECONSTRUCTION)}),
+           ("autoencoder terms", {k: v for k, v in own.items()
+                                  if k.startswith("epoch/ae/") and k not in (TRAIN_RECONSTRUCTION, "epoch/ae/total")}),
+           ("critic terms (dashed: blind guess)", {k: v for k, v in own.items()
+                                                   if k.startswith("epoch/critic/") and not k.endswith("/probe_auc")}),
+           ("critic probe: AUC real vs blends (dashed: blind)", {k: v for k, v in own.items() if k.endswith("/probe_auc")})]
+    for title in dict.fromkeys(wanted.values()):
+        out.append((title, {k: v for k, v in series.items() if wanted.get(k) == title}))
+    return [p for p in out if p[1]]
+
+
 
 
 SERIES_LABELS = {TRAIN_RECONSTRUCTION: "training (mean over the epoch)", VAL_RECONSTRUCTION: "validation (at the epoch's end)"}
@@ -198,7 +208,9 @@ def y_label(title: str) -> str:
         return "loss x reconstruction weight"
     if title.startswith("critic"):
         return "critic loss"
-    return "loss term (weighted)"
+    if title == "autoencoder terms":
+        return "loss term (weighted)"
+    return ""  # a callback's own panel: its values are its own
 
 
 MIN_RELATIVE_SPAN = 0.3
@@ -225,29 +237,30 @@ def y_limits(values: Sequence[float], auc: bool = False) -> tuple[float, float]:
     return (max(low - margin, 0.0) if min(finite) >= 0 else low - margin, high + margin)
 
 
-def plot_loss_curves(curves: dict[str, list[tuple[int, float]]], out: Path) -> None:
+def plot_loss_curves(curves: dict[str, list[tuple[int, float]]], out: Path, panels: dict[str, str] | None = None) -> None:
     """Reconstruction, the other autoencoder terms, and each critic's terms beside their blind-guess level,
-    from per-epoch curves (``RunFolder.epoch_curves()``)."""
+    from per-epoch curves (``RunFolder.epoch_curves()``); then the panels callbacks asked for (:func:`loss_panels`)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    panels = loss_panels(curves)
-    columns = min(2, len(panels))  # two panels a row: the text stays readable where the picture is shown 800 px wide
-    rows = -(-len(panels) // columns)
+    drawn = loss_panels(curves, panels)
+    columns = min(2, len(drawn))  # two panels a row: the text stays readable where the picture is shown 800 px wide
+    rows = -(-len(drawn) // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(4.8 * columns, 3.4 * rows), squeeze=False)
-    for ax in axes.flat[len(panels):]:
+    for ax in axes.flat[len(drawn):]:
         ax.set_visible(False)
-    for ax, (title, series) in zip(axes.flat, panels):
+    for ax, (title, series) in zip(axes.flat, drawn):
         shown: list[float] = []
         for i, (name, points) in enumerate(sorted(series.items())):
             epochs, values = zip(*points)
             color = f"C{i % 10}"
-            ax.plot(epochs, values, label=SERIES_LABELS.get(name, name.split("/", 2)[2]), color=color, marker="." if len(points) < 20 else None)
+            label = SERIES_LABELS.get(name, name.removeprefix("epoch/").split("/", 1)[-1])
+            ax.plot(epochs, values, label=label, color=color, marker="." if len(points) < 20 else None)
             shown += values
-            chance = curves.get(f"{name}_chance")
+            chance = curves.get(name + LEVEL_SUFFIX)
             if chance:
                 ax.axhline(chance[-1][1], color=color, linestyle="--", linewidth=0.8)
                 shown.append(chance[-1][1])

@@ -23,9 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from mixframe.errors import MixframeError
+from mixframe.kernel.interfaces import VALIDATION_LOSS
 from mixframe.runs.folder import RunFolder
 
-HIGHLIGHT = ("learns nothing", "learned nothing", "diverged", "not finite", "non-finite")
+SEVERE = "warning:"  # a warning that needs acting on starts so; "note:" is information (TrainerView.warn)
 
 STYLE = """
 body { font-family: sans-serif; margin: 1.5em; color: #222; max-width: 1400px; }
@@ -142,8 +143,8 @@ class RunInfo:
 
     @property
     def validation(self) -> tuple[float, float, int] | None:
-        """(last, best, best epoch) of the validation reconstruction loss (the validation callback), or None."""
-        curve = self.folder.epoch_curves().get("epoch/val/reconstruction")
+        """(last, best, best epoch) of the validation loss (``trainer.log_validation``), or None."""
+        curve = self.folder.epoch_curves().get(f"epoch/{VALIDATION_LOSS}")
         if not curve:
             return None
         best_epoch, best = min(curve, key=lambda point: point[1])
@@ -260,16 +261,18 @@ def metric_meanings(metrics: Iterable[str]) -> dict[str, dict[str, str]]:
 
 
 def meaning_of(key: str, meanings: dict[str, str]) -> str:
-    """The meaning of the value ``key``: its own entry, or a ``{n}`` family's (``probe_acc_{n}`` for probe_acc_10); "" if none."""
+    """The meaning of the value ``key``: its own entry, or a family's: ``{n}`` stands for a number (``probe_acc_{n}``
+    for probe_acc_10), ``{name}`` for a word (``mix_accuracy_{name}`` for mix_accuracy_large); "" if none."""
     if key in meanings:
         return meanings[key]
     for pattern, text in meanings.items():
-        if "{n}" not in pattern:
-            continue
-        head, _, tail = pattern.partition("{n}")
-        middle = key[len(head):len(key) - len(tail)] if key.startswith(head) and key.endswith(tail) else ""
-        if middle.isdigit() and "{n}" not in tail:
-            return text.replace("{n}", middle)
+        for hole, fits in (("{n}", str.isdigit), ("{name}", str.isidentifier)):
+            if hole not in pattern:
+                continue
+            head, _, tail = pattern.partition(hole)
+            middle = key[len(head):len(key) - len(tail)] if key.startswith(head) and key.endswith(tail) else ""
+            if fits(middle) and hole not in tail:
+                return text.replace(hole, middle)
     return ""
 
 
@@ -340,7 +343,7 @@ def run_section(run: RunInfo, index: int) -> str:
     if warnings:
         parts.append(f"<h3>warnings ({len(warnings)})</h3>")
         for line in warnings:
-            severe = " severe" if any(word in line.lower() for word in HIGHLIGHT) else ""
+            severe = " severe" if line.lower().startswith(SEVERE) else ""
             parts.append(f'<div class="warning{severe}">{esc(line)}</div>')
     if notes:  # what training noticed that needs no action (a fooled critic): apart from the warnings, not in their colours
         parts.append(f"<h3>notes ({len(notes)})</h3>")

@@ -6,7 +6,7 @@ A sweep folder holds::
                       of every run: pending, running, complete or failed (with the message), rewritten
                       atomically at every change
     summary.md        mean ± standard deviation per grid point over the runs that finished; missing runs named
-    panels.png        for 2-D data: decoded mixes of each point's first finished run
+    panels.png        when a recipe metric draws panels (DrawsPanel; manifold for 2-D data): each point's first finished run
     logs/KEY.log      each run's output
     POINT/seedN-TIME  the run folders
 
@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import functools
 import hashlib
 import itertools
 import json
+import logging
 import math
 import os
 import re
@@ -33,7 +35,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -471,6 +473,20 @@ def _output_to(path: Path) -> Iterator[None]:
             os.close(fd)
 
 
+@contextlib.contextmanager
+def _messages_on_stdout() -> Iterator[None]:
+    """The ``mixframe`` loggers' messages (information and up) written to stdout for the block, as the command line shows them."""
+    package = logging.getLogger("mixframe")
+    handler, level = logging.StreamHandler(sys.stdout), package.level
+    package.addHandler(handler)
+    package.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        package.removeHandler(handler)
+        package.setLevel(level)
+
+
 def _evaluate(run: Any, names: Sequence[str], split: str = "test") -> dict[str, float]:
     """The run's metrics on ``split``; test numbers evaluation.json already holds for this step are read back, not computed again."""
     from mixframe.runs.evaluation import evaluate, metric_specs
@@ -492,14 +508,15 @@ def run_task(task: RunTask) -> dict[str, Any]:
     """Train one run of a sweep (or resume its run folder from the last checkpoint), then evaluate it.
 
     What every launcher calls, in a fresh process (picklable; ``python -m mixframe.tools.sweep run-one`` from a
-    shell). Its output goes to ``task.log``. A failure of the run is returned, not raised:
+    shell). Its output, the library's messages (the ``mixframe`` loggers') included, goes to ``task.log``. A
+    failure of the run is returned, not raised:
     ``{"status": "complete" | "failed", "message", "run", "metrics", "seconds"}``.
     """
     import socket
 
     started = time.perf_counter()
     outcome: dict[str, Any]
-    with _output_to(Path(task.log)):
+    with _output_to(Path(task.log)), _messages_on_stdout():
         print(f"== run {task.key}: {task.label}, on {socket.gethostname()} (pid {os.getpid()}), {now()}", flush=True)
         try:
             import torch
@@ -636,15 +653,16 @@ def write_summary(folder: Path, record: dict[str, Any], *, echo: bool = True) ->
 
 
 def _sweep_panels(records: list[dict[str, Any]], sweep_dir: Path) -> None:
-    """For 2-D data: one panel per grid point (its first finished seed) of decoded mixes over real points;
-    a point with no finished run gets an empty panel that says so."""
+    """When one of the recipe's metrics draws panels (:class:`~mixframe.kernel.interfaces.DrawsPanel`, such as
+    ``manifold`` for 2-D data): one panel per grid point (its first finished seed), captioned with the point and
+    the metrics' headline values; a point with no finished run gets an empty panel that says so."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from mixframe.kernel.interfaces import BuildContext, DrawsPanel
     from mixframe.runs.api import load_run
-    from mixframe.tools.pictures import random_mix_weights
 
     firsts: dict[str, dict[str, Any] | None] = {}
     for rec in records:
@@ -658,57 +676,55 @@ def _sweep_panels(records: list[dict[str, Any]], sweep_dir: Path) -> None:
     if not done:
         return
     first = load_run(run_dir(sweep_dir, done[0]))
-    if first.spec.shape != (2,):
+    context = BuildContext(data=first.spec, code_shape=tuple(first.encoder.code_shape))
+    metrics = [get_registry().get("metric", m.name).implementation(m.config, context) for m in first.recipe.metrics]
+    headlines = [h for metric in metrics if (h := getattr(metric, "headline", None))]
+    drawer = next((metric for metric in metrics if isinstance(metric, DrawsPanel)), None)
+    if drawer is None:
         return
-    headlines = [h for m in first.recipe.metrics if (h := getattr(get_registry().get("metric", m.name).implementation, "headline", None))]
-    drawn: dict[str, tuple[Any, Any, list[str]] | None] = {}
+    drawn: dict[str, tuple[Callable[[Any], None], list[str]] | None] = {}
     for label, rec in firsts.items():
         if rec is None:
             drawn[label] = None
             continue
         run = load_run(run_dir(sweep_dir, rec))
-        x, _ = run.split("test")
-        perm, alpha = random_mix_weights(len(x))
-        h = run.encode(x).cpu()
-        mixes = run.decode(alpha * h + (1 - alpha) * h[perm]).cpu()
-        drawn[label] = (x, mixes, [f"{k}: {rec['metrics'][k]:.2f}" for k in headlines if k in rec["metrics"]])
-    fig = panels_figure(drawn)
+        drawn[label] = (functools.partial(drawer.draw_panel, run), [f"{k}: {rec['metrics'][k]:.2f}" for k in headlines if k in rec["metrics"]])
+    fig = panels_figure(drawn, drawer.panel_title)
     fig.savefig(sweep_dir / PANELS_FILE, dpi=120)
     plt.close(fig)
 
 
-def panels_figure(drawn: Mapping[str, tuple[Any, Any, list[str]] | None]) -> Any:
-    """The matplotlib figure of panels.png: per label (real points, decoded mixes, headline numbers), or None for a grid
-    point with no finished run. Aligned: one scale and one box size for every panel, titles of as many lines."""
+def panels_figure(drawn: Mapping[str, tuple[Callable[[Any], None], list[str]] | None], title: str) -> Any:
+    """The matplotlib figure of panels.png: per label (a function drawing its panel on a matplotlib axis, headline numbers),
+    or None for a grid point with no finished run. Aligned: one scale and one box size for every panel, titles of as many lines."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import torch
 
-    from mixframe.tools.pictures import draw_mix_scatter
-
-    points = [p for item in drawn.values() if item is not None for p in item[:2]]
-    every = torch.cat([p[:, :2].float() for p in points])
-    low, high = every.min(0).values, every.max(0).values
-    centre, half = (low + high) / 2, float((high - low).max()) / 2 * 1.08
-    lines = 1 + max((len(item[2]) for item in drawn.values() if item is not None), default=0)
+    lines = 1 + max((len(item[1]) for item in drawn.values() if item is not None), default=0)
     fig, axes = plt.subplots(1, len(drawn), figsize=(3.2 * len(drawn), 3.2 + 0.18 * lines), squeeze=False)
     for ax, (label, item) in zip(axes[0], drawn.items()):
-        numbers = item[2] if item is not None else []
-        title = "\n".join([label, *numbers, *[" "] * (lines - 1 - len(numbers))])
+        numbers = item[1] if item is not None else []
         if item is None:
             ax.text(0.5, 0.5, "no finished run\n(mixframe sweep --resume)", ha="center", va="center", fontsize=9, color="0.4",
                     transform=ax.transAxes)
-            ax.set_title(title, fontsize=9)
         else:
-            draw_mix_scatter(ax, item[0], item[1], title)
-        ax.set_xlim(float(centre[0]) - half, float(centre[0]) + half)
-        ax.set_ylim(float(centre[1]) - half, float(centre[1]) + half)
+            item[0](ax)
+        ax.set_title("\n".join([label, *numbers, *[" "] * (lines - 1 - len(numbers))]), fontsize=9)
+    boxes = [ax.dataLim for ax, item in zip(axes[0], drawn.values()) if item is not None]
+    if boxes:
+        x0, x1 = min(b.x0 for b in boxes), max(b.x1 for b in boxes)
+        y0, y1 = min(b.y0 for b in boxes), max(b.y1 for b in boxes)
+        half = max(x1 - x0, y1 - y0) / 2 * 1.08
+        for ax in axes[0]:
+            ax.set_xlim((x0 + x1) / 2 - half, (x0 + x1) / 2 + half)
+            ax.set_ylim((y0 + y1) / 2 - half, (y0 + y1) / 2 + half)
+    for ax in axes[0]:
         ax.set_aspect("equal", adjustable="box")
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle("decoded random mixes (orange) over real samples (blue); every panel on the same scale", fontsize=9)
+    fig.suptitle(f"{title}; every panel on the same scale", fontsize=9)
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.3 / fig.get_figheight()))  # room for the title above the panels' own
     return fig
 

@@ -19,6 +19,7 @@ Rank 0 of a run folder only.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from pathlib import Path
@@ -27,6 +28,8 @@ from typing import Any
 import attrs
 
 from mixframe import BuildContext, Callback, Component, MixframeError, RunFolder, hookimpl, param
+
+logger = logging.getLogger("mixframe.mlflow")
 
 FILE = "mlflow.json"  # in the run folder: where its MLflow run is (tracking URI, experiment, run id)
 MAX_PARAMS_PER_BATCH = 100  # MLflow's limit for one log_batch call
@@ -89,7 +92,7 @@ class Mlflow(Callback):
             write_json(trainer.run.file(FILE), {"tracking_uri": self.client.tracking_uri, "experiment": self.config.experiment,
                                                 "experiment_id": experiment_id, "run_id": self.run_id})
         self._log_params(params)
-        print(f"mlflow: run {self.run_id} in experiment {self.config.experiment!r} at {self.client.tracking_uri}")
+        logger.info(f"mlflow: run {self.run_id} in experiment {self.config.experiment!r} at {self.client.tracking_uri}")
         trainer.callbacks.append(_Last(self))  # after every callback, the run folder's own included
 
     def _log_params(self, params: dict[str, str]) -> None:
@@ -127,7 +130,7 @@ class _Last(Callback):
         try:
             self.owner.client.set_terminated(self.owner.run_id, "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
         except Exception as err:  # noqa: BLE001 - the error that stopped training is the one to report
-            print(f"mlflow: could not mark run {self.owner.run_id} as stopped: {err}")
+            logger.warning(f"mlflow: could not mark run {self.owner.run_id} as stopped: {err}")
 
 
 def _evaluate(trainer: Any) -> None:
@@ -136,12 +139,12 @@ def _evaluate(trainer: Any) -> None:
     from mixframe.runs.evaluation import evaluate
 
     if not trainer.recipe.metrics:
-        print("mlflow: the recipe names no metrics; nothing to evaluate (evaluate: true)")
+        logger.info("mlflow: the recipe names no metrics; nothing to evaluate (evaluate: true)")
         return
     try:
         evaluate(Run(trainer.run, trainer.model.eval(), data=trainer.data, epoch=trainer.epoch, step=trainer.step), ())
     except MixframeError as err:
-        print(f"mlflow: evaluation skipped: {err}")
+        logger.warning(f"mlflow: evaluation skipped: {err}")
 
 
 def send_folder(mlflow_client: Any, run_id: str, folder: RunFolder, *, checkpoints: bool = False) -> None:

@@ -24,20 +24,25 @@
   it and nearly unchanged for ``patience`` epochs (or no better at the end) means the decoder
   ignores its input.
 
-Both levels are logged beside the losses (``epoch/..._chance``), so loss_curves.png draws them dashed.
-A default callback: every recipe gets it unless it lists its own.
+Both levels are logged beside the losses (``trainer.log_level``: ``epoch/..._chance``), so loss_curves.png
+draws them dashed. Its counters are part of every checkpoint (``state_dict``), so a resumed run warns
+as the uninterrupted one would. A default callback: every recipe gets it unless it lists its own.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
 import torch
 from torch import Tensor
+from torch.utils.data import DataLoader, Subset
 
 from mixframe import BuildContext, Callback, Component, DataBundle, hookimpl, in_range, param, positive
-from mixframe.kernel.interfaces import ScoresData
+from mixframe.kernel.interfaces import ModelView, ScoresData, TrainerView
+
+PROBE_PANEL = "critic probe: AUC real vs blends (dashed: blind)"
 
 
 @attrs.frozen(kw_only=True)
@@ -91,6 +96,18 @@ def probe_auc(critic: ScoresData, real: Tensor, fakes: Tensor) -> float:
             module.train(was_training)
 
 
+@torch.no_grad()
+def mean_image_loss(data: DataBundle, model: ModelView, limit: int = 4096) -> float:
+    """Reconstruction loss of drawing the mean training image for every input (over the first ``limit``
+    training examples): the plateau a decoder that ignores its input sits on."""
+    first = Subset(data.train, range(min(limit, len(data.train))))
+    x = torch.cat([x for x, _ in DataLoader(first, batch_size=512)]).float()
+    mean = x.mean(dim=0, keepdim=True)
+    if model.decoder.outputs_logits:
+        mean = torch.logit(mean.clamp(1e-4, 1 - 1e-4))
+    return float(model.reconstruction_loss(mean.expand_as(x), x))
+
+
 class ReconstructionWatch:
     """Warns when the per-epoch reconstruction loss is stuck at ``level``, the loss of outputting the mean
     training example: no better than it (within 5%) and nearly unchanged (within 5% of the previous
@@ -132,23 +149,37 @@ class StallWatch(Callback):
         self.stalled: dict[str, int] = {}
         self.blind_probes: dict[str, int] = {}
         self.told_fooled: set[str] = set()
+        self.reconstruction: ReconstructionWatch | None = None
+        self.restored: dict[str, Any] = {}  # the reconstruction watch's counters from a checkpoint
 
-    def on_start(self, trainer: Any) -> None:
+    def state_dict(self) -> dict[str, Any]:
+        watch = self.reconstruction
+        return {"stalled": dict(self.stalled), "blind_probes": dict(self.blind_probes), "told_fooled": sorted(self.told_fooled),
+                "reconstruction": {} if watch is None else {"previous": watch.previous, "flat_epochs": watch.flat_epochs,
+                                                            "warned": watch.warned}}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.stalled, self.blind_probes = dict(state.get("stalled", {})), dict(state.get("blind_probes", {}))
+        self.told_fooled, self.restored = set(state.get("told_fooled", ())), dict(state.get("reconstruction", {}))
+
+    def on_start(self, trainer: TrainerView) -> None:
         self.chance = {f"critic/{name}/{k}": v for name, reg in trainer.critics for k, v in reg.critic_chance().items()}
-        self.reconstruction = ReconstructionWatch(trainer.mean_image_loss(), self.patience)
+        self.reconstruction = ReconstructionWatch(mean_image_loss(trainer.data, trainer.model), self.patience)
+        for key, value in self.restored.items():
+            setattr(self.reconstruction, key, value)
         self.probed = {name: reg for name, reg in trainer.critics if isinstance(reg, ScoresData)}
         self.probe: tuple[Tensor, Tensor] | None = None
         if self.probed:
             real, fakes = probe_batch(trainer.data, self.config.probe_size)
             self.probe = real.to(trainer.device), fakes.to(trainer.device)
 
-    def critic_auc(self, name: str, trainer: Any, means: dict[str, float]) -> float | None:
+    def critic_auc(self, name: str, trainer: TrainerView, aucs: dict[str, float]) -> float | None:
         """This epoch's probe AUC of critic ``name`` (computed once per epoch and logged), or None without the capability."""
-        key = f"epoch/critic/{name}/probe_auc"
-        if key not in means and name in self.probed and self.probe is not None:
-            means[key] = probe_auc(self.probed[name], *self.probe)
-            means[f"{key}_chance"] = 0.5  # drawn as the blind level in loss_curves.png
-        return means.get(key)
+        if name not in aucs and name in self.probed and self.probe is not None:
+            aucs[name] = probe_auc(self.probed[name], *self.probe)
+            trainer.log(f"critic/{name}/probe_auc", aucs[name], panel=PROBE_PANEL)
+            trainer.log_level(f"critic/{name}/probe_auc", 0.5)  # drawn as the blind level in loss_curves.png
+        return aucs.get(name)
 
     def verdict(self, value: float | None) -> str:
         """What a stalled critic term means, given the critic's probe AUC."""
@@ -172,12 +203,13 @@ class StallWatch(Callback):
                 f"between blind <= {self.config.blind_auc} and fooled >= {self.config.fooled_auc}); it learned a little. "
                 "If the decoded mixes look no better than a plain autoencoder's, try a higher train.critic_lr or a larger critic.")
 
-    def on_epoch_end(self, trainer: Any, means: dict[str, float]) -> None:
+    def on_epoch_end(self, trainer: TrainerView, means: Mapping[str, float]) -> None:
+        aucs: dict[str, float] = {}
         if trainer.epoch % self.config.probe_every == 0 or trainer.done:
             for name in self.probed:
-                self.critic_auc(name, trainer, means)
+                self.critic_auc(name, trainer, aucs)
         for key, level in self.chance.items():
-            means[f"epoch/{key}_chance"] = level
+            trainer.log_level(key, level)
             mean = means.get(f"epoch/{key}")
             # A critic at its blind-guess level sits within a fraction of a percent of it; one in a live game
             # usually wanders several percent around it from epoch to epoch.
@@ -185,7 +217,7 @@ class StallWatch(Callback):
             self.stalled[key] = self.stalled.get(key, 0) + 1 if at_level else 0
             if self.stalled[key] == self.patience:
                 critic = key.split("/")[1]
-                value = self.critic_auc(critic, trainer, means)
+                value = self.critic_auc(critic, trainer, aucs)
                 fooled = value is not None and value >= self.config.fooled_auc
                 if fooled and critic in self.told_fooled:
                     continue  # a working, fooled critic is said once per run, not for every term every time it settles
@@ -194,7 +226,7 @@ class StallWatch(Callback):
                 trainer.warn(f"{'note' if fooled else 'warning'}: {key} has stayed within 1% of its blind-guess value {level:.4g} "
                              f"for {self.patience} epochs. " + self.verdict(value))
         for name in self.probed:
-            value = means.get(f"epoch/critic/{name}/probe_auc")
+            value = aucs.get(name)
             if value is None:
                 continue
             self.blind_probes[name] = self.blind_probes.get(name, 0) + 1 if value <= self.config.blind_auc else 0
@@ -202,9 +234,12 @@ class StallWatch(Callback):
                 trainer.warn(f"warning: critic/{name} has told held-out real data from data-space blends no better than "
                              f"probe AUC {value:.2f} (<= {self.config.blind_auc}) for {self.patience} probes in a row (one every "
                              f"{self.config.probe_every} epochs). " + self.verdict(value))
-        means["epoch/ae/reconstruction_chance"] = self.reconstruction.level
+        watch = self.reconstruction
+        if watch is None:  # on_start not heard
+            return
+        trainer.log_level("ae/reconstruction", watch.level)
         loss = means.get("epoch/ae/reconstruction")
-        if loss is not None and (message := self.reconstruction.update(loss, trainer.done)):
+        if loss is not None and (message := watch.update(loss, trainer.done)):
             trainer.warn(message)
 
 

@@ -10,13 +10,15 @@ it unless it lists its own.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
 
 from mixframe import BuildContext, Callback, Component, hookimpl
+from mixframe.kernel.interfaces import VALIDATION_LOSS, TrainerView
 
-FINAL = ("epoch/ae/reconstruction", "epoch/val/reconstruction", "epoch/ae/total")
+FINAL = ("epoch/ae/reconstruction", f"epoch/{VALIDATION_LOSS}", "epoch/ae/total")
 Scalar = bool | int | float | str
 
 
@@ -46,13 +48,13 @@ class TensorBoardHparams(Callback):
     def __init__(self, config: TensorBoardHparamsConfig, context: BuildContext) -> None:
         pass
 
-    def on_start(self, trainer: Any) -> None:
+    def on_start(self, trainer: TrainerView) -> None:
         if trainer.run is None:
             return
         text = trainer.recipe.to_yaml()  # markdown: a code block
         trainer.run.tensorboard().add_text("recipe", "\n".join("    " + line for line in text.splitlines()), trainer.step)
 
-    def on_end(self, trainer: Any, summary: dict[str, float]) -> None:
+    def on_end(self, trainer: TrainerView, summary: Mapping[str, float]) -> None:
         if trainer.run is None:
             return
         from torch.utils.tensorboard.summary import hparams

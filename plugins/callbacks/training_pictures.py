@@ -10,11 +10,13 @@ and a caption says what the rows are. A default callback: every recipe gets it u
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from pathlib import Path
 
 import attrs
 
 from mixframe import BuildContext, Callback, Component, RunFolder, hookimpl, param, positive
+from mixframe.kernel.interfaces import RunFolderView, TrainerView
 
 
 @attrs.frozen(kw_only=True)
@@ -27,44 +29,48 @@ class TrainingPicturesConfig:
 class TrainingPictures(Callback):
     """Draws the training grid on schedule, then grid.png and loss_curves.png (rank 0 of a run folder only)."""
 
+    order = Callback.DRAW
+
     def __init__(self, config: TrainingPicturesConfig, context: BuildContext) -> None:
         self.config = config
 
-    def on_start(self, trainer: Any) -> None:
-        final = trainer.run.file(RunFolder.GRID) if trainer.run is not None else None
-        if final is not None and final.is_file() and not trainer.done:  # a finished run trained on: its last grid joins grids/
+    def on_start(self, trainer: TrainerView) -> None:
+        if trainer.run is None:
+            return
+        final = trainer.run.file(RunFolder.GRID)
+        if final.is_file() and not trainer.done:  # a finished run trained on: its last grid joins grids/
             earlier = trainer.run.file(RunFolder.GRIDS) / f"epoch_{trainer.epoch:04d}.png"
             earlier.parent.mkdir(exist_ok=True)
             final.replace(earlier)
 
-    def on_epoch_end(self, trainer: Any, means: dict[str, float]) -> None:
+    def on_epoch_end(self, trainer: TrainerView, means: Mapping[str, float]) -> None:
         if trainer.run is None or not (trainer.done or trainer.epoch % self.config.every == 0):
             return
         from mixframe.tools.pictures import save_training_grid
 
         path = trainer.run.file(RunFolder.GRID) if trainer.done else trainer.run.file(RunFolder.GRIDS) / f"epoch_{trainer.epoch:04d}.png"
-        save_training_grid(trainer.model, trainer.data, path, trainer.device, pairs=self.config.pairs, steps=self.config.steps,
-                           epoch=trainer.epoch)
-        trainer.model.train()
-        self.to_tensorboard(trainer, path)
+        with trainer.model.evaluating():
+            save_training_grid(trainer.model, trainer.data, path, trainer.device, pairs=self.config.pairs, steps=self.config.steps,
+                               epoch=trainer.epoch)
+        self.to_tensorboard(trainer.run, trainer.step, path)
 
-    def to_tensorboard(self, trainer: Any, path: Any) -> None:
+    def to_tensorboard(self, run: RunFolderView, step: int, path: Path) -> None:
         """The grid just saved, in TensorBoard's Images tab at this step."""
         import numpy as np
         from PIL import Image
 
         with Image.open(path) as image:
             pixels = np.asarray(image.convert("RGB"))
-        writer = trainer.run.tensorboard()
-        writer.add_image("interpolation/grid", pixels, trainer.step, dataformats="HWC")
+        writer = run.tensorboard()
+        writer.add_image("interpolation/grid", pixels, step, dataformats="HWC")
         writer.flush()
 
-    def on_end(self, trainer: Any, summary: dict[str, float]) -> None:
+    def on_end(self, trainer: TrainerView, summary: Mapping[str, float]) -> None:
         if trainer.run is None:
             return
         from mixframe.tools.pictures import plot_loss_curves
 
-        plot_loss_curves(trainer.run.epoch_curves(), trainer.run.file(RunFolder.LOSS_CURVES))
+        plot_loss_curves(trainer.run.epoch_curves(), trainer.run.file(RunFolder.LOSS_CURVES), panels=trainer.panels)
 
 
 @hookimpl

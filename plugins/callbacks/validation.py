@@ -3,13 +3,12 @@
 At the end of every ``every``-th epoch (and of the last one) the autoencoder reconstructs the
 first ``limit`` examples of the validation split, in eval mode and without gradients, and the mean
 of the recipe's reconstruction loss (weighted by its ``weight``, as ``ae/reconstruction`` is) is
-logged as ``epoch/val/reconstruction``: metrics.csv, TensorBoard, the epoch's line, loss_curves.png
-and the report show it beside the training loss, so that overfitting shows as the two parting.
+logged through ``trainer.log_validation`` (as ``epoch/val/reconstruction``): metrics.csv, TensorBoard,
+the epoch's line, loss_curves.png and the report show it beside the training loss, so that
+overfitting shows as the two parting.
 
-With ``best_checkpoint`` the state of the epoch with the lowest validation loss so far is written
-to ``checkpoint_best.pt`` beside ``checkpoint.pt`` (the same format, with ``val_reconstruction``
-added; ``mixframe.load_run(path, best=True)`` loads it). On resume the best so far is read back
-from metrics.csv, so a resumed run keeps the true best.
+With ``best_checkpoint`` the run folder keeps the state of the epoch with the lowest validation loss
+so far in ``checkpoint_best.pt`` (``mixframe.load_run(path, best=True)`` loads it).
 
 The pass draws no random numbers and leaves the model in training mode: it changes nothing of the
 training itself. A default callback: every recipe gets it unless it lists its own.
@@ -17,14 +16,12 @@ training itself. A default callback: every recipe gets it unless it lists its ow
 
 from __future__ import annotations
 
-import math
-from typing import Any
+from collections.abc import Mapping
 
 import attrs
 
 from mixframe import BuildContext, Callback, Component, hookimpl, param, positive
-
-NAME = "val/reconstruction"
+from mixframe.kernel.interfaces import TrainerView
 
 
 @attrs.frozen(kw_only=True)
@@ -41,26 +38,16 @@ class Validation(Callback):
 
     def __init__(self, config: ValidationConfig, context: BuildContext) -> None:
         self.config = config
-        self.best = math.inf
         self.warned = False
 
-    def on_start(self, trainer: Any) -> None:
-        if trainer.run is not None and trainer.step > 0:  # a resume: the best so far, up to the checkpoint's epoch
-            done = [value for epoch, value in trainer.run.epoch_curves().get(f"epoch/{NAME}", []) if epoch <= trainer.epoch]
-            self.best = min(done, default=math.inf)
-
-    def on_epoch_end(self, trainer: Any, means: dict[str, float]) -> None:
+    def on_epoch_end(self, trainer: TrainerView, means: Mapping[str, float]) -> None:
         if trainer.rank != 0 or not (trainer.done or trainer.epoch % self.config.every == 0):
             return
         loss = self.loss(trainer)
-        if loss is None:
-            return
-        means[f"epoch/{NAME}"] = loss
-        if self.config.best_checkpoint and trainer.run is not None and loss < self.best:
-            trainer.run.checkpoint(best=True).save({**trainer.state(), "val_reconstruction": loss})
-        self.best = min(self.best, loss)
+        if loss is not None:
+            trainer.log_validation(loss, keep_best=self.config.best_checkpoint)
 
-    def loss(self, trainer: Any) -> float | None:
+    def loss(self, trainer: TrainerView) -> float | None:
         """The mean reconstruction loss over the validation examples, or None (with a warning, once) when there are none."""
         import torch
 
@@ -73,15 +60,11 @@ class Validation(Callback):
                              "give the dataset a validation share (for example data.val_fraction)")
             return None
         model = trainer.model
-        model.eval()
         total = 0.0
-        try:
-            with torch.no_grad():
-                for start in range(0, n, self.config.batch_size):
-                    x = torch.stack([split[i][0] for i in range(start, min(start + self.config.batch_size, n))]).to(trainer.device)
-                    total += float(model.reconstruction_loss(model.decoder(model.encoder(x)), x)) * len(x)
-        finally:
-            model.train()
+        with model.evaluating():
+            for start in range(0, n, self.config.batch_size):
+                x = torch.stack([split[i][0] for i in range(start, min(start + self.config.batch_size, n))]).to(trainer.device)
+                total += float(model.reconstruction_loss(model.decoder(model.encoder(x)), x)) * len(x)
         return total / n
 
 

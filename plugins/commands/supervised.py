@@ -13,19 +13,18 @@ class mixer does):
     for test pairs (x1, x2), the decoded mix g(m h1 + (1 - m) h2) for every such combination.
 ``mixframe attribute-accuracy RUN...``
     an attribute classifier trained on the run's real training images judges decoded mixes: how
-    often does x_mix show y_mix? The protocol is in docs/supervised.md.
+    often does x_mix show y_mix? The measurement is the metric plugin ``attribute_accuracy``
+    (``mixframe_plugins.metrics.attribute_accuracy``); the protocol is in docs/supervised.md.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from torch.nn import functional as F
 
 from mixframe import MixframeError, PredictsMasks, RunFolder, blend
@@ -43,9 +42,9 @@ from mixframe.cli.arguments import (
     check_writable_folder,
 )
 from mixframe.kernel.interfaces import DataBundle
+from mixframe_plugins.metrics.attribute_accuracy import attribute_accuracy, sample_masks
 
 MAX_ATTRIBUTES = 6
-Predict = Callable[[Tensor], Tensor]
 
 
 # -- attribute combinations and masks -----------------------------------------------------------------
@@ -79,11 +78,6 @@ def class_mixer_of(run: Any) -> PredictsMasks:
 
 def condition_label(condition: str) -> str:
     return "y_mix" if condition == "y_mix" else "from x1"
-
-
-def sample_masks(p: Tensor, generator: torch.Generator) -> Tensor:
-    """m ~ Bernoulli(p), drawn on the CPU from ``generator`` so that pictures are reproducible."""
-    return torch.bernoulli(p.detach().float().cpu(), generator=generator).to(p.device)
 
 
 @torch.no_grad()
@@ -205,131 +199,6 @@ def save_labelled_grid(rows: list[Tensor], column_labels: list[str], row_labels:
     write_file(path, png_bytes(fig, dpi=120))  # atomic: never half a picture
 
 
-# -- the attribute-accuracy measurement ----------------------------------------------------------------
-class AttributeClassifier(nn.Module):
-    """A small CNN: three stride-2 convs, pooled to a 4x4 map (position attributes need where, not only what)."""
-
-    def __init__(self, channels: int, num_attributes: int, width: int = 16) -> None:
-        super().__init__()
-        self.net = nn.Sequential(
-            nn.Conv2d(channels, width, 3, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(2 * width, 2 * width, 3, stride=2, padding=1), nn.ReLU(),
-            nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(2 * width * 16, num_attributes),
-        )
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.net(x)
-
-
-def split_tensors(data: DataBundle, name: str, limit: int | None = None) -> tuple[Tensor, Tensor]:
-    dataset = getattr(data, name)
-    n = len(dataset) if limit is None else min(limit, len(dataset))
-    xs, ys = zip(*(dataset[i] for i in range(n)))
-    return torch.stack(xs), torch.stack(ys).float()
-
-
-def train_attribute_classifier(data: DataBundle, seed: int = 0, epochs: int = 4, batch_size: int = 128,
-                               lr: float = 2e-3, limit: int | None = None) -> tuple[Predict, dict[str, float]]:
-    """Fit the classifier on the real training split (seeded); returns ``predict`` (0/1) and its test accuracy."""
-    if not data.spec.is_image or not data.spec.attribute_names:
-        raise MixframeError("attribute-accuracy needs image data with binary attributes (label_kind attributes), "
-                            "e.g. dsprites with labels: attributes")
-    x, y = split_tensors(data, "train", limit)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = AttributeClassifier(data.spec.shape[0], y.shape[1])
-        opt = torch.optim.Adam(model.parameters(), lr=lr)
-        gen = torch.Generator().manual_seed(seed)
-        for _ in range(epochs):
-            for idx in torch.randperm(len(x), generator=gen).split(batch_size):
-                loss = F.binary_cross_entropy_with_logits(model(x[idx]), y[idx])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-    model.eval()
-
-    @torch.no_grad()
-    def predict(images: Tensor) -> Tensor:
-        return torch.cat([(model(b.cpu().float()) > 0).float() for b in images.split(512)])
-
-    xt, yt = split_tensors(data, "test")
-    stats = agreement(predict(xt), yt, data.spec.attribute_names)
-    return predict, {f"classifier_test_{k}": v for k, v in stats.items()}
-
-
-def agreement(predicted: Tensor, target: Tensor, names: tuple[str, ...] | list[str] = ()) -> dict[str, float]:
-    """Fraction of attributes, of whole vectors, and per attribute where ``predicted`` equals ``target``."""
-    same = predicted.round() == target.round()
-    out = {"attribute_accuracy": float(same.float().mean()), "vector_accuracy": float(same.all(dim=1).float().mean())}
-    for i, name in enumerate(names):
-        out[f"accuracy_{name}"] = float(same[:, i].float().mean())
-    return out
-
-
-def uniform_targets(y1: Tensor, y2: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
-    """Targets for a mixer that cannot aim: each attribute from the first parent with probability q ~ U(0, 1) per pair
-    (the class mixer's draw, so that every mixer is judged on the same kind of targets)."""
-    q = torch.rand(len(y1), 1, generator=generator)
-    from_first = torch.bernoulli(q.expand_as(y1).contiguous(), generator=generator)
-    return from_first * y1 + (1 - from_first) * y2, from_first
-
-
-@torch.no_grad()
-def decode_mixes(run: Any, x1: Tensor, x2: Tensor, y_mix: Tensor, from_first: Tensor, seed: int) -> Tensor:
-    """Decoded mixes of each pair, made the way the run's own mixer mixes.
-
-    A class mixer aims at ``y_mix``: m ~ Bernoulli(masks_for(c)) with c = y_mix, or c = ``from_first``
-    (m_y) for ``condition: sources`` (m = p when it was trained with the soft estimator). Any other
-    two-parent mixer cannot aim; its own forward draws the mix and the targets are ignored.
-    """
-    mixer = run.mixer
-    if mixer is None or getattr(mixer, "num_sources", 2) != 2:
-        raise MixframeError(f"run {run.dir} has no two-parent mixer; attribute-accuracy compares mixes of pairs "
-                            "(use a run with a mixer such as class_mixer, bernoulli or mixup)")
-    h1, h2 = run.encode(x1), run.encode(x2)
-    if isinstance(mixer, PredictsMasks):
-        condition = y_mix if mixer.mask_condition == "y_mix" else from_first
-        p = mixer.masks_for(condition.to(run.device)).float()
-        m = p if mixer.soft_masks else sample_masks(p, torch.Generator().manual_seed(seed))
-        codes = blend([h1, h2], torch.stack([m, 1 - m], dim=1).to(h1.dtype))
-    else:
-        with torch.random.fork_rng(devices=[run.device] if run.device.type == "cuda" else []):
-            torch.manual_seed(seed)
-            train = getattr(run.recipe, "train", None)
-            size = train.batch_size if train is not None else 256
-            # minibatches of the training batch size, so that a per-batch sampler draws as often as in training
-            codes = torch.cat([mixer([a, b]).codes for a, b in zip(h1.split(size), h2.split(size))])
-    return run.decode(codes)
-
-
-def measure_mixes(run: Any, predict: Predict, pairs: int = 2000, seed: int = 0, split: str = "test") -> dict[str, float]:
-    """How often the classifier reads y_mix in the decoded mixes of random test pairs (and two references).
-
-    ``mix_*``: decoded mixes against y_mix. ``first_parent_*``: the real first parent x1 against
-    y_mix, what a mixer that copies one parent would score. ``reconstruction_*``: decoded
-    reconstructions against their own labels, the ceiling the decoder allows. The pairs come from ``split``.
-    """
-    x, y = split_tensors(run.data, split)
-    y = y.float()
-    if len(x) < 2:
-        raise MixframeError("the test split needs at least two examples to form pairs")
-    gen = torch.Generator().manual_seed(seed)
-    i1 = torch.randint(len(x), (pairs,), generator=gen)
-    i2 = (i1 + torch.randint(1, len(x), (pairs,), generator=gen)) % len(x)  # a different example
-    mixer = run.mixer
-    draw = mixer.draw_targets if isinstance(mixer, PredictsMasks) else uniform_targets
-    y_mix, from_first = draw(y[i1], y[i2], gen)
-    x_mix = decode_mixes(run, x[i1], x[i2], y_mix, from_first, seed).cpu()
-    names = tuple(run.spec.attribute_names)
-    out = {f"mix_{k}": v for k, v in agreement(predict(x_mix), y_mix, names).items()}
-    out.update({f"first_parent_{k}": v for k, v in agreement(predict(x[i1]), y_mix).items()})
-    x_rec = run.decode(run.encode(x)).cpu()
-    out.update({f"reconstruction_{k}": v for k, v in agreement(predict(x_rec), y).items()})
-    out["pairs_with_differing_attributes"] = float((y[i1] != y[i2]).any(dim=1).float().mean())
-    return out
-
-
 # -- commands -----------------------------------------------------------------------------------------
 def masks_arguments(p: argparse.ArgumentParser) -> None:
     add_run_dirs(p, many=False)
@@ -416,15 +285,10 @@ def cmd_attribute_accuracy(args: argparse.Namespace) -> int:
     check_device(args.device)
     for run_dir in args.run_dirs:
         check_writable_folder(RunFolder.open(run_dir).path, f"the results of {run_dir} (its attribute_accuracy.json)")
-    classifiers: dict[str, tuple[Predict, dict[str, float]]] = {}
     results = []
-    for run_dir in args.run_dirs:
+    for run_dir in args.run_dirs:  # runs on the same data share one classifier
         run = _load(run_dir, args.device)
-        key = json.dumps([run.recipe.data.name, repr(run.recipe.data.config)])
-        if key not in classifiers:  # runs on the same data share one classifier
-            classifiers[key] = train_attribute_classifier(run.data, seed=args.seed, epochs=args.classifier_epochs)
-        predict, stats = classifiers[key]
-        result = {**stats, **measure_mixes(run, predict, pairs=args.pairs, seed=args.seed)}
+        result = attribute_accuracy(run, pairs=args.pairs, seed=args.seed, classifier_epochs=args.classifier_epochs)
         mixer = run.recipe.mixer.name if run.recipe.mixer is not None else "none"
         with run.folder.lock():  # one writer per run folder
             run.folder.write_json_artifact("attribute_accuracy.json", {"run": str(run.dir), "mixer": mixer, "pairs": args.pairs, "seed": args.seed,

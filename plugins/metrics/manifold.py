@@ -17,6 +17,8 @@ since the pairs come from the metric's evaluation seed, not the run's).
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
 import numpy as np
 import torch
@@ -56,6 +58,7 @@ class ManifoldMetric(Metric):
     headline = "on_manifold_fraction"
     directions = {"on_manifold_fraction": "max", "mix_distance_mean": "min", "rec_on_manifold_fraction": "max", "rec_distance_mean": "min"}
     references = {"on_manifold_fraction": "data_mix_on_manifold_fraction", "mix_distance_mean": "data_mix_distance_mean"}
+    panel_title = "decoded random mixes (orange) over real samples (blue)"
     meanings = {
         "on_manifold_fraction": "fraction of decoded random mixes (mixup of two test codes) closer to the data manifold than the threshold; "
                                 "higher is better",
@@ -69,6 +72,16 @@ class ManifoldMetric(Metric):
 
     def __init__(self, config: ManifoldConfig, context: BuildContext) -> None:
         self.config = config
+
+    def draw_panel(self, run: Run, ax: Any) -> None:
+        """Decoded random mixes (orange) over the real test points (blue), the same draw for every run
+        (:class:`mixframe.kernel.interfaces.DrawsPanel`: a sweep's panels.png)."""
+        from mixframe.tools.pictures import draw_mix_scatter, random_mix_weights
+
+        x, _ = run.split("test")
+        perm, alpha = random_mix_weights(len(x))
+        h = run.encode(x).cpu()
+        draw_mix_scatter(ax, x, run.decode(alpha * h + (1 - alpha) * h[perm]))
 
     def evaluate(self, run: Run, split: str = "test") -> dict[str, float]:
         generator = run.data.generator

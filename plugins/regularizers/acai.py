@@ -24,6 +24,9 @@ folded-uniform values before the first step), so it stays right for other mixers
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import attrs
 import torch
 from torch import Tensor, nn
@@ -107,6 +110,14 @@ class AcaiRegularizer(Regularizer):
 
     def critic_parameters(self) -> list[nn.Parameter]:
         return list(self.parameters())
+
+    def training_state(self) -> dict[str, Any]:
+        """The alpha moments seen so far (count, sum, sum of squares), so a resumed run's blind-guess levels go on from them."""
+        return {} if self._alpha_moments is None else {"alpha_moments": self._alpha_moments.tolist()}
+
+    def load_training_state(self, state: Mapping[str, Any]) -> None:
+        if "alpha_moments" in state:
+            self._alpha_moments = torch.tensor(state["alpha_moments"], dtype=torch.float64, device=self.head.weight.device)
 
 
 @hookimpl

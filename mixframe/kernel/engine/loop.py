@@ -21,20 +21,22 @@ and copied without blocking on CUDA; ``train.amp`` is bfloat16 autocast on CUDA.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 
 from mixframe.errors import MixframeError
 from mixframe.kernel.engine import distributed
-from mixframe.kernel.interfaces import Callback, DataBundle, Step
+from mixframe.kernel.interfaces import LEVEL_SUFFIX, VALIDATION_LOSS, Callback, DataBundle, RunFolderView, Step, ordered
 from mixframe.kernel.model import CheckpointMismatch, Model, build_data, load_states, nonfinite
+from mixframe.kernel.randomness import kept_random_state
 from mixframe.kernel.recipe import Recipe
 
 THREADS_ENV = "MIXFRAME_THREADS"
@@ -54,6 +56,8 @@ def set_threads(requested: int | None) -> tuple[int, str]:
         requested, source = int(text), THREADS_ENV
     torch.set_num_threads(requested)
     return requested, source
+
+logger = logging.getLogger("mixframe.engine")
 
 
 class TrainingDiverged(MixframeError):
@@ -95,20 +99,20 @@ class EpochMeans:
 
 
 class Trainer:
-    """Trains a :class:`Model` built from a recipe and tells its callbacks what happens.
+    """Trains a :class:`Model` built from a recipe and tells its callbacks what happens: what they see of it
+    is :class:`~mixframe.kernel.interfaces.TrainerView`.
 
     ``run`` is the :class:`~mixframe.RunFolder` being written (None in memory, and on ranks above 0).
+    ``callbacks`` hear events in their ``order`` (ties in the order given), however they are set.
     """
 
     def __init__(self, recipe: Recipe, *, data: DataBundle | None = None, callbacks: Sequence[Callback] = (),
-                 run: Any = None, rank: int = 0, world: int = 1) -> None:
+                 run: RunFolderView | None = None, rank: int = 0, world: int = 1) -> None:
         self.recipe, self.cfg = recipe, recipe.train
         self.rank, self.world, self.run = rank, world, run
         self.callbacks = list(callbacks)
         self.threads, self.threads_source = set_threads(self.cfg.threads)
         self.device = distributed.pick_device(self.cfg.device)
-        if self.device.type == "cpu":
-            torch.use_deterministic_algorithms(True, warn_only=True)
         self.data = data or build_data(recipe)
         self.model = Model(recipe, self.data.spec).to(self.device)
         image = self.data.spec.is_image
@@ -127,9 +131,9 @@ class Trainer:
         self.parallel = distributed.DataParallel(self.model, [p for _, reg in self.critics for p in reg.critic_parameters()], world=world,
                                                  device=self.device, compile=self.cfg.compile, compile_backend=self.cfg.compile_backend)
         if rank == 0 and world > 1:
-            print(distributed.describe(world, self.cfg.batch_size, self.device), flush=True)
+            logger.info(distributed.describe(world, self.cfg.batch_size, self.device))
         if rank == 0 and self.parallel.eager:
-            print(f"train.compile: left eager: {', '.join(self.parallel.eager)}", flush=True)
+            logger.info(f"train.compile: left eager: {', '.join(self.parallel.eager)}")
         self.sampler = epoch_sampler(self.data.train, recipe.seed, rank, world)
         if len(self.sampler) < self.cfg.batch_size:
             raise MixframeError(f"train.batch_size {self.cfg.batch_size} is larger than the training split per process ({len(self.sampler)} examples)")
@@ -137,11 +141,25 @@ class Trainer:
                                  num_workers=self.cfg.num_workers, pin_memory=self.device.type == "cuda")
         self.epoch, self.step = 0, 0
         self.means: dict[str, float] = {}
+        self.logged: dict[str, float] = {}  # values callbacks logged during the epoch (trainer.log), joining its means
+        self.panels: dict[str, str] = {}  # a logged value's loss_curves.png panel, where its callback named one
+        self.ending_epoch = False  # True while on_epoch_end is heard
+        self.validation_loss: float | None = None  # this epoch's, when a callback logged one (log_validation)
+        self.keep_best = True
+        self.callback_state: dict[str, Any] = {}  # from the checkpoint resumed, handed to the callbacks at the start
         self.warnings: list[str] = []
         self.should_stop = False  # a callback sets it (an early stop); the loop ends after this minibatch
         self.ranks_identical = True
         self.autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if self.cfg.amp and self.device.type == "cuda"
                          else contextlib.nullcontext())
+
+    @property
+    def callbacks(self) -> list[Callback]:
+        return self._callbacks
+
+    @callbacks.setter
+    def callbacks(self, callbacks: Sequence[Callback]) -> None:
+        self._callbacks = ordered(callbacks)
 
     @property
     def critic_lr(self) -> float:
@@ -163,14 +181,32 @@ class Trainer:
     # -- the loop --------------------------------------------------------------------------------------
     def fit(self) -> dict[str, float]:
         """Train until the recipe's epochs (or max_steps) are done; returns the last epoch's means."""
+        with self.scoped():
+            return self._fit()
+
+    @contextlib.contextmanager
+    def scoped(self) -> Iterator[None]:
+        """The run's process-wide settings for its duration only: deterministic algorithms on the CPU, and the
+        random streams it reseeds (the caller's random state is as it was afterwards)."""
+        was, warn_only = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+        with kept_random_state():
+            if self.device.type == "cpu":
+                torch.use_deterministic_algorithms(True, warn_only=True)
+            try:
+                yield
+            finally:
+                torch.use_deterministic_algorithms(was, warn_only=warn_only)
+
+    def _fit(self) -> dict[str, float]:
         try:
+            self.restore_callbacks()
             self.emit("on_start")  # inside: a callback failing to start (unreadable data, say) still marks the run failed
             self.model.train()
             while not self.done:
                 # Mixing and pairing draws: a stream per (seed, rank, epoch), so a resumed run draws the same.
                 torch.manual_seed(self.recipe.seed * 7919 + self.rank + 1_000_003 * self.epoch)
                 self.sampler.set_epoch(self.epoch)
-                epoch = EpochMeans()
+                epoch, self.logged, self.validation_loss, self.ending_epoch = EpochMeans(), {}, None, False
                 for x, y in self.loader:
                     if self.step >= self.total_steps or self.should_stop:
                         break
@@ -181,7 +217,7 @@ class Trainer:
                     self.emit("on_step_end", logs)
                 self.check_finite(epoch)
                 self.epoch += 1
-                self.means = epoch.means()
+                self.means, self.ending_epoch = {**epoch.means(), **self.logged}, True
                 self.emit("on_epoch_end", self.means)
             self.check_model()
             self.ranks_identical = distributed.ranks_identical(self.model, self.world)
@@ -221,6 +257,43 @@ class Trainer:
         if problem:
             raise TrainingDiverged(f"training ended at epoch {self.epoch}, minibatch {self.step}, but {problem}; the run is not usable. "
                                    "Lower train.lr (or a loss weight) and train it again")
+
+    def log(self, name: str, value: float, *, panel: str | None = None) -> None:
+        """A value a callback measured, logged with this epoch's means as ``epoch/NAME`` (see TrainerView)."""
+        key = f"epoch/{name}"
+        self.logged[key] = float(value)
+        if self.ending_epoch:
+            self.means[key] = float(value)  # the callbacks after this one see it
+        if panel is not None:
+            self.panels[name] = panel
+
+    def log_level(self, name: str, level: float) -> None:
+        """NAME's reference level (what a model that learns nothing scores), drawn dashed beside it."""
+        self.log(name + LEVEL_SUFFIX, level)
+
+    def log_validation(self, loss: float, *, keep_best: bool = True) -> None:
+        """The validation loss of this epoch: logged as :data:`VALIDATION_LOSS`; the run folder keeps the best
+        checkpoint by it unless ``keep_best`` is False."""
+        self.validation_loss, self.keep_best = float(loss), keep_best
+        self.log(VALIDATION_LOSS, loss)
+
+    def restore_callbacks(self) -> None:
+        """Hand each callback the state it had in the checkpoint resumed (before ``on_start``)."""
+        for key, callback in self.callback_keys().items():
+            if key in self.callback_state:
+                callback.load_state_dict(self.callback_state[key])
+
+    def callback_keys(self) -> dict[str, Callback]:
+        """Each callback by its class's full name (``#2`` for the second of a class): the key of its state in a checkpoint."""
+        keys: dict[str, Callback] = {}
+        for callback in self.callbacks:
+            name = f"{type(callback).__module__}.{type(callback).__qualname__}"
+            key, n = name, 1
+            while key in keys:
+                n += 1
+                key = f"{name}#{n}"
+            keys[key] = callback
+        return keys
 
     def warn(self, message: str) -> None:
         """A warning for the user: kept in ``warnings`` and handed to the callbacks (printed, written to warnings.log)."""
@@ -307,9 +380,11 @@ class Trainer:
             "critic_opts": {k: o.state_dict() for k, o in self.critic_opts.items()},
             "epoch": self.epoch,
             "step": self.step,
+            "components": self.model.training_state(),
+            "callbacks": {k: state for k, c in self.callback_keys().items() if (state := c.state_dict())},
         }
 
-    def load_state(self, state: dict[str, Any], source: str = "being loaded") -> None:
+    def load_state(self, state: Mapping[str, Any], source: str = "being loaded") -> None:
         """Continue from a checkpoint (``source`` names it in messages); the recipe's learning rates win over the ones
         saved with the optimizers. Keys this method does not know are left for others (callbacks' state, say)."""
         critic_states = state.get("critic_opts", {})
@@ -321,14 +396,5 @@ class Trainer:
             for group in opt.param_groups:
                 group["lr"] = lr
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
-
-    @torch.no_grad()
-    def mean_image_loss(self, limit: int = 4096) -> float:
-        """Reconstruction loss of drawing the mean training image for every input (over the first ``limit``
-        training examples): the plateau a decoder that ignores its input sits on."""
-        first = Subset(self.data.train, range(min(limit, len(self.data.train))))
-        x = torch.cat([x for x, _ in DataLoader(first, batch_size=512)]).float()
-        mean = x.mean(dim=0, keepdim=True)
-        if self.model.decoder.outputs_logits:
-            mean = torch.logit(mean.clamp(1e-4, 1 - 1e-4))
-        return float(self.model.reconstruction_loss(mean.expand_as(x), x))
+        self.model.load_training_state(state.get("components") or {})  # absent in checkpoints of before they were kept
+        self.callback_state = dict(state.get("callbacks") or {})
