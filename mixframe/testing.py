@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from mixframe.kernel.config import Problems, structure
+from mixframe.errors import RecipeError
 from mixframe.kernel.interfaces import BuildContext, DataSpec, Discriminator, Mixer, MixResult, Regularizer, Step, blend
 from mixframe.kernel.registry import Registry, get_registry
 from mixframe.kernel.registry_types import Component
@@ -56,11 +56,11 @@ class _Contract:
         return (self.registry or get_registry()).get(self.kind, self.name)
 
     def build(self) -> Any:
-        comp = self.component()
-        problems = Problems()
-        config = structure(comp.config, dict(self.params), f"{self.kind} {self.name}", problems)
-        assert not problems, f"params do not check against {comp.config.__name__}: {problems.items}; fix params or the config's validators"
-        return comp.implementation(config, self.context())
+        """The component built by the registry, exactly as a recipe builds it (``Registry.build``)."""
+        try:
+            return (self.registry or get_registry()).build(self.kind, self.name, dict(self.params), self.context())
+        except RecipeError as err:
+            raise AssertionError(f"params do not check against the config class: {err.problems}; fix params or the config's validators") from None
 
     def labels(self) -> torch.Tensor:
         return torch.randint(0, 2, (self.batch, len(self.data.attribute_names))).float()

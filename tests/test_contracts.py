@@ -141,17 +141,13 @@ class InProcessPlugin:
 
     @staticmethod
     @hookimpl
-    def mixframe_mixers() -> list[Component]:
+    def mixframe_components() -> list[Component]:
         def mixer(name: str, impl: type) -> Component:
             return Component(kind="mixer", name=name, implementation=impl, config=CutMixConfig, summary=impl.__doc__ or name)
 
         return [mixer("latent_cutmix", LatentCutMix), mixer("wrong_shape", WrongShape), mixer("not_normalised", NotNormalised),
-                mixer("not_the_blend", NotTheBlend)]
-
-    @staticmethod
-    @hookimpl
-    def mixframe_regularizers() -> list[Component]:
-        return [Component(kind="regularizer", name="code_penalty", implementation=CodePenalty, config=CodePenaltyConfig,
+                mixer("not_the_blend", NotTheBlend),
+                Component(kind="regularizer", name="code_penalty", implementation=CodePenalty, config=CodePenaltyConfig,
                           summary="weight * mean h^2 on the codes")]
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import attrs
 import numpy as np
@@ -20,9 +20,6 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from mixframe.errors import MixframeError
-
-if TYPE_CHECKING:
-    from mixframe.kernel.recipe import Recipe
 
 
 @attrs.frozen(kw_only=True)
@@ -256,7 +253,6 @@ class Regularizer(nn.Module, abc.ABC):
     tell a blind critic from a fooled one.
     """
 
-    needs_mix: bool = False
     gradient_targets: tuple[str, ...] = ("decoder",)
     """The modules among ``"encoder"``, ``"decoder"`` whose parameters ``autoencoder_loss``'s terms
     reach (a term on decoded data reaches both; a penalty on the codes alone only the encoder). The
@@ -280,9 +276,11 @@ class RunView(Protocol):
     """What a metric (or any code below the API) may use of a trained run; :class:`mixframe.Run` is one.
 
     Stated here so that the kernel names no class above it: a metric is written against this view,
-    and the run store hands it a ``Run``."""
+    and the run store hands it a ``Run``. ``recipe`` is the run's :class:`mixframe.kernel.recipe.Recipe`
+    (typed loosely: the contracts sit below the recipe code, which finds components through the registry,
+    which checks what it builds against these contracts)."""
 
-    recipe: Recipe
+    recipe: Any
     spec: DataSpec
     mixer: Mixer | None
     epoch: int
@@ -475,3 +473,18 @@ class Launcher(abc.ABC):
 
     @abc.abstractmethod
     def launch(self, tasks: Sequence[RunTask], events: LaunchEvents) -> None: ...
+
+
+@attrs.frozen(kw_only=True)
+class DataContext:
+    """What a dataset may need when it is built, besides its own config: ``seed``, the recipe's seed (a dataset
+    whose splits are drawn at random may use it where its config names no seed of its own)."""
+
+    seed: int = 0
+
+
+INTERFACES: dict[str, type] = {"mixer": Mixer, "regularizer": Regularizer, "encoder": Encoder, "decoder": Decoder,
+                               "discriminator": Discriminator, "dataset": DataBundle, "metric": Metric, "callback": Callback,
+                               "launcher": Launcher}
+"""What :meth:`mixframe.kernel.registry.Registry.build` checks a built component of each kind against (a dataset's
+implementation returns a DataBundle; the others are classes subclassing their interface)."""

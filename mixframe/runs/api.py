@@ -265,17 +265,11 @@ class Run:
             if self.mixer is None:
                 raise MixframeError(f"run {self.name} was trained without a mixer; name one, e.g. run.mix(h1, h2, mixer='mixup')")
             return self.mixer
-        from mixframe.kernel.config import Problems, structure
-        from mixframe.kernel.recipe import RecipeError
         from mixframe.kernel.registry import get_registry
 
         name = mixer or self.recipe.mixer.name  # type: ignore[union-attr]
-        comp = get_registry().get("mixer", name)
-        problems = Problems()
-        config = structure(comp.config, dict(params), f"mixer {name}", problems)
-        if problems:
-            raise RecipeError(f"mixer {name}", problems.items)
-        return comp.implementation(config, BuildContext(data=self.spec, code_shape=tuple(self.encoder.code_shape))).to(self.device).eval()
+        built: Mixer = get_registry().build("mixer", name, params, BuildContext(data=self.spec, code_shape=tuple(self.encoder.code_shape)))
+        return built.to(self.device).eval()
 
     def interpolate(self, x1: Tensor, x2: Tensor, steps: int = 8, mode: str = "linear", seed: int = 0) -> Tensor:
         """``(pairs, steps, *spec.shape)``: decoded codes moving from f(x1) (first) to f(x2) (last), linearly or

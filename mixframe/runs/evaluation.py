@@ -45,7 +45,7 @@ def evaluate(run: RunView, names: Sequence[str] = (), *, write: bool = True, ech
     context = BuildContext(data=run.spec, code_shape=tuple(run.encoder.code_shape))
     results: dict[str, dict[str, float]] = {}
     for spec in metric_specs(run, names):
-        metric = get_registry().get("metric", spec.name).implementation(spec.config, context)
+        metric = get_registry().build("metric", spec.name, spec.config, context)
         with threadpool_limits(limits=1):  # BLAS threads fight over a shared CPU; one is faster here
             results[spec.name] = {k: float(v) for k, v in metric.evaluate(run).items()}
         if echo:

@@ -38,7 +38,7 @@ from typing import Any
 
 import yaml
 
-from mixframe.errors import MixframeError
+from mixframe.errors import MixframeError, RecipeError
 from mixframe.kernel.interfaces import LaunchContext, Launcher, RunTask
 from mixframe.kernel.registry import get_registry
 
@@ -179,23 +179,16 @@ def make_launcher(launcher: LauncherLike, options: Sequence[str] | Mapping[str, 
     one (a resumed sweep), else ``local``. ``options`` are checked by the launcher's config class; for
     the recorded launcher they go over its recorded options. Building one writes nothing.
     """
-    from mixframe.kernel.config import Problems, structure
-
     if isinstance(launcher, Launcher):
         return launcher, {"kind": f"(object) {type(launcher).__name__}", "options": {}}
     name = launcher or (recorded or {}).get("kind") or DEFAULT_LAUNCHER
     raw = dict((recorded or {}).get("options", {})) if (recorded or {}).get("kind") == name else {}
     raw.update(parse_launcher_options(options))
-    comp = get_registry().get("launcher", name)
-    problems = Problems()
-    config = structure(comp.config, raw, f"launcher {name}", problems)
-    if problems:
-        raise MixframeError("launcher options (--launcher-set, --jobs): " + "; ".join(f"{where}: {what}" for where, what in problems.items)
-                            + f" (see mixframe explain launcher {name})")
-    built = comp.implementation(config, LaunchContext(folder=folder))
-    if not isinstance(built, Launcher):
-        raise MixframeError(f"launcher {name!r} built a {type(built).__name__}, not a mixframe.Launcher; "
-                            "its implementation must subclass it")
+    try:
+        built: Launcher = get_registry().build("launcher", name, raw, LaunchContext(folder=folder))
+    except RecipeError as err:
+        raise MixframeError("launcher options (--launcher-set, --jobs): " + "; ".join(f"{where}: {what}" for where, what in err.problems)
+                            + f" (see mixframe explain launcher {name})") from None
     return built, {"kind": name, "options": raw}
 
 

@@ -31,7 +31,7 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from mixframe import Component, DataBundle, DataSpec, MixframeError, hookimpl, in_range, param, positive
+from mixframe import Component, DataBundle, DataContext, DataSpec, MixframeError, hookimpl, in_range, param, positive
 from mixframe.kernel.files import open_user_image, read_user_text
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -257,7 +257,7 @@ def _match_rows(folder: Path, images: list[Path], names: list[str], csv_path: Pa
     return matched  # type: ignore[return-value]
 
 
-def build(config: ImageFolderConfig) -> DataBundle:
+def build(config: ImageFolderConfig, context: DataContext) -> DataBundle:
     """Images from a local folder, optionally labelled with binary attributes from a CSV."""
     folder = resolve_root(config.root, "image_folder")
     if not folder.is_dir():
@@ -292,7 +292,7 @@ def build(config: ImageFolderConfig) -> DataBundle:
 
 
 @hookimpl
-def mixframe_datasets() -> list[Component]:
+def mixframe_components() -> list[Component]:
     from mixframe.kernel.registry_types import Provides
 
     unit = Provides("unit_range", when=lambda c: c.scale == "unit", setting="scale: unit")

@@ -169,6 +169,6 @@ def stop(procs: Sequence[subprocess.Popen[bytes]]) -> None:
 
 
 @hookimpl
-def mixframe_launchers() -> list[Component]:
+def mixframe_components() -> list[Component]:
     return [Component(kind="launcher", name="local", implementation=LocalLauncher, config=LocalConfig,
                       summary="runs as processes on this machine, up to jobs at once, CPU threads and GPUs split between them")]
