@@ -368,3 +368,65 @@ def test_contributing_walkthrough_builds_a_working_third_party_package(tmp_path:
     assert np.load(tmp_path / "test.npz")["codes"].shape[0] == 64
     wrong = mixframe("codes", str(run), "--out", str(tmp_path / "test.csv"), site=site)
     assert wrong.returncode == 2 and "must end in .npz" in wrong.stderr and "Traceback" not in wrong.stderr
+
+
+DECODERS_SOURCE = '''
+import attrs
+import torch
+from mixframe import Component, Decoder, hookimpl, param
+
+
+@attrs.frozen(kw_only=True)
+class LinearConfig:
+    size: int = param(2, help="output size")
+
+
+class Linear(Decoder):
+    """A decoder with a linear output, whatever it declares."""
+
+    def __init__(self, config, context):
+        super().__init__()
+        self.net = torch.nn.Linear(context.code_shape[0], config.size)
+
+    def forward(self, h):
+        return self.net(h.flatten(1))
+
+
+@hookimpl
+def mixframe_components():
+    return [Component(kind="decoder", name="claims_logits", implementation=Linear, config=LinearConfig, provides=("logits_decoder",),
+                      summary="declares logits but outputs linear values"),
+            Component(kind="decoder", name="silent", implementation=Linear, config=LinearConfig, summary="declares nothing"),
+            Component(kind="mixer", name="not_a_mixer", implementation=Linear, config=LinearConfig, summary="builds a decoder")]
+'''
+
+
+def test_build_checks_the_interface_the_declarations_and_the_params() -> None:
+    from mixframe import BuildContext, DataSpec, MixframeError
+
+    reg = Registry(autoload=False, plugins=[("decoders", _module("decoders", DECODERS_SOURCE))])
+    context = BuildContext(data=DataSpec(shape=(2,)), code_shape=(3,))
+    assert reg.build("decoder", "silent", {"size": 2}, context).net.out_features == 2
+    with pytest.raises(MixframeError, match=r"decoder 'claims_logits' declares that it provides logits_decoder .* but the Linear it built "
+                                             r"does not; a bug in its plugin \(decoders\)"):
+        reg.build("decoder", "claims_logits", {}, context)
+    with pytest.raises(MixframeError, match="mixer 'not_a_mixer' built a Linear, not a mixframe.Mixer; its implementation must subclass one"):
+        reg.build("mixer", "not_a_mixer", {}, context)
+    with pytest.raises(RecipeError, match=r"decoder silent\.size: must be int, got .two."):
+        reg.build("decoder", "silent", {"size": "two"}, context)
+
+
+def test_the_model_checks_the_recipes_needs_against_what_it_built() -> None:
+    """A decoder that declares nothing passes the recipe checker, but the built one must still meet the bce loss's need."""
+    from mixframe import MixframeError
+    from mixframe.kernel.model import Model
+
+    reg = Registry(autoload=False, plugins=[("decoders", _module("decoders", DECODERS_SOURCE))])
+    raw = resolve_file(ROOT / "recipes" / "digits_ae.yaml")
+    recipe = check({**raw, "decoder": {"kind": "silent"}, "reconstruction": {"loss": "bce"}, "data": {**raw["data"], "scale": "unit"}},
+                   registry=reg)
+    from mixframe import DataSpec
+
+    with pytest.raises(MixframeError, match=r"reconstruction.loss 'bce' needs a decoder that outputs logits \(logits_decoder\) because "
+                                             r"binary cross-entropy is computed on the decoder's logits, but the decoder 'silent' as built"):
+        Model(recipe, DataSpec(shape=(1, 16, 16), value_range=(0.0, 1.0)), registry=reg)
