@@ -25,7 +25,7 @@ _HOMES = {
     "hookimpl": "mixframe.kernel.hookspecs",
     **dict.fromkeys(("BuildContext", "Callback", "DataBundle", "DataSpec", "Decoder", "Discriminator", "Encoder", "KnowsLineAngles",
                      "KnowsManifold", "Metric", "Mixer", "MixResult", "PredictsMasks", "Regularizer", "RendersFactors", "Step",
-                     "blend", "Launcher", "LaunchContext", "RunTask", "RunView", "DataContext"), "mixframe.kernel.interfaces"),
+                     "blend", "Launcher", "LaunchContext", "RunTask", "RunView", "DataContext", "CriticSettings"), "mixframe.kernel.interfaces"),
     **dict.fromkeys(("Command", "Component", "Provides", "Requires"), "mixframe.kernel.registry_types"),
     "RunFolder": "mixframe.runs.folder",
     **dict.fromkeys(("Run", "load_run", "resume", "train"), "mixframe.runs.api"),
@@ -62,6 +62,7 @@ if TYPE_CHECKING:  # for type checkers and editors: the same names, imported eag
     from mixframe.kernel.interfaces import (
         BuildContext,
         Callback,
+        CriticSettings,
         DataBundle,
         DataContext,
         DataSpec,

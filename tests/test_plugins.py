@@ -349,7 +349,7 @@ def test_contributing_walkthrough_builds_a_working_third_party_package(tmp_path:
     contract = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(pkg / "tests")], capture_output=True,
                               text=True, env=env, cwd=tmp_path, timeout=300)
     assert contract.returncode == 0, contract.stdout[-2000:]
-    assert "10 passed" in contract.stdout  # the five mixer contract tests, for half and for the spatial cutmix
+    assert "12 passed" in contract.stdout  # the six mixer contract tests, for half and for the spatial cutmix
 
     helped = mixframe("--help", site=site)
     assert "codes" in helped.stdout and "write a run's codes of one split" in helped.stdout

@@ -76,7 +76,6 @@ CAPABILITIES: dict[str, Capability] = {
     "mix": Capability(kind="mixer", meaning="a mixer that mixes at least two codes", holds=lambda m: m.num_sources >= 2),
     "per_example_weight": Capability(kind="mixer", meaning="a mixer of two codes whose weight is one number per example"),
     "mixed_labels": Capability(kind="mixer", meaning="a mixer that also mixes the labels", holds=lambda m: bool(m.uses_labels)),
-    "convex_blend": Capability(kind="mixer", meaning="a mixer whose codes are blend(sources, weights), a convex combination"),
     # datasets
     "attribute_labels": Capability(kind="dataset", meaning="a dataset labelled with binary attribute vectors",
                                    holds=lambda d: bool(_spec(d).attribute_names)),

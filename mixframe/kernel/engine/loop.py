@@ -1,7 +1,8 @@
 """The training engine: composes the losses a recipe names, on the schedule it gives, and raises events.
 
 One minibatch: the encoder, decoder and mixer produce a :class:`~mixframe.Step`; every critic takes
-one optimizer step on it; on one minibatch in ``update_g_every`` the autoencoder takes one too.
+one optimizer step on it (or its own number per autoencoder update: ``Regularizer.critic_settings``);
+on one minibatch in ``update_g_every`` the autoencoder takes one too.
 On a critic-only minibatch the step's tensors are computed under ``torch.no_grad``: nothing of the
 autoencoder's loss is built there (the authors' code builds that graph and throws it away).
 
@@ -100,8 +101,12 @@ class Trainer:
         self.ae_params = self.model.autoencoder_parameters()
         self.ae_opt = torch.optim.Adam(self.ae_params, lr=self.cfg.lr, betas=betas, weight_decay=self.cfg.weight_decay)
         self.critics = self.model.critics()
+        self.critic_settings = {name: reg.critic_settings() for name, reg in self.critics}
         self.critic_opts = {
-            name: torch.optim.Adam(list(reg.critic_parameters()), lr=self.critic_lr, betas=betas, weight_decay=self.cfg.weight_decay)
+            name: torch.optim.Adam(list(reg.critic_parameters()), lr=self._critic_lr(name),
+                                   betas=tuple(self.critic_settings[name].betas or betas),
+                                   weight_decay=self.cfg.weight_decay if self.critic_settings[name].weight_decay is None
+                                   else self.critic_settings[name].weight_decay)
             for name, reg in self.critics
         }
         self.parallel = distributed.DataParallel(self.model, [p for _, reg in self.critics for p in reg.critic_parameters()], world=world,
@@ -126,6 +131,19 @@ class Trainer:
     @property
     def critic_lr(self) -> float:
         return self.cfg.critic_lr or self.cfg.lr
+
+    def _critic_lr(self, name: str) -> float:
+        """A critic's learning rate: its own (``Regularizer.critic_settings``), else the recipe's."""
+        return self.critic_settings[name].lr or self.critic_lr
+
+    def critic_steps(self, name: str, step: int) -> int:
+        """The optimizer steps critic ``name`` takes on minibatch ``step``: its ``CriticSettings.steps`` per autoencoder
+        update spread evenly over the ``update_g_every`` minibatches of an update; one per minibatch by default."""
+        wanted, every = self.critic_settings[name].steps, self.cfg.update_g_every
+        if wanted is None:
+            return 1
+        j = step % every
+        return (j + 1) * wanted // every - j * wanted // every
 
     @property
     def steps_per_epoch(self) -> int:
@@ -225,14 +243,15 @@ class Trainer:
 
     def _critic_updates(self, step: Step, logs: dict[str, Tensor]) -> None:
         for name, reg in self.critics:
-            with self.autocast:
-                terms = reg.critic_loss(step)
-            opt = self.critic_opts[name]
-            opt.zero_grad(set_to_none=True)
-            sum(terms.values()).backward()  # DDP all-reduces the critic's gradients as the backward pass produces them
-            self.parallel.finish(reg.critic_parameters())
-            opt.step()
-            logs.update({f"critic/{name}/{k}": v.detach() for k, v in terms.items()})
+            for _ in range(self.critic_steps(name, self.step)):
+                with self.autocast:
+                    terms = reg.critic_loss(step)
+                opt = self.critic_opts[name]
+                opt.zero_grad(set_to_none=True)
+                sum(terms.values()).backward()  # DDP all-reduces the critic's gradients as the backward pass produces them
+                self.parallel.finish(reg.critic_parameters())
+                opt.step()
+                logs.update({f"critic/{name}/{k}": v.detach() for k, v in terms.items()})
 
     def _autoencoder_update(self, step: Step, out: Tensor, x: Tensor, logs: dict[str, Tensor]) -> None:
         model = self.model
@@ -279,7 +298,7 @@ class Trainer:
             detail = lines[1].strip() if len(lines) > 1 else (lines[0] if lines else type(err).__name__)
             raise MixframeError(f"the checkpoint does not fit the model this recipe builds ({detail}); "
                                 "it was written by another recipe or an older version of the networks") from None
-        for opt, lr in [(self.ae_opt, self.cfg.lr), *((o, self.critic_lr) for o in self.critic_opts.values())]:
+        for opt, lr in [(self.ae_opt, self.cfg.lr), *((o, self._critic_lr(k)) for k, o in self.critic_opts.items())]:
             for group in opt.param_groups:
                 group["lr"] = lr
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
