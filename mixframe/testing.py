@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 import torch
 
 from mixframe.errors import RecipeError
+from mixframe.kernel.engine.loop import total
 from mixframe.kernel.interfaces import (
     BuildContext,
     Callback,
@@ -193,7 +194,7 @@ class RegularizerContract(_Contract):
         data_size, code_size = math.prod(self.data.shape), math.prod(self.code_shape)
         encoder = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(data_size, code_size), torch.nn.Unflatten(1, self.code_shape))
         decoder = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(code_size, data_size), torch.nn.Unflatten(1, self.data.shape))
-        decoder.to_data = lambda out: out  # type: ignore[attr-defined]
+        decoder.to_data = lambda out: out  # type: ignore[assignment]
         x = torch.rand(self.batch, *self.data.shape) * 2 - 1
         h = encoder(x)
         x_rec = decoder(h)
@@ -215,7 +216,7 @@ class RegularizerContract(_Contract):
             assert isinstance(term, torch.Tensor) and term.dim() == 0, (
                 f"term {name!r} is not a scalar tensor ({getattr(term, 'shape', type(term).__name__)}); reduce it, e.g. with .mean()")
             assert bool(torch.isfinite(term)), f"term {name!r} is {term.item()} on a random batch; it must be finite"
-        sum(terms.values()).backward()
+        total(terms).backward()
         for target in targets:
             module = getattr(step, target)
             assert any(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in module.parameters()), (
@@ -237,9 +238,9 @@ class RegularizerContract(_Contract):
             f"critic_chance() names {sorted(reg.critic_chance())} but critic_loss() returns {sorted(terms)}: "
             "give the chance level of every critic term, under the same names")
         opt = torch.optim.Adam(params, lr=1e-3)
-        first = float(sum(terms.values()).detach())
+        first = float(total(terms).detach())
         for _ in range(30):
-            loss = sum(reg.critic_loss(step).values())
+            loss = total(reg.critic_loss(step))
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -265,9 +266,9 @@ class RegularizerContract(_Contract):
         opt = torch.optim.Adam(list(reg.critic_parameters()), lr=settings.lr or 1e-3, betas=settings.betas or (0.5, 0.99),
                                weight_decay=settings.weight_decay or 0.0)
         step = self.step()
-        first = float(sum(reg.critic_loss(step).values()).detach())
+        first = float(total(reg.critic_loss(step)).detach())
         for _ in range(10 * (settings.steps or 1)):  # the steps it asks for, as the engine would take them
-            loss = sum(reg.critic_loss(step).values())
+            loss = total(reg.critic_loss(step))
             opt.zero_grad()
             loss.backward()
             opt.step()

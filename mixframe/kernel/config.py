@@ -37,7 +37,7 @@ def param(default: Any = MISSING, *, help: str, validator: Any = None, factory: 
 def in_range(low: float | None = None, high: float | None = None) -> Callable[[Any, Any, Any], None]:
     """A validator: low <= value <= high (either bound may be None)."""
 
-    def check(_inst: Any, attribute: attrs.Attribute, value: Any) -> None:
+    def check(_inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
         if value is None:
             return
         if (low is not None and value < low) or (high is not None and value > high):
@@ -47,7 +47,7 @@ def in_range(low: float | None = None, high: float | None = None) -> Callable[[A
     return check
 
 
-def positive(_inst: Any, attribute: attrs.Attribute, value: Any) -> None:
+def positive(_inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     """A validator: value > 0."""
     if value is not None and value <= 0:
         raise ValueError(f"must be > 0, got {value!r}")

@@ -40,3 +40,4 @@ def mixframe_components() -> Iterable[Component]:
 
     :return: components, of any kinds.
     """
+    raise NotImplementedError  # a specification: plugins implement it

@@ -63,9 +63,9 @@ class DataBundle:
     """
 
     spec: DataSpec
-    train: Dataset
-    val: Dataset
-    test: Dataset
+    train: Dataset[Any]
+    val: Dataset[Any]
+    test: Dataset[Any]
     label_kind: str = "class"  # "class", "attributes", "factors" or "none"
     generator: object | None = None
     """What the dataset knows beyond its examples; metrics test it with the capability protocols
@@ -182,7 +182,7 @@ def check_steps(steps: int) -> None:
         raise MixframeError(f"--steps must be at least 2 (the two ends), got {steps}")
 
 
-def interpolation_weights(channels: int, steps: int, mode: Mode = "linear", seed: int = 0) -> Tensor:
+def interpolation_weights(channels: int, steps: int, mode: Mode | str = "linear", seed: int = 0) -> Tensor:
     """``(steps, 2, channels)``: the weights of h1 and h2 at each step, from all h1 (first) to all h2 (last).
 
     ``linear``: (1 - a, a) for a evenly spaced in [0, 1]. ``bernoulli``: one seeded random order of

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -72,7 +75,7 @@ class Model(nn.Module):
                                    "mixer": [(recipe.mixer.name, self.mixer)] if recipe.mixer is not None and self.mixer is not None else []},
                           registry)
 
-    def _discriminator_builder(self, registry: Registry):  # noqa: ANN202 - a closure
+    def _discriminator_builder(self, registry: Registry) -> Callable[[], Discriminator]:
         recipe = self.recipe
 
         def build() -> Discriminator:
@@ -86,7 +89,11 @@ class Model(nn.Module):
         return build
 
     def critics(self) -> list[tuple[str, Regularizer]]:
-        return [(f"{i}_{n}", r) for i, (n, r) in enumerate(zip(self.regularizer_names, self.regularizers)) if list(r.critic_parameters())]
+        return [(f"{i}_{n}", r) for i, (n, r) in enumerate(zip(self.regularizer_names, self.typed_regularizers())) if list(r.critic_parameters())]
+
+    def typed_regularizers(self) -> list[Regularizer]:
+        """The regularizers, as a list a type checker sees as Regularizers (an nn.ModuleList yields plain Modules)."""
+        return cast("list[Regularizer]", list(self.regularizers))
 
     def autoencoder_parameters(self) -> list[nn.Parameter]:
         critic_ids = {id(p) for _, r in self.critics() for p in r.critic_parameters()}

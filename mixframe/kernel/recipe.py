@@ -191,7 +191,8 @@ def resolve_file(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
             merged = merge(merged, resolve_file(base_path, (*_seen, path.resolve())))
         except RecipeError as err:  # name the recipe that extends it, too
             raise RecipeError(str(path), [(f"extends {base}: {where}", problem) for where, problem in err.problems]) from None
-    return merge(merged, raw)
+    resolved: dict[str, Any] = merge(merged, raw)
+    return resolved
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

@@ -30,6 +30,7 @@ found (the command line prints them).
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 import os
 import traceback
@@ -204,7 +205,7 @@ class Registry:
         for ep, dist, version in _entry_points(ENTRY_POINT_GROUP, self.autoload):
             self._load(ep.name, dist, version, ep.load)
         for module_name in filter(None, (m.strip() for m in os.environ.get("MIXFRAME_PLUGINS", "").split(","))):
-            self._load(module_name, "MIXFRAME_PLUGINS", "", lambda m=module_name: importlib.import_module(m))
+            self._load(module_name, "MIXFRAME_PLUGINS", "", functools.partial(importlib.import_module, module_name))
         for name, plugin in plugins:
             self._register(name, plugin, "(in process)", "")
         self._check_pending()
@@ -255,7 +256,8 @@ class Registry:
         for impl in sorted(impls, key=lambda i: self._order(i.plugin_name)):
             provider = impl.plugin_name
             try:
-                provided = list(impl.function() or ())
+                answer: Any = impl.function()
+                provided = list(answer or ())
                 for item in provided:
                     if not isinstance(item, Component):
                         raise TypeError(f"{HOOK} must return mixframe.Component objects, got {item!r}")

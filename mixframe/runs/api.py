@@ -90,7 +90,7 @@ def resume(run_dir: str | Path, overrides: Sequence[str] = (), *, callbacks: Seq
     if outside:
         raise MixframeError(f"resume changes only the train section (train.lr, train.epochs, ...), not {', '.join(outside)}; "
                             "for another recipe, train a new run")
-    recipe = folder.read_recipe(overrides)
+    recipe = folder.read_recipe(list(overrides))
     rank, world = distributed.join(recipe.train.device)
     try:
         state = folder.load_checkpoint() if folder.has_checkpoint else None
@@ -335,7 +335,7 @@ class Run:
             image = Image.fromarray((np.clip(array, 0, 1) * 255).round().astype(np.uint8).squeeze())
         if not isinstance(image, Image.Image):
             raise MixframeError(f"cannot read {type(image).__name__} as an image; pass PIL images, file paths, arrays or tensors")
-        image = image.convert("L" if channels == 1 else "RGB").resize((width, height), Image.BILINEAR)
+        image = image.convert("L" if channels == 1 else "RGB").resize((width, height), Image.Resampling.BILINEAR)
         unit = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0)
         unit = unit[None] if unit.dim() == 2 else unit.permute(2, 0, 1)
         low, high = self.spec.value_range

@@ -248,7 +248,7 @@ class TrainLog(Callback):
     def finish(self, how: str) -> None:
         import time
 
-        if self.saved is not None:
+        if self.saved is not None and self.tees is not None:
             for tee in self.tees:
                 tee.end()
             if sys.stdout is self.tees[0]:  # unless someone replaced it meanwhile

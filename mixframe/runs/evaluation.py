@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
-from mixframe.errors import MixframeError
+from mixframe.errors import MixframeError, RecipeError
 from mixframe.kernel.config import Problems, structure
-from mixframe.kernel.interfaces import BuildContext, RunView
-from mixframe.kernel.recipe import ComponentSpec, RecipeError
+from mixframe.kernel.interfaces import BuildContext, Encoder, RunView
+from mixframe.kernel.recipe import ComponentSpec
 from mixframe.kernel.registry import get_registry
+from mixframe.runs.folder import RunFolder
 
 
 def metric_specs(run: RunView, names: Sequence[str]) -> list[ComponentSpec]:
@@ -37,7 +38,15 @@ def metric_specs(run: RunView, names: Sequence[str]) -> list[ComponentSpec]:
     return specs
 
 
-def evaluate(run: RunView, names: Sequence[str] = (), *, write: bool = True, echo: bool = False) -> dict[str, float]:
+class EvaluatedRun(RunView, Protocol):
+    """What evaluation uses of a run beyond a metric's view: its encoder (for the code shape), step and folder."""
+
+    encoder: Encoder
+    step: int
+    folder: RunFolder
+
+
+def evaluate(run: EvaluatedRun, names: Sequence[str] = (), *, write: bool = True, echo: bool = False) -> dict[str, float]:
     """Compute the metrics named (default: the recipe's), merge them into the run's evaluation.json when
     ``write``, and return them; ``echo`` prints each metric's values as it finishes."""
     from threadpoolctl import threadpool_limits

@@ -139,7 +139,7 @@ def spec_from_dict(data: dict[str, Any]) -> DataSpec:
     from mixframe.kernel.interfaces import DataSpec
 
     fields = {f.name for f in attrs.fields(DataSpec)}
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in fields}
+    values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in fields}
     return DataSpec(**values)
 
 
@@ -163,7 +163,7 @@ def environment(device: Any) -> dict[str, Any]:
     """Python, platform, package versions and device: enough to say what ran where."""
     import torch
 
-    packages = {}
+    packages: dict[str, str | None] = {}
     for name in ("mixframe", "torch", "torchvision", "pluggy", "attrs", "PyYAML", "kornia", "numpy", "scikit-learn", "scipy", "matplotlib"):
         try:
             packages[name] = metadata.version(name)

@@ -125,7 +125,7 @@ def plan_runs(recipe: Path, grid: Sequence[tuple[str, list[Any]]], seeds: int, o
         raise MixframeError("--seeds must be at least 1")
     base = load_recipe(recipe, list(overrides))
     points = [dict(zip([k for k, _ in grid], combo)) for combo in itertools.product(*[v for _, v in grid])]
-    runs = []
+    runs: list[dict[str, Any]] = []
     for point in points:
         for i in range(seeds):
             seed = base.seed + i
@@ -620,24 +620,24 @@ def _sweep_panels(records: list[dict[str, Any]], sweep_dir: Path) -> None:
     done = [rec for rec in firsts.values() if rec is not None]
     if not done:
         return
-    first = load_run(run_dir(sweep_dir, done[0]))
+    first = load_run(run_dir(sweep_dir, done[0]) or "")
     if first.spec.shape != (2,):
         return
     headlines = [h for m in first.recipe.metrics if (h := getattr(get_registry().get("metric", m.name).implementation, "headline", None))]
     fig, axes = plt.subplots(1, len(firsts), figsize=(3.2 * len(firsts), 3.4), squeeze=False)
-    for ax, (label, rec) in zip(axes[0], firsts.items()):
+    for ax, (label, found) in zip(axes[0], firsts.items()):
         ax.set_xticks([])
         ax.set_yticks([])
-        if rec is None:
+        if found is None:
             ax.text(0.5, 0.5, "no finished run\n(mixframe sweep --resume)", ha="center", va="center", fontsize=9, color="0.4")
             ax.set_title(label, fontsize=9)
             continue
-        run = load_run(run_dir(sweep_dir, rec))
+        run = load_run(run_dir(sweep_dir, found) or "")
         x, _ = run.split("test")
         perm, alpha = random_mix_weights(len(x))
         h = run.encode(x).cpu()
         mixes = run.decode(alpha * h + (1 - alpha) * h[perm])
-        numbers = [f"{k}: {rec['metrics'][k]:.2f}" for k in headlines if k in rec["metrics"]]
+        numbers = [f"{k}: {found['metrics'][k]:.2f}" for k in headlines if k in found["metrics"]]
         draw_mix_scatter(ax, x, mixes, "\n".join([label, *numbers]))
     fig.suptitle("decoded random mixes (orange) over real samples (blue)", fontsize=9)
     fig.tight_layout()

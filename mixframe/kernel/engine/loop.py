@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor
@@ -33,16 +33,21 @@ from torch.utils.data.distributed import DistributedSampler
 
 from mixframe.errors import MixframeError
 from mixframe.kernel.engine import distributed
-from mixframe.kernel.interfaces import Callback, DataBundle, Step
+from mixframe.kernel.interfaces import Callback, DataBundle, Regularizer, Step
 from mixframe.kernel.model import Model, build_data
 from mixframe.kernel.recipe import Recipe
+
+
+def total(terms: dict[str, Tensor]) -> Tensor:
+    """The sum of named loss terms (a tensor; ``sum`` alone types as ``Tensor | int``)."""
+    return cast(Tensor, sum(terms.values()))
 
 
 class TrainingDiverged(MixframeError):
     """A loss became NaN or infinite; training stopped before the next checkpoint."""
 
 
-def epoch_sampler(dataset: Any, seed: int, rank: int = 0, world: int = 1) -> DistributedSampler:
+def epoch_sampler(dataset: Any, seed: int, rank: int = 0, world: int = 1) -> DistributedSampler[Any]:
     """PyTorch's DistributedSampler: each epoch a permutation seeded by (seed, epoch) (``set_epoch``), cut to a
     multiple of the world size, of which this rank takes every world-th example. The order depends only on the
     seed and the epoch (a resumed run sees the same batches), and one process sees what N processes see together."""
@@ -97,18 +102,12 @@ class Trainer:
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
         distributed.broadcast_parameters(self.model, world)
-        betas = tuple(self.cfg.betas)
+        betas: tuple[float, float] = (self.cfg.betas[0], self.cfg.betas[1])
         self.ae_params = self.model.autoencoder_parameters()
         self.ae_opt = torch.optim.Adam(self.ae_params, lr=self.cfg.lr, betas=betas, weight_decay=self.cfg.weight_decay)
         self.critics = self.model.critics()
         self.critic_settings = {name: reg.critic_settings() for name, reg in self.critics}
-        self.critic_opts = {
-            name: torch.optim.Adam(list(reg.critic_parameters()), lr=self._critic_lr(name),
-                                   betas=tuple(self.critic_settings[name].betas or betas),
-                                   weight_decay=self.cfg.weight_decay if self.critic_settings[name].weight_decay is None
-                                   else self.critic_settings[name].weight_decay)
-            for name, reg in self.critics
-        }
+        self.critic_opts = {name: self._critic_optimizer(name, reg, betas) for name, reg in self.critics}
         self.parallel = distributed.DataParallel(self.model, [p for _, reg in self.critics for p in reg.critic_parameters()], world=world,
                                                  device=self.device, compile=self.cfg.compile, compile_backend=self.cfg.compile_backend)
         if rank == 0 and world > 1:
@@ -131,6 +130,12 @@ class Trainer:
     @property
     def critic_lr(self) -> float:
         return self.cfg.critic_lr or self.cfg.lr
+
+    def _critic_optimizer(self, name: str, reg: Regularizer, betas: tuple[float, float]) -> torch.optim.Adam:
+        """A critic's Adam: its own settings (``Regularizer.critic_settings``) where it gives them, else the recipe's."""
+        own = self.critic_settings[name]
+        decay = self.cfg.weight_decay if own.weight_decay is None else own.weight_decay
+        return torch.optim.Adam(list(reg.critic_parameters()), lr=self._critic_lr(name), betas=own.betas or betas, weight_decay=decay)
 
     def _critic_lr(self, name: str) -> float:
         """A critic's learning rate: its own (``Regularizer.critic_settings``), else the recipe's."""
@@ -248,7 +253,7 @@ class Trainer:
                     terms = reg.critic_loss(step)
                 opt = self.critic_opts[name]
                 opt.zero_grad(set_to_none=True)
-                sum(terms.values()).backward()  # DDP all-reduces the critic's gradients as the backward pass produces them
+                total(terms).backward()  # type: ignore[no-untyped-call]  # DDP all-reduces the critic's gradients as the backward pass produces them
                 self.parallel.finish(reg.critic_parameters())
                 opt.step()
                 logs.update({f"critic/{name}/{k}": v.detach() for k, v in terms.items()})
@@ -263,11 +268,11 @@ class Trainer:
                 terms = {"reconstruction": model.reconstruction_loss(out, x)}
                 if step.mix is not None and step.mix.loss is not None:
                     terms["mixer"] = step.mix.loss
-                for i, (name, reg) in enumerate(zip(model.regularizer_names, model.regularizers)):
+                for i, (name, reg) in enumerate(zip(model.regularizer_names, model.typed_regularizers())):
                     terms.update({f"{i}_{name}/{k}": v for k, v in reg.autoencoder_loss(step).items()})
-            loss = sum(terms.values())
+            loss = total(terms)
             self.ae_opt.zero_grad(set_to_none=True)
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]  # Tensor.backward is untyped in torch
         finally:
             for p in critic_params:
                 p.requires_grad_(True)
@@ -307,7 +312,7 @@ class Trainer:
     def mean_image_loss(self, limit: int = 4096) -> float:
         """Reconstruction loss of drawing the mean training image for every input (over the first ``limit``
         training examples): the plateau a decoder that ignores its input sits on."""
-        first = Subset(self.data.train, range(min(limit, len(self.data.train))))
+        first = Subset(self.data.train, range(min(limit, len(self.data.train))))  # type: ignore[arg-type]  # map-style datasets are Sized
         x = torch.cat([x for x, _ in DataLoader(first, batch_size=512)]).float()
         mean = x.mean(dim=0, keepdim=True)
         if self.model.decoder.outputs_logits:
