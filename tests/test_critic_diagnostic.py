@@ -12,7 +12,7 @@ from torch import Tensor
 
 import mixframe
 from mixframe.kernel.engine import Trainer
-from mixframe.kernel.interfaces import ScoresData
+from mixframe.kernel.interfaces import DataContext, ScoresData
 from mixframe.kernel.model import Model
 from mixframe.kernel.recipe import load_recipe
 from mixframe.runs.folder import RunFolder
@@ -44,7 +44,7 @@ def test_auc_counts_pairs_ranked_right_and_ties_as_half() -> None:
 
 
 def test_probe_batch_is_fixed_held_out_and_blended() -> None:
-    data = build(SpiralConfig(n_train=64, n_val=40, n_test=8))
+    data = build(SpiralConfig(n_train=64, n_val=40, n_test=8), DataContext())
     real, fakes = probe_batch(data, 32)
     again_real, again_fakes = probe_batch(data, 32)
     assert torch.equal(real, again_real) and torch.equal(fakes, again_fakes)
@@ -86,7 +86,7 @@ class StubCritic(torch.nn.Module):
     def __init__(self, sees: bool) -> None:
         super().__init__()
         self.sees = sees
-        self.curve = build(SpiralConfig(n_train=8, n_val=8, n_test=8)).generator
+        self.curve = build(SpiralConfig(n_train=8, n_val=8, n_test=8), DataContext()).generator
 
     def critic_score(self, x: Tensor) -> Tensor:
         return -self.curve.distance_to_manifold(x) if self.sees else torch.zeros(len(x))
@@ -96,7 +96,7 @@ class StubCritic(torch.nn.Module):
 
 
 def _stalled_warnings(critic: StubCritic) -> list[str]:
-    data = build(SpiralConfig(n_train=64, n_val=200, n_test=8))
+    data = build(SpiralConfig(n_train=64, n_val=200, n_test=8), DataContext())
     warnings: list[str] = []
     trainer = SimpleNamespace(critics=[("0_adversarial", critic)], data=data, device=torch.device("cpu"), epoch=0, done=False,
                               mean_image_loss=lambda: 1.0, warn=warnings.append)
@@ -132,7 +132,7 @@ def test_the_probe_does_not_change_training() -> None:
 @pytest.mark.parametrize("regularizer", ["{kind: adversarial, judge: [reconstruction, mix]}", "{kind: acai}"])
 def test_built_in_critics_score_any_batch_higher_for_real(regularizer: str) -> None:
     recipe = load_recipe(SPIRAL, [*TINY, f"regularizers=[{regularizer}]", "mixer={kind: mixup, fold: true}"])
-    model = Model(recipe, build(SpiralConfig(n_train=8, n_val=8, n_test=8)).spec)
+    model = Model(recipe, build(SpiralConfig(n_train=8, n_val=8, n_test=8), DataContext()).spec)
     (_, critic), = model.critics()
     assert isinstance(critic, ScoresData)
     x = torch.randn(5, 2)
@@ -144,7 +144,7 @@ def test_built_in_critics_score_any_batch_higher_for_real(regularizer: str) -> N
 
 def test_a_fooled_critic_is_noted_once_a_blind_one_warned_each_time() -> None:
     def messages(sees: bool) -> list[str]:
-        data = build(SpiralConfig(n_train=64, n_val=200, n_test=8))
+        data = build(SpiralConfig(n_train=64, n_val=200, n_test=8), DataContext())
         said: list[str] = []
         trainer = SimpleNamespace(critics=[("0_adversarial", StubCritic(sees=sees))], data=data, device=torch.device("cpu"), epoch=0,
                                   done=False, mean_image_loss=lambda: 1.0, warn=said.append)

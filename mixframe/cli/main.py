@@ -12,9 +12,12 @@ import argparse
 import signal
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from mixframe.errors import MixframeError
-from mixframe.kernel.registry import Commands, get_commands, watch_warnings
+
+if TYPE_CHECKING:
+    from mixframe.kernel.registry import Commands
 
 
 def build_parser(commands: Commands, only: str | None = None) -> argparse.ArgumentParser:
@@ -52,6 +55,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     name = "mixframe"
     unwatch = None
     try:
+        # imported here, once entry() has installed its SIGINT handler: a Ctrl-C during start-up is then one line
+        from mixframe.kernel.registry import get_commands, watch_warnings
+
         # warnings as they are found: a clash of command names now, a plugin that fails when components load
         unwatch = watch_warnings(lambda line: print(f"mixframe: warning: {line}", file=sys.stderr))
         commands = get_commands()
