@@ -9,7 +9,7 @@ TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 #   make demo TORCH_INDEX=https://download.pytorch.org/whl/cpu
 TORCH_INDEX ?=
 
-.PHONY: venv test test-fast lint demo benchmark startup clean
+.PHONY: venv test test-fast lint typecheck demo benchmark startup clean
 
 $(BIN)/mixframe: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,8 +24,8 @@ $(BIN)/mixframe: pyproject.toml
 
 venv: $(BIN)/mixframe
 
-## Lint (ruff), then run the test suite (two processes).
-test: venv lint
+## Lint (ruff), type-check (mypy), then run the test suite (two processes).
+test: venv lint typecheck
 	$(BIN)/python -m pytest -n 2 -q
 
 ## The fast lane while working: everything but the tests marked slow (training for more than a few seconds, torchrun, wheels).
@@ -35,6 +35,10 @@ test-fast: venv lint
 ## ruff: pyflakes, import order, pyupgrade (the rules are in pyproject.toml).
 lint: venv
 	$(BIN)/ruff check mixframe plugins tests benchmarks docs
+
+## mypy: strict on mixframe/kernel, the default checks on the rest of mixframe/ (the settings are in pyproject.toml).
+typecheck: venv lint
+	$(BIN)/python -m mypy
 
 ## Train the default recipe (AMR mixup on digits) on the CPU and write a report.
 # One torch thread: on a busy two-core machine two threads made each epoch 6 to 10 times slower (README, "Threads").

@@ -12,7 +12,7 @@ from torch import Tensor
 
 import mixframe
 from mixframe.kernel.engine import Trainer
-from mixframe.kernel.interfaces import ScoresData
+from mixframe.kernel.interfaces import DataContext, ScoresData
 from mixframe.kernel.model import Model
 from mixframe.kernel.recipe import load_recipe
 from mixframe.runs.folder import RunFolder
@@ -44,7 +44,7 @@ def test_auc_counts_pairs_ranked_right_and_ties_as_half() -> None:
 
 
 def test_probe_batch_is_fixed_held_out_and_blended() -> None:
-    data = build(SpiralConfig(n_train=64, n_val=40, n_test=8))
+    data = build(SpiralConfig(n_train=64, n_val=40, n_test=8), DataContext())
     real, fakes = probe_batch(data, 32)
     again_real, again_fakes = probe_batch(data, 32)
     assert torch.equal(real, again_real) and torch.equal(fakes, again_fakes)
@@ -88,7 +88,7 @@ class StubCritic(torch.nn.Module):
     def __init__(self, sees: bool) -> None:
         super().__init__()
         self.sees = sees
-        self.curve = build(SpiralConfig(n_train=8, n_val=8, n_test=8)).generator
+        self.curve = build(SpiralConfig(n_train=8, n_val=8, n_test=8), DataContext()).generator
 
     def critic_score(self, x: Tensor) -> Tensor:
         return -self.curve.distance_to_manifold(x) if self.sees else torch.zeros(len(x))
@@ -102,7 +102,7 @@ class Watched(SimpleNamespace):
 
     def __init__(self, critic: torch.nn.Module) -> None:
         model = SimpleNamespace(decoder=SimpleNamespace(outputs_logits=False), reconstruction_loss=lambda out, x: torch.tensor(1.0))
-        super().__init__(critics=[("0_adversarial", critic)], data=build(SpiralConfig(n_train=64, n_val=200, n_test=8)), model=model,
+        super().__init__(critics=[("0_adversarial", critic)], data=build(SpiralConfig(n_train=64, n_val=200, n_test=8), DataContext()), model=model,
                          device=torch.device("cpu"), epoch=0, done=False, said=[], logged={}, panels={})
 
     def warn(self, message: str) -> None:
@@ -153,7 +153,7 @@ def test_the_probe_does_not_change_training() -> None:
 @pytest.mark.parametrize("regularizer", ["{kind: adversarial, judge: [reconstruction, mix]}", "{kind: acai}"])
 def test_built_in_critics_score_any_batch_higher_for_real(regularizer: str) -> None:
     recipe = load_recipe(SPIRAL, [*TINY, f"regularizers=[{regularizer}]", "mixer={kind: mixup, fold: true}"])
-    model = Model(recipe, build(SpiralConfig(n_train=8, n_val=8, n_test=8)).spec)
+    model = Model(recipe, build(SpiralConfig(n_train=8, n_val=8, n_test=8), DataContext()).spec)
     (_, critic), = model.critics()
     assert isinstance(critic, ScoresData)
     x = torch.randn(5, 2)

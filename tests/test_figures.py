@@ -14,7 +14,7 @@ import torch
 from fixtures_formats import write_celeba, write_image
 from PIL import Image
 
-from mixframe import MixframeError, RunFolder
+from mixframe import DataContext, MixframeError, RunFolder
 from mixframe.cli.main import main
 from mixframe.kernel.interfaces import to_unit
 from mixframe.tools.interpolate import (
@@ -103,7 +103,7 @@ def test_missing_zappos_names_the_layout(tmp_path: Path, capsys: pytest.CaptureF
 
 def test_zappos_labels_come_from_the_category_folders(tmp_path: Path) -> None:
     write_zappos(tmp_path, per_brand=5)
-    bundle = zappos.build(zappos.ZapposConfig(root=str(tmp_path), size=16, val_fraction=0.1, test_fraction=0.1))
+    bundle = zappos.build(zappos.ZapposConfig(root=str(tmp_path), size=16, val_fraction=0.1, test_fraction=0.1), DataContext())
     assert bundle.spec.num_classes == 4 and bundle.label_kind == "class"
     assert len(bundle.train) + len(bundle.val) + len(bundle.test) == 40
     for part in (bundle.train, bundle.test):
@@ -112,12 +112,12 @@ def test_zappos_labels_come_from_the_category_folders(tmp_path: Path) -> None:
             assert x.shape == (3, 16, 16) and y.dtype == torch.int64
             path = part.paths[i]
             assert zappos.CATEGORIES[int(y)] == path.relative_to(tmp_path / zappos.IMAGES).parts[0]
-    subs = zappos.build(zappos.ZapposConfig(root=str(tmp_path), size=16, labels="subcategory", val_fraction=0.1, test_fraction=0.1))
+    subs = zappos.build(zappos.ZapposConfig(root=str(tmp_path), size=16, labels="subcategory", val_fraction=0.1, test_fraction=0.1), DataContext())
     assert subs.spec.num_classes == 4  # one subcategory per category in the stand-in
     write_image(tmp_path / zappos.IMAGES / "loose.jpg", 200, (20, 20))
     with pytest.raises(MixframeError, match="not inside a category folder"):
-        zappos.build(zappos.ZapposConfig(root=str(tmp_path), size=16))
-    assert zappos.build(zappos.ZapposConfig(root=str(tmp_path), size=16, labels="none")).label_kind == "none"
+        zappos.build(zappos.ZapposConfig(root=str(tmp_path), size=16), DataContext())
+    assert zappos.build(zappos.ZapposConfig(root=str(tmp_path), size=16, labels="none"), DataContext()).label_kind == "none"
 
 
 # ---------------------------------------------------------------- the faces stand-in
@@ -130,7 +130,7 @@ def test_faces_are_the_hundred_face_photographs_shipped_inside_scikit_image() ->
     assert shipped.exists()  # in the wheel: nothing to download
     raw = np.load(shipped)
     assert raw.shape == (200, 25, 25)
-    bundle = faces.build(faces.FacesConfig(size=32, seed=0))
+    bundle = faces.build(faces.FacesConfig(size=32, seed=0), DataContext())
     assert bundle.spec.shape == (1, 32, 32) and bundle.spec.value_range == (-1.0, 1.0) and bundle.label_kind == "none"
     assert (len(bundle.train), len(bundle.val), len(bundle.test)) == (2 * 72, 12, 16)
     train = bundle.train.tensors[0]
@@ -139,13 +139,13 @@ def test_faces_are_the_hundred_face_photographs_shipped_inside_scikit_image() ->
     # held-out faces are none of the training faces (nor their mirrors), and all come from the first 100 crops
     every = torch.cat([train[:72], bundle.val.tensors[0], bundle.test.tensors[0]])
     assert len(torch.unique(every.flatten(1), dim=0)) == 100
-    first = faces.build(faces.FacesConfig(size=16, flip=False, val=1, test=1, scale="unit")).train.tensors[0]
+    first = faces.build(faces.FacesConfig(size=16, flip=False, val=1, test=1, scale="unit"), DataContext()).train.tensors[0]
     originals = torch.nn.functional.interpolate(torch.from_numpy(raw[:100]).float()[:, None], size=(16, 16), mode="bilinear",
                                                 antialias=True, align_corners=False).clamp(0, 1)
     matches = torch.cdist(first.flatten(1), originals.flatten(1), compute_mode="donot_use_mm_for_euclid_dist").min(dim=1).values
     assert float(matches.max()) < 1e-4
     with pytest.raises(MixframeError, match="fewer than 2"):
-        faces.build(faces.FacesConfig(val=50, test=49))
+        faces.build(faces.FacesConfig(val=50, test=49), DataContext())
 
 
 @pytest.mark.parametrize("recipe", FACES, ids=lambda p: p.stem)

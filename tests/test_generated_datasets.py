@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.utils.data import Dataset
 
-from mixframe import MixframeError
+from mixframe import DataContext, MixframeError
 from mixframe.kernel.config import Problems, structure
 from mixframe_plugins.datasets import digits, dsprites, lines, spiral
 
@@ -25,15 +25,15 @@ def all_splits(bundle) -> list[tuple[torch.Tensor, torch.Tensor]]:
 # spiral ---------------------------------------------------------------------------------------
 
 def test_spiral_is_deterministic_and_seed_dependent() -> None:
-    a = all_splits(spiral.build(spiral.SpiralConfig(n_train=50, n_val=10, n_test=10, seed=3)))
-    b = all_splits(spiral.build(spiral.SpiralConfig(n_train=50, n_val=10, n_test=10, seed=3)))
-    c = all_splits(spiral.build(spiral.SpiralConfig(n_train=50, n_val=10, n_test=10, seed=4)))
+    a = all_splits(spiral.build(spiral.SpiralConfig(n_train=50, n_val=10, n_test=10, seed=3), DataContext()))
+    b = all_splits(spiral.build(spiral.SpiralConfig(n_train=50, n_val=10, n_test=10, seed=3), DataContext()))
+    c = all_splits(spiral.build(spiral.SpiralConfig(n_train=50, n_val=10, n_test=10, seed=4), DataContext()))
     assert all(torch.equal(xa, xb) and torch.equal(ya, yb) for (xa, ya), (xb, yb) in zip(a, b))
     assert not torch.equal(a[0][0], c[0][0])
 
 
 def test_spiral_shapes_ranges_and_splits() -> None:
-    bundle = spiral.build(spiral.SpiralConfig(n_train=300, n_val=40, n_test=30))
+    bundle = spiral.build(spiral.SpiralConfig(n_train=300, n_val=40, n_test=30), DataContext())
     assert bundle.spec.shape == (2,) and bundle.label_kind == "none"
     (xt, yt), (xv, _), (xs, _) = all_splits(bundle)
     assert (len(xt), len(xv), len(xs)) == (300, 40, 30)
@@ -44,10 +44,10 @@ def test_spiral_shapes_ranges_and_splits() -> None:
 
 
 def test_spiral_distance_to_manifold() -> None:
-    clean = spiral.build(spiral.SpiralConfig(n_train=200, n_val=5, n_test=5, noise=0.0))
+    clean = spiral.build(spiral.SpiralConfig(n_train=200, n_val=5, n_test=5, noise=0.0), DataContext())
     x, _ = stack(clean.train)
     assert clean.generator.distance_to_manifold(x).max() < 1e-3
-    noisy = spiral.build(spiral.SpiralConfig(n_train=400, n_val=5, n_test=5, noise=0.02))
+    noisy = spiral.build(spiral.SpiralConfig(n_train=400, n_val=5, n_test=5, noise=0.02), DataContext())
     curve = noisy.generator
     assert curve.on_manifold_threshold == pytest.approx(0.06)
     d = curve.distance_to_manifold(stack(noisy.train)[0])
@@ -63,7 +63,7 @@ def test_spiral_distance_to_manifold() -> None:
 
 @pytest.mark.parametrize(("size", "scale", "low"), [(16, "signed", -1.0), (32, "unit", 0.0)])
 def test_digits_shapes_ranges_and_stratified_splits(size: int, scale: str, low: float) -> None:
-    bundle = digits.build(digits.DigitsConfig(size=size, scale=scale))
+    bundle = digits.build(digits.DigitsConfig(size=size, scale=scale), DataContext())
     assert bundle.spec.shape == (1, size, size) and bundle.spec.num_classes == 10 and bundle.label_kind == "class"
     assert bundle.spec.value_range == (low, 1.0)
     splits = all_splits(bundle)
@@ -81,7 +81,7 @@ def test_digits_shapes_ranges_and_stratified_splits(size: int, scale: str, low: 
 
 
 def test_digits_split_depends_on_seed_only() -> None:
-    a, b, c = (stack(digits.build(digits.DigitsConfig(seed=s)).test)[1] for s in (1, 1, 2))
+    a, b, c = (stack(digits.build(digits.DigitsConfig(seed=s), DataContext()).test)[1] for s in (1, 1, 2))
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
@@ -92,7 +92,7 @@ def small_dsprites(**kw) -> dsprites.DSpritesConfig:
 
 
 def test_dsprites_factors_splits_and_determinism() -> None:
-    bundle = dsprites.build(small_dsprites(seed=5))
+    bundle = dsprites.build(small_dsprites(seed=5), DataContext())
     spec = bundle.spec
     assert spec.shape == (1, 64, 64) and spec.value_range == (0.0, 1.0) and bundle.label_kind == "factors"
     assert spec.factor_names == ("shape", "scale", "orientation", "posX", "posY") and spec.factor_sizes == (3, 6, 40, 32, 32)
@@ -105,13 +105,13 @@ def test_dsprites_factors_splits_and_determinism() -> None:
     assert sum(map(len, codes)) == 96 and not (codes[0] & codes[1] or codes[0] & codes[2] or codes[1] & codes[2])
     # the stored images are the renderer's
     assert torch.equal(bundle.generator.render(y), x)
-    again = stack(dsprites.build(small_dsprites(seed=5)).test)
+    again = stack(dsprites.build(small_dsprites(seed=5), DataContext()).test)
     assert torch.equal(again[1], splits[2][1]) and torch.equal(again[0], splits[2][0])
-    assert not torch.equal(stack(dsprites.build(small_dsprites(seed=6)).test)[1], splits[2][1])
+    assert not torch.equal(stack(dsprites.build(small_dsprites(seed=6), DataContext()).test)[1], splits[2][1])
 
 
 def test_dsprites_centroid_follows_position_and_area_follows_scale() -> None:
-    render = dsprites.build(small_dsprites(n_train=1, n_val=1, n_test=1)).generator.render
+    render = dsprites.build(small_dsprites(n_train=1, n_val=1, n_test=1), DataContext()).generator.render
     for shape in range(3):
         pos = torch.tensor([[shape, 3, 7, px, 16] for px in (0, 8, 16, 24, 31)])
         img = render(pos)[:, 0]
@@ -132,7 +132,7 @@ def test_dsprites_centroid_follows_position_and_area_follows_scale() -> None:
 
 
 def test_dsprites_shapes_differ_and_rotation_matters() -> None:
-    render = dsprites.build(small_dsprites(n_train=1, n_val=1, n_test=1)).generator.render
+    render = dsprites.build(small_dsprites(n_train=1, n_val=1, n_test=1), DataContext()).generator.render
     shapes = render(torch.tensor([[s, 5, 3, 16, 16] for s in range(3)]))
     assert not torch.equal(shapes[0], shapes[1]) and not torch.equal(shapes[1], shapes[2])
     ellipse = render(torch.tensor([[1, 5, 0, 16, 16], [1, 5, 10, 16, 16]]))[:, 0]  # 0 and 90 degrees
@@ -142,7 +142,7 @@ def test_dsprites_shapes_differ_and_rotation_matters() -> None:
 
 
 def test_dsprites_attributes_and_32px() -> None:
-    bundle = dsprites.build(small_dsprites(labels="attributes", size=32, scale="signed"))
+    bundle = dsprites.build(small_dsprites(labels="attributes", size=32, scale="signed"), DataContext())
     assert bundle.label_kind == "attributes" and bundle.spec.attribute_names == ("large", "right", "low")
     x, y = stack(bundle.train)
     assert x.shape == (64, 1, 32, 32) and set(x.unique().tolist()) == {-1.0, 1.0} and bundle.spec.value_range == (-1.0, 1.0)
@@ -153,7 +153,7 @@ def test_dsprites_attributes_and_32px() -> None:
 
 
 def test_dsprites_sample_factors_and_errors() -> None:
-    gen = dsprites.build(small_dsprites(n_train=1, n_val=1, n_test=1)).generator
+    gen = dsprites.build(small_dsprites(n_train=1, n_val=1, n_test=1), DataContext()).generator
     f = gen.sample_factors(2000, torch.Generator().manual_seed(0))
     assert f.shape == (2000, 5) and f.dtype == torch.int64
     assert f.amin(0).tolist() == [0] * 5 and f.amax(0).tolist() == [2, 5, 39, 31, 31]
@@ -161,7 +161,7 @@ def test_dsprites_sample_factors_and_errors() -> None:
     with pytest.raises(MixframeError, match="factors"):
         gen.render(torch.tensor([[3, 0, 0, 0, 0]]))
     with pytest.raises(MixframeError, match="exceeds"):
-        dsprites.build(small_dsprites(n_train=737280))
+        dsprites.build(small_dsprites(n_train=737280), DataContext())
 
 
 def test_dataset_configs_reject_bad_values_with_key_paths() -> None:
@@ -178,7 +178,7 @@ def test_dataset_configs_reject_bad_values_with_key_paths() -> None:
 
 def test_lines_shapes_ranges_determinism() -> None:
     config = lines.LinesConfig(n_train=40, n_val=10, n_test=10, seed=2)
-    bundle = lines.build(config)
+    bundle = lines.build(config, DataContext())
     assert bundle.spec.shape == (1, 32, 32) and bundle.spec.value_range == (-1.0, 1.0) and bundle.label_kind == "none"
     splits = all_splits(bundle)
     assert [len(y) for _, y in splits] == [40, 10, 10]
@@ -187,7 +187,7 @@ def test_lines_shapes_ranges_determinism() -> None:
     # a 16 px line, 1 px wide, covers about 16 pixels' worth of intensity
     ink = ((x + 1) / 2).sum((1, 2, 3))
     assert ((ink > 13) & (ink < 19)).all()
-    again = stack(lines.build(config).train)
+    again = stack(lines.build(config, DataContext()).train)
     assert torch.equal(again[0], x) and torch.equal(again[1], a)
 
 

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from fixtures_formats import write_bomb_png, write_celeba, write_cifar10, write_cifar10_python, write_image, write_mnist
 
-from mixframe import MixframeError
+from mixframe import DataContext, MixframeError
 from mixframe.kernel.files import (
     UserFileError,
     load_user_json,
@@ -225,7 +225,7 @@ def test_cifar10_pickle_layout_is_refused_without_unpickling(tmp_path: Path) -> 
     assert (tmp_path / "control").exists(), "the crafted pickle works when it is unpickled"
     for verify in (False, True):
         with pytest.raises(MixframeError) as err:
-            torchvision_sets.build_cifar10(ChecksummedSetConfig(root=str(tmp_path), val_size=2, verify_checksums=verify))
+            torchvision_sets.build_cifar10(ChecksummedSetConfig(root=str(tmp_path), val_size=2, verify_checksums=verify), DataContext())
         message = str(err.value)
         assert "is the python version (cifar-10-batches-py/, pickled batches), which mixframe does not read" in message
         assert "cifar-10-binary.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html" in message
@@ -237,7 +237,7 @@ def test_cifar10_binary_beside_a_crafted_pickle_folder_reads_only_the_binary(tmp
     marker = tmp_path / "pwned"
     write_cifar10_python(tmp_path, meta_payload=Marker(marker))
     data = write_cifar10(tmp_path, per_batch=2, n_test=3)
-    bundle = torchvision_sets.build_cifar10(ChecksummedSetConfig(root=str(tmp_path), val_size=2, size=8, verify_checksums=False))
+    bundle = torchvision_sets.build_cifar10(ChecksummedSetConfig(root=str(tmp_path), val_size=2, size=8, verify_checksums=False), DataContext())
     assert len(bundle.train) + len(bundle.val) == 10 and len(bundle.test) == 3
     assert [int(bundle.test[i][1]) for i in range(3)] == data["test_labels"].tolist()
     assert not marker.exists()
@@ -249,11 +249,11 @@ def test_cifar10_batch_that_is_a_fifo_or_too_big_is_refused(tmp_path: Path) -> N
     with open(batch, "r+b") as f:
         f.truncate(3073 * 60_001)
     with pytest.raises(MixframeError, match=r"CIFAR-10 batch .*test_batch.bin is 184,383,073 bytes, over the limit"):
-        torchvision_sets.build_cifar10(ChecksummedSetConfig(root=str(tmp_path), val_size=2, verify_checksums=False))
+        torchvision_sets.build_cifar10(ChecksummedSetConfig(root=str(tmp_path), val_size=2, verify_checksums=False), DataContext())
     batch.unlink()
     os.mkfifo(batch)
     with pytest.raises(MixframeError, match=r"CIFAR-10 not found under .*\(missing: cifar-10-batches-bin/test_batch.bin\)"):
-        torchvision_sets.build_cifar10(ChecksummedSetConfig(root=str(tmp_path), val_size=2, verify_checksums=False))
+        torchvision_sets.build_cifar10(ChecksummedSetConfig(root=str(tmp_path), val_size=2, verify_checksums=False), DataContext())
 
 
 def test_decompression_bomb_png_in_an_image_folder_names_file_size_and_limit(tmp_path: Path) -> None:
@@ -262,7 +262,7 @@ def test_decompression_bomb_png_in_an_image_folder_names_file_size_and_limit(tmp
     bomb = tmp_path / "bomb.png"
     write_bomb_png(bomb, 15000, 15000)
     assert bomb.stat().st_size < 40_000
-    bundle = image_folder.build(ImageFolderConfig(root=str(tmp_path), size=8, val_fraction=0, test_fraction=0))
+    bundle = image_folder.build(ImageFolderConfig(root=str(tmp_path), size=8, val_fraction=0, test_fraction=0), DataContext())
     index = bundle.train.paths.index(bomb)
     with pytest.raises(MixframeError) as err:
         bundle.train[index]
@@ -279,7 +279,7 @@ def test_broken_images_name_the_file(tmp_path: Path) -> None:
     (tmp_path / "b.png").write_bytes((tmp_path / "a.png").read_bytes()[:70])  # truncated
     (tmp_path / "c.jpg").write_bytes(b"this is not an image at all")
     (tmp_path / "d.png").write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n")  # EPS would run Ghostscript
-    bundle = image_folder.build(ImageFolderConfig(root=str(tmp_path), size=8, val_fraction=0, test_fraction=0))
+    bundle = image_folder.build(ImageFolderConfig(root=str(tmp_path), size=8, val_fraction=0, test_fraction=0), DataContext())
     assert bundle.train[0][0].shape == (3, 8, 8)
     expected = {"b.png": "cannot be decoded", "c.jpg": "is not an image in a format read here", "d.png": "is not an image in a format"}
     for path in bundle.train.paths[1:]:
@@ -295,20 +295,20 @@ def test_celeba_image_over_its_limit_and_text_files_through_the_guarded_path(tmp
     attributes = {name: [1, -1] for name in ("Male", "Smiling", "Eyeglasses")}
     write_celeba(tmp_path, attributes, partition=[0, 0])
     write_bomb_png(tmp_path / "img_align_celeba" / "000002.jpg", 3000, 3000)  # a PNG under a .jpg name is still read as PNG
-    bundle = celeba.build(CelebAConfig(root=str(tmp_path), size=8, crop=None))
+    bundle = celeba.build(CelebAConfig(root=str(tmp_path), size=8, crop=None), DataContext())
     with pytest.raises(MixframeError, match=r"000002.jpg is 3000x3000 pixels \(9,000,000\), over the limit of 4,000,000"):
         bundle.train[1]
     attr = tmp_path / "list_attr_celeba.txt"
     attr.write_bytes(attr.read_bytes().replace(b"Male", b"M\xe4nnlich"))
     with pytest.raises(MixframeError, match=r"CelebA file .*list_attr_celeba.txt is not UTF-8 text: the byte 0xe4 at offset 3 \(line 2\)"):
-        celeba.build(CelebAConfig(root=str(tmp_path)))
+        celeba.build(CelebAConfig(root=str(tmp_path)), DataContext())
     attr.write_text("\u00b2\nMale Smiling Eyeglasses\n")  # isdigit() but not a number int() reads
     with pytest.raises(MixframeError, match="line 1 must be the image count"):
-        celeba.build(CelebAConfig(root=str(tmp_path)))
+        celeba.build(CelebAConfig(root=str(tmp_path)), DataContext())
     attr.unlink()
     os.mkfifo(attr)
     with pytest.raises(MixframeError, match=r"CelebA file .*list_attr_celeba.txt is a named pipe \(FIFO\)"):
-        celeba.build(CelebAConfig(root=str(tmp_path)))
+        celeba.build(CelebAConfig(root=str(tmp_path)), DataContext())
 
 
 def test_attribute_csv_through_the_guarded_path(tmp_path: Path) -> None:
@@ -318,12 +318,12 @@ def test_attribute_csv_through_the_guarded_path(tmp_path: Path) -> None:
     csv_path.write_bytes("filename,sm\xefling\na.png,1\nb.png,0\n".encode("latin-1"))
     config = ImageFolderConfig(root=str(tmp_path), attributes="attrs.csv", val_fraction=0, test_fraction=0)
     with pytest.raises(MixframeError, match=r"attribute CSV .*attrs.csv is not UTF-8 text: the byte 0xef at offset 11 \(line 1\)"):
-        image_folder.build(config)
+        image_folder.build(config, DataContext())
     csv_path.write_text("filename,smiling\n" + '"a.png' + "x" * 200_000 + '",1\n')
     with pytest.raises(MixframeError, match=r"attribute CSV .*attrs.csv line 2: field larger than field limit"):
-        image_folder.build(config)
+        image_folder.build(config, DataContext())
     csv_path.write_bytes("filename,smiling\na.png,1\nb.png,0\n".encode("utf-16"))
-    assert image_folder.build(config).label_kind == "attributes"
+    assert image_folder.build(config, DataContext()).label_kind == "attributes"
 
 
 def test_mnist_gzip_bomb_and_legacy_pickles_are_not_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -332,7 +332,7 @@ def test_mnist_gzip_bomb_and_legacy_pickles_are_not_read(tmp_path: Path, monkeyp
     processed.mkdir()
     for name in ("training.pt", "test.pt"):  # torchvision would torch.load these instead of the idx files
         (processed / name).write_bytes(b"not a torch file")
-    bundle = torchvision_sets.build_mnist(VisionSetConfig(root=str(tmp_path), val_size=2))
+    bundle = torchvision_sets.build_mnist(VisionSetConfig(root=str(tmp_path), val_size=2), DataContext())
     assert len(bundle.train) == 4
     monkeypatch.setattr(torchvision_sets, "IDX_MAX_BYTES", 10_000)
     raw = tmp_path / "MNIST" / "raw" / "t10k-labels-idx1-ubyte"
@@ -341,7 +341,7 @@ def test_mnist_gzip_bomb_and_legacy_pickles_are_not_read(tmp_path: Path, monkeyp
     with gzip.open(f"{raw}.gz", "wb") as f:
         f.write(bytes(50_000))
     with pytest.raises(MixframeError, match=r"t10k-labels-idx1-ubyte.gz unpacks to more than 10,000 bytes"):
-        torchvision_sets.build_mnist(VisionSetConfig(root=str(tmp_path), val_size=2))
+        torchvision_sets.build_mnist(VisionSetConfig(root=str(tmp_path), val_size=2), DataContext())
     assert not raw.exists() and not list(raw.parent.glob("*.part")), "a partly unpacked file must not stay behind"
 
 
@@ -351,7 +351,7 @@ def test_mnist_labels_outside_0_to_9_are_refused(tmp_path: Path) -> None:
     write_mnist(tmp_path, n_train=6, n_test=2)
     write_idx(tmp_path / "MNIST" / "raw" / "t10k-labels-idx1-ubyte", np.array([3, 200], dtype=np.uint8))
     with pytest.raises(MixframeError, match=r"MNIST: the test label of example 1 under .* is 200, not a class 0..9"):
-        torchvision_sets.build_mnist(VisionSetConfig(root=str(tmp_path), val_size=2))
+        torchvision_sets.build_mnist(VisionSetConfig(root=str(tmp_path), val_size=2), DataContext())
 
 
 def test_svhn_mat_file_with_other_variables_is_refused_from_its_headers(tmp_path: Path) -> None:
@@ -362,10 +362,10 @@ def test_svhn_mat_file_with_other_variables_is_refused_from_its_headers(tmp_path
     scipy.io.savemat(str(tmp_path / "test_32x32.mat"), {"X": np.zeros((32, 32, 3, 2), np.uint8), "y": np.ones((2, 1), np.uint8),
                                                         "junk": np.zeros((1000, 1000), np.uint8)}, do_compression=True)
     with pytest.raises(MixframeError, match=r"SVHN: .*test_32x32.mat holds X \(32, 32, 3, 2\), y \(2, 1\), junk \(1000, 1000\)"):
-        torchvision_sets.build_svhn(ChecksummedSetConfig(root=str(tmp_path), val_size=1, verify_checksums=False))
+        torchvision_sets.build_svhn(ChecksummedSetConfig(root=str(tmp_path), val_size=1, verify_checksums=False), DataContext())
     (tmp_path / "test_32x32.mat").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(200))
     with pytest.raises(MixframeError, match=r"SVHN: cannot read .*test_32x32.mat as a MATLAB .mat file"):
-        torchvision_sets.build_svhn(ChecksummedSetConfig(root=str(tmp_path), val_size=1, verify_checksums=False))
+        torchvision_sets.build_svhn(ChecksummedSetConfig(root=str(tmp_path), val_size=1, verify_checksums=False), DataContext())
 
 
 # -- limits where work grows with the input -------------------------------------------------------------------------------
@@ -375,7 +375,7 @@ def test_a_long_thin_png_that_keep_aspect_would_blow_up_is_refused_before_resizi
     thin = tmp_path / "thin.png"
     write_bomb_png(thin, 1, 4_000_000)  # 4 million pixels decode fine; kept in aspect at 64 px they would be 64x256,000,000
     assert thin.stat().st_size < 16_000
-    bundle = image_folder.build(ImageFolderConfig(root=str(tmp_path), size=64, keep_aspect=True, val_fraction=0, test_fraction=0))
+    bundle = image_folder.build(ImageFolderConfig(root=str(tmp_path), size=64, keep_aspect=True, val_fraction=0, test_fraction=0), DataContext())
     with pytest.raises(MixframeError) as err:
         bundle.train[bundle.train.paths.index(thin)]
     message = str(err.value)
@@ -390,7 +390,7 @@ def test_a_16_bit_png_is_scaled_not_clipped(tmp_path: Path) -> None:
     Image.fromarray(ramp).save(tmp_path / "deep.png")  # 16-bit grayscale
     assert Image.open(tmp_path / "deep.png").mode.startswith("I")
     bundle = image_folder.build(ImageFolderConfig(root=str(tmp_path), size=16, channels=1, scale="unit", val_fraction=0,
-                                                  test_fraction=0))
+                                                  test_fraction=0), DataContext())
     x = bundle.train[0][0]
     assert x.shape == (1, 16, 16)
     assert float((x > 0.99).float().mean()) < 0.02  # clipped, 99% of the pixels would be white
@@ -415,7 +415,7 @@ def test_an_attribute_csv_listing_a_picture_twice_is_refused_naming_the_file_and
     (tmp_path / "attrs.csv").write_text("filename,smiling\na.png,1\nb.png,0\n./a.png,0\n")
     config = ImageFolderConfig(root=str(tmp_path), attributes="attrs.csv", val_fraction=0, test_fraction=0)
     with pytest.raises(MixframeError, match=r"attrs.csv line 4: ./a.png names the image a.png again \(first on line 2\)"):
-        image_folder.build(config)
+        image_folder.build(config, DataContext())
 
 
 def test_celeba_listing_an_image_twice_is_refused(tmp_path: Path) -> None:
@@ -424,7 +424,7 @@ def test_celeba_listing_an_image_twice_is_refused(tmp_path: Path) -> None:
     lines = attr.read_text().splitlines()
     attr.write_text("\n".join([lines[0], lines[1], lines[2], lines[2].replace(" 1", " -1")]) + "\n")
     with pytest.raises(MixframeError, match=r"line 4: 000001.jpg is listed again \(first on line 3\)"):
-        celeba.build(CelebAConfig(root=str(tmp_path)))
+        celeba.build(CelebAConfig(root=str(tmp_path)), DataContext())
 
 
 def test_a_sweep_plan_is_sized_before_it_is_built(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -413,6 +413,7 @@ def test_evaluation_sets_are_fixed_by_the_metric_seed_not_the_run_seed() -> None
 
 
 def test_spiral_geometry_is_set_by_turns_inner_radius_and_noise() -> None:
+    from mixframe import DataContext
     from mixframe_plugins.datasets.spiral import SpiralConfig, SpiralCurve, build
 
     ends = torch.tensor([0.0, 1.0], dtype=torch.float64)
@@ -420,7 +421,7 @@ def test_spiral_geometry_is_set_by_turns_inner_radius_and_noise() -> None:
     assert default.points(ends).norm(dim=1).tolist() == pytest.approx([1 / (1 + 4 * 1.75), 1.0])
     wide = SpiralCurve(turns=3.0, noise=0.02, inner_radius=0.3)
     assert wide.points(ends).norm(dim=1).tolist() == pytest.approx([0.3, 1.0])
-    data = build(SpiralConfig(n_train=500, n_val=10, n_test=10, turns=3.0, inner_radius=0.3, noise=0.005))
+    data = build(SpiralConfig(n_train=500, n_val=10, n_test=10, turns=3.0, inner_radius=0.3, noise=0.005), DataContext())
     x = torch.stack([data.train[i][0] for i in range(500)])
     assert data.generator.on_manifold_threshold == pytest.approx(0.015)
     assert (data.generator.distance_to_manifold(x) < data.generator.on_manifold_threshold).float().mean() > 0.98

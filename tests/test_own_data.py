@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 import mixframe
-from mixframe import MixframeError
+from mixframe import DataContext, MixframeError
 from mixframe.cli.main import main
 from mixframe.kernel.config import Problems, structure
 from mixframe_plugins.datasets import image_folder
@@ -58,37 +58,37 @@ train: {{epochs: 1, batch_size: 4, device: cpu}}
 def test_class_sub_folders_are_class_labels_with_auto_and_folders(tmp_path: Path) -> None:
     root = class_folders(tmp_path / "pics")
     for labels in ("auto", "folders"):
-        bundle = image_folder.build(folder_config(root, labels=labels))
+        bundle = image_folder.build(folder_config(root, labels=labels), DataContext())
         assert bundle.label_kind == "class" and bundle.spec.num_classes == 3
         for split in (bundle.train, bundle.val, bundle.test):
             for i in range(len(split)):
                 x, y = split[i]
                 assert y.dtype == torch.int64 and CLASSES[int(y)] == split.paths[i].parent.name  # sorted folder names
-    unlabelled = image_folder.build(folder_config(root, labels="none"))
+    unlabelled = image_folder.build(folder_config(root, labels="none"), DataContext())
     assert unlabelled.label_kind == "none" and unlabelled.spec.num_classes is None
 
 
 def test_auto_leaves_a_flat_or_mixed_folder_unlabelled_and_folders_says_which_pictures_have_no_class(tmp_path: Path) -> None:
     root = class_folders(tmp_path / "pics")
     Image.new("RGB", (9, 9)).save(root / "loose.png")  # one picture beside the class folders
-    assert image_folder.build(folder_config(root)).label_kind == "none"
+    assert image_folder.build(folder_config(root), DataContext()).label_kind == "none"
     with pytest.raises(MixframeError, match=r"1 image\(s\) sit directly in .* \(first: loose.png\); move each into a folder named after its class"):
-        image_folder.build(folder_config(root, labels="folders"))
+        image_folder.build(folder_config(root, labels="folders"), DataContext())
     one = tmp_path / "one"
     (one / "cats").mkdir(parents=True)
     for i in range(6):
         Image.new("RGB", (9, 9), (i, i, i)).save(one / "cats" / f"{i}.png")
-    assert image_folder.build(folder_config(one)).label_kind == "none"
+    assert image_folder.build(folder_config(one), DataContext()).label_kind == "none"
     with pytest.raises(MixframeError, match="at least two classes"):
-        image_folder.build(folder_config(one, labels="folders"))
+        image_folder.build(folder_config(one, labels="folders"), DataContext())
     with pytest.raises(MixframeError, match="data.labels is attributes but data.attributes names no CSV"):
-        image_folder.build(folder_config(root, labels="attributes"))
+        image_folder.build(folder_config(root, labels="attributes"), DataContext())
 
 
 def test_a_data_root_that_is_a_file_is_said_to_be_a_file(tmp_path: Path) -> None:
     (tmp_path / "pics.zip").write_bytes(b"PK")
     with pytest.raises(MixframeError, match=r"pics.zip is a file, not a folder; set data.root to the folder"):
-        image_folder.build(folder_config(tmp_path / "pics.zip"))
+        image_folder.build(folder_config(tmp_path / "pics.zip"), DataContext())
 
 
 @pytest.mark.parametrize("keep_aspect", [False, True])

@@ -73,7 +73,7 @@ def test_the_wheel_holds_the_recipes_the_license_and_the_entry_points(wheel_site
         if " = mixframe_plugins." in line:
             name, module = line.split(" = ")
             assert f'{name} = "{module}"' in declared
-    assert "commands-recipes = mixframe_plugins.commands.recipes" in entry_points
+    assert "recipes = mixframe_plugins.commands.recipes:command" in entry_points
 
 
 @pytest.mark.slow
@@ -115,11 +115,16 @@ def test_the_light_commands_import_no_torch(tmp_path: Path) -> None:
     assert (tmp_path / "x.yaml").is_file()
 
 
-def test_the_registry_loads_components_on_the_first_question_and_warns_then() -> None:
+def test_the_command_table_imports_no_command_until_asked_and_the_registry_loads_in_one_phase() -> None:
     import attrs
 
     from mixframe import Component, hookimpl
-    from mixframe.kernel.registry import Registry
+    from mixframe.kernel.registry import Commands, Registry, watch_warnings
+
+    table = Commands(autoload=False)
+    assert {"recipes", "train", "masks"} <= set(table.names())
+    assert table.entry("train").value == "mixframe_plugins.commands.train:command"
+    assert table.get("train").name == "train" and table.get("masks").name == "masks"
 
     @attrs.frozen
     class NoConfig:
@@ -128,18 +133,19 @@ def test_the_registry_loads_components_on_the_first_question_and_warns_then() ->
     class Clash:  # a second "mixup"
         @staticmethod
         @hookimpl
-        def mixframe_mixers() -> list[Component]:
+        def mixframe_components() -> list[Component]:
             return [Component(kind="mixer", name="mixup", implementation=object, config=NoConfig, summary="a clash")]
 
-    registry = Registry(autoload=False, plugins=[("clash", Clash)])
     heard: list[str] = []
-    stop = registry.watch_warnings(heard.append)
+    stop = watch_warnings(heard.append)
+    try:
+        registry = Registry(autoload=False, plugins=[("clash", Clash)])
+    finally:
+        stop()
     loaded = {name for name, _ in registry.manager.list_name_plugin()}
-    assert "commands-recipes" in loaded and "mixers-mixup" not in loaded  # the first phase: commands only
-    assert {"recipes", "train", "masks"} <= set(registry.commands()) and heard == []
-    assert registry.providers("mixer", "mixup") == ["mixers-mixup", "clash"]  # a question about components loads the rest
+    assert {"mixers-mixup", "networks-conv", "clash"} <= loaded  # everything, in the constructor
+    assert registry.providers("mixer", "mixup") == ["mixers-mixup", "clash"]
     assert len(heard) == 1 and "mixer 'mixup' is provided by 2 plugins" in heard[0]  # the watcher hears the clash at once
-    stop()
     assert registry.warnings() == heard
 
 

@@ -44,7 +44,7 @@ class HalfMixer(Mixer):
 
 
 @hookimpl
-def mixframe_mixers():
+def mixframe_components():
     return [Component(kind="mixer", name="{name}", implementation=HalfMixer, config=HalfConfig, summary="a fixed-weight mix")]
 '''
 
@@ -52,14 +52,22 @@ def mixframe_mixers():
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def make_distribution(site: Path, dist: str, module: str, source: str, version: str = "0.3.1") -> None:
-    """A distribution on ``site`` with its metadata and a ``mixframe`` entry point, as pip would leave it."""
+def make_distribution(site: Path, dist: str, module: str, source: str, version: str = "0.3.1",
+                      commands: dict[str, tuple[str, str]] | None = None) -> None:
+    """A distribution on ``site`` with its metadata and a ``mixframe`` entry point, as pip would leave it; ``commands``:
+    NAME -> (module, source) of a light command module, declared in ``mixframe.commands`` as ``NAME = module:command``."""
     site.mkdir(parents=True, exist_ok=True)
     (site / f"{module}.py").write_text(textwrap.dedent(source))
     info = site / f"{dist.replace('-', '_')}-{version}.dist-info"
     info.mkdir()
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
-    (info / "entry_points.txt").write_text(f"[mixframe]\n{module} = {module}\n")
+    declared = f"[mixframe]\n{module} = {module}\n"
+    if commands:
+        declared += "\n[mixframe.commands]\n"
+        for name, (command_module, command_source) in commands.items():
+            (site / f"{command_module}.py").write_text(textwrap.dedent(command_source))
+            declared += f"{name} = {command_module}:command\n"
+    (info / "entry_points.txt").write_text(declared)
 
 
 def mixframe(*args: str, site: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -176,9 +184,11 @@ def test_the_plugin_name_form_works_without_a_duplicate() -> None:
     assert reg.conflicts == [] and not any("provided by" in w for w in reg.warnings())
 
 
-COMMANDS_SOURCE = """
+HEAVY_COMPONENTS = """
 import attrs
-from mixframe import Callback, Command, Component, hookimpl
+import torch  # at the top, as a plugin module may well do
+
+from mixframe import Callback, Component, hookimpl
 
 
 @attrs.frozen(kw_only=True)
@@ -192,55 +202,83 @@ class Tick(Callback):
 
 
 @hookimpl
-def mixframe_commands():
-    return [Command(name="hello", help="say {who}", add_arguments=lambda parser: None, run=lambda args: {code})]
+def mixframe_components():
+    return [Component(kind="callback", name="tick", implementation=Tick, config=TickConfig, summary="ticks")]
+"""
+
+COMMAND_SOURCE = """
+from mixframe import Command
 
 
-@hookimpl
-def mixframe_callbacks():
-    return [Component(kind="callback", name="tick_{who}", implementation=Tick, config=TickConfig, summary="ticks")]
+def command():
+    return Command(name="hello", help="say {who}", add_arguments=lambda parser: None, run=lambda args: {code})
 """
 
 
-def test_commands_and_callbacks_are_gathered_and_duplicate_commands_warn() -> None:
-    first = _module("b_cmds", COMMANDS_SOURCE.replace("{who}", "b").replace("{code}", "0"))
-    second = _module("a_cmds", COMMANDS_SOURCE.replace("{who}", "a").replace("{code}", "1"))
-    reg = Registry(autoload=False, plugins=[("b_cmds", first), ("a_cmds", second)])
-    commands = reg.commands()
-    assert commands["hello"].help == "say a" and reg.command_provider("hello") == "a_cmds"  # stable order: by plugin name
-    [warning] = [w for w in reg.warnings() if "hello" in w]
-    assert "command 'hello' is provided by 2 plugins" in warning
-    assert "'mixframe hello' runs the one from plugin 'a_cmds'" in warning
-    assert {"tick_a", "tick_b"} <= set(reg.names("callback"))
-    assert next(p for p in reg.plugins() if p.name == "b_cmds").commands == ("hello",)
+def test_a_third_party_command_is_listed_by_help_without_importing_its_components_or_torch(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    make_distribution(site, "mixframe-hello", "mixframe_hello", HEAVY_COMPONENTS,
+                      commands={"hello": ("mixframe_hello_cli", COMMAND_SOURCE.replace("{who}", "hello").replace("{code}", "0"))})
+    probe = ("import sys, contextlib, io\nfrom mixframe.cli.main import main\nout = io.StringIO()\n"
+             "with contextlib.redirect_stdout(out):\n    try:\n        main(['--help'])\n    except SystemExit:\n        pass\n"
+             "print('hello' in out.getvalue() and 'say hello' in out.getvalue(), 'torch' in sys.modules, 'mixframe_hello' in sys.modules)")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "False", "False"], done.stdout  # listed; neither torch nor the component module imported
+    ran = mixframe("hello", site=site)
+    assert ran.returncode == 0 and ran.stderr == "", ran.stderr
+    listed = mixframe("components", "callback", site=site)  # the components still load, when a command asks for them
+    assert "tick" in listed.stdout, listed.stderr
+
+
+def test_a_command_name_two_distributions_declare_warns_and_the_first_runs(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    make_distribution(site, "mixframe-b", "mixframe_b", "", commands={"hello": ("b_cli", COMMAND_SOURCE.replace("{who}", "b").replace("{code}", "3"))})
+    make_distribution(site, "mixframe-a", "mixframe_a", "", commands={"hello": ("a_cli", COMMAND_SOURCE.replace("{who}", "a").replace("{code}", "4"))})
+    ran = mixframe("hello", site=site)
+    assert ran.returncode == 4  # stable order: by distribution name
+    assert "command 'hello' is provided by 2 plugins" in ran.stderr and "'mixframe hello' runs the one from mixframe-a" in ran.stderr
+
+
+def test_a_command_that_fails_to_load_is_a_warning_and_the_others_run(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    make_distribution(site, "mixframe-bad", "mixframe_bad", "", version="2.0",
+                      commands={"broken": ("bad_cli", "import not_a_module_anywhere\n")})
+    helped = mixframe("--help", site=site)
+    assert helped.returncode == 0 and "train" in helped.stdout
+    assert "command 'broken' from mixframe-bad 2.0 failed to load: ModuleNotFoundError" in helped.stderr
+    assert "'mixframe broken' is not available; upgrade or reinstall mixframe-bad, or uninstall it" in helped.stderr
+    ran = mixframe("broken", site=site)
+    assert ran.returncode == 2 and "failed to load" in ran.stderr and "Traceback" not in ran.stderr
 
 
 def test_failed_plugins_are_warnings(monkeypatch: pytest.MonkeyPatch) -> None:
-    class BadCommands:
+    class BadHook:
         from mixframe import hookimpl
 
         @staticmethod
         @hookimpl
-        def mixframe_commands():  # noqa: ANN205
+        def mixframe_components():  # noqa: ANN205
             raise RuntimeError("out of cheese")
 
     monkeypatch.setenv("MIXFRAME_PLUGINS", "no_such_plugin_module")
-    reg = Registry(autoload=False, plugins=[("bad", BadCommands)])
+    reg = Registry(autoload=False, plugins=[("bad", BadHook)])
     warnings = reg.warnings()
     assert any("plugin 'no_such_plugin_module' from MIXFRAME_PLUGINS failed to load" in w and "No module named" in w
                and "remove 'no_such_plugin_module' from MIXFRAME_PLUGINS" in w for w in warnings), warnings
-    assert any("plugin 'bad' from (in process): its hook mixframe_commands failed: RuntimeError: out of cheese" in w
-               and "what its mixframe_commands hook provides is not available" in w for w in warnings), warnings
+    assert any("plugin 'bad' from (in process): its hook mixframe_components failed: RuntimeError: out of cheese" in w
+               and "what its mixframe_components hook provides is not available" in w for w in warnings), warnings
     assert "mixup" in reg.names("mixer")
 
 
 def test_misspelt_hook_is_an_error(tmp_path: Path) -> None:
-    source = MIXER_SOURCE.replace("{name}", "half").replace("def mixframe_mixers", "def mixframe_mixer")
+    source = MIXER_SOURCE.replace("{name}", "half").replace("def mixframe_components", "def mixframe_component")
     site = tmp_path / "site"
     make_distribution(site, "mixframe-typo", "mixframe_typo", source)
     result = mixframe("components", site=site)
     assert result.returncode == 2
-    assert "mixframe_mixer" in result.stderr and "unknown hook" in result.stderr
+    assert "mixframe_component" in result.stderr and "unknown hook" in result.stderr
 
 
 def test_autoload_can_be_switched_off(tmp_path: Path) -> None:
@@ -259,7 +297,7 @@ def test_in_process_plugin_and_value_checks() -> None:
 
         @staticmethod
         @hookimpl
-        def mixframe_mixers():  # noqa: ANN205
+        def mixframe_components():  # noqa: ANN205
             return ["not a component"]
 
     reg = Registry(autoload=False, plugins=[("odd", NotAComponent)])
@@ -271,12 +309,11 @@ def test_in_process_plugin_and_value_checks() -> None:
     assert "mixup" in twice.names("mixer")
 
 
-def test_every_hook_is_documented() -> None:
+def test_the_hook_documents_every_kind() -> None:
     from mixframe.kernel import hookspecs
 
     for kind in KINDS:
-        spec = getattr(hookspecs, f"mixframe_{kind}s")
-        assert spec.__doc__ and f'"{kind}"' in spec.__doc__
+        assert f'"{kind}"' in hookspecs.mixframe_components.__doc__
 
 
 def _blocks(markdown: str, lang: str) -> list[str]:
@@ -285,18 +322,23 @@ def _blocks(markdown: str, lang: str) -> list[str]:
 
 
 def test_contributing_walkthrough_builds_a_working_third_party_package(tmp_path: Path) -> None:
-    """Follow CONTRIBUTING.md alone: its pyproject, module (two mixers, a callback, a command) and test, installed with pip."""
+    """Follow CONTRIBUTING.md alone: its pyproject, modules (two mixers; a callback; a command) and test, installed with pip."""
     guide = (Path(__file__).resolve().parent.parent / "CONTRIBUTING.md").read_text()
     [pyproject] = [b for b in _blocks(guide, "toml") if "[project]" in b]
-    module = "\n\n".join(b for b in _blocks(guide, "python")
-                          if any(name in b for name in ("class HalfMixer", "class LatentCutMix", "class PlateauStop", "def export_codes")))
-    assert "class InterpolationStrip" in module
-    [first_test] = [b for b in _blocks(guide, "python") if "MixerContract" in b]
+    python = _blocks(guide, "python")
+    [mixers] = [b for b in python if "class HalfMixer" in b]
+    [cutmix] = [b for b in python if "class LatentCutMix" in b]
+    [callbacks] = [b for b in python if "class PlateauStop" in b]
+    assert "class InterpolationStrip" in callbacks
+    [cli] = [b for b in python if "def export_codes" in b]
+    [first_test] = [b for b in python if "MixerContract" in b]
     pkg = tmp_path / "mixframe-half"
     (pkg / "src" / "mixframe_half").mkdir(parents=True)
     (pkg / "tests").mkdir()
     (pkg / "pyproject.toml").write_text(pyproject.replace('dependencies = ["mixframe"]', "dependencies = []"))
-    (pkg / "src" / "mixframe_half" / "__init__.py").write_text(module)
+    (pkg / "src" / "mixframe_half" / "__init__.py").write_text(mixers + "\n\n" + cutmix)
+    (pkg / "src" / "mixframe_half" / "callbacks.py").write_text(callbacks)
+    (pkg / "src" / "mixframe_half" / "cli.py").write_text(cli)
     (pkg / "tests" / "test_half.py").write_text(first_test)
     site = tmp_path / "site"
     install = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", str(site), str(pkg)],
@@ -310,7 +352,7 @@ def test_contributing_walkthrough_builds_a_working_third_party_package(tmp_path:
     contract = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(pkg / "tests")], capture_output=True,
                               text=True, env=env, cwd=tmp_path, timeout=300)
     assert contract.returncode == 0, contract.stdout[-2000:]
-    assert "10 passed" in contract.stdout  # the five mixer contract tests, for half and for the spatial cutmix
+    assert "12 passed" in contract.stdout  # the six mixer contract tests, for half and for the spatial cutmix
 
     helped = mixframe("--help", site=site)
     assert "codes" in helped.stdout and "write a run's codes of one split" in helped.stdout
@@ -343,3 +385,65 @@ def test_contributing_walkthrough_builds_a_working_third_party_package(tmp_path:
     assert np.load(tmp_path / "test.npz")["codes"].shape[0] == 64
     wrong = mixframe("codes", str(run), "--out", str(tmp_path / "test.csv"), site=site)
     assert wrong.returncode == 2 and "must end in .npz" in wrong.stderr and "Traceback" not in wrong.stderr
+
+
+DECODERS_SOURCE = '''
+import attrs
+import torch
+from mixframe import Component, Decoder, hookimpl, param
+
+
+@attrs.frozen(kw_only=True)
+class LinearConfig:
+    size: int = param(2, help="output size")
+
+
+class Linear(Decoder):
+    """A decoder with a linear output, whatever it declares."""
+
+    def __init__(self, config, context):
+        super().__init__()
+        self.net = torch.nn.Linear(context.code_shape[0], config.size)
+
+    def forward(self, h):
+        return self.net(h.flatten(1))
+
+
+@hookimpl
+def mixframe_components():
+    return [Component(kind="decoder", name="claims_logits", implementation=Linear, config=LinearConfig, provides=("logits_decoder",),
+                      summary="declares logits but outputs linear values"),
+            Component(kind="decoder", name="silent", implementation=Linear, config=LinearConfig, summary="declares nothing"),
+            Component(kind="mixer", name="not_a_mixer", implementation=Linear, config=LinearConfig, summary="builds a decoder")]
+'''
+
+
+def test_build_checks_the_interface_the_declarations_and_the_params() -> None:
+    from mixframe import BuildContext, DataSpec, MixframeError
+
+    reg = Registry(autoload=False, plugins=[("decoders", _module("decoders", DECODERS_SOURCE))])
+    context = BuildContext(data=DataSpec(shape=(2,)), code_shape=(3,))
+    assert reg.build("decoder", "silent", {"size": 2}, context).net.out_features == 2
+    with pytest.raises(MixframeError, match=r"decoder 'claims_logits' declares that it provides logits_decoder .* but the Linear it built "
+                                             r"does not; a bug in its plugin \(decoders\)"):
+        reg.build("decoder", "claims_logits", {}, context)
+    with pytest.raises(MixframeError, match="mixer 'not_a_mixer' built a Linear, not a mixframe.Mixer; its implementation must subclass one"):
+        reg.build("mixer", "not_a_mixer", {}, context)
+    with pytest.raises(RecipeError, match=r"decoder silent\.size: must be int, got .two."):
+        reg.build("decoder", "silent", {"size": "two"}, context)
+
+
+def test_the_model_checks_the_recipes_needs_against_what_it_built() -> None:
+    """A decoder that declares nothing passes the recipe checker, but the built one must still meet the bce loss's need."""
+    from mixframe import MixframeError
+    from mixframe.kernel.model import Model
+
+    reg = Registry(autoload=False, plugins=[("decoders", _module("decoders", DECODERS_SOURCE))])
+    raw = resolve_file(ROOT / "recipes" / "digits_ae.yaml")
+    recipe = check({**raw, "decoder": {"kind": "silent"}, "reconstruction": {"loss": "bce"}, "data": {**raw["data"], "scale": "unit"}},
+                   registry=reg)
+    from mixframe import DataSpec
+
+    with pytest.raises(MixframeError, match=r"reconstruction.loss 'bce' needs a decoder that outputs logits \(logits_decoder\) because "
+                                             r"binary cross-entropy is computed on the decoder's logits, but the decoder 'silent' as built"):
+        Model(recipe, DataSpec(shape=(1, 16, 16), value_range=(0.0, 1.0)), registry=reg)

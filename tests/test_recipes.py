@@ -139,7 +139,7 @@ def test_needs_are_not_checked_against_components_that_could_not_be_checked_or_d
     class ThirdParty:
         @staticmethod
         @hookimpl
-        def mixframe_mixers():  # noqa: ANN205
+        def mixframe_components():  # noqa: ANN205
             return [Component(kind="mixer", name="plain", implementation=object, config=PlainConfig, summary="declares nothing")]
 
     reg = Registry(autoload=False, plugins=[("third_party", ThirdParty)])

@@ -98,7 +98,6 @@ def train_critic(reg: nn.Module, make: Callable[[], Step], steps: int = 60, lr: 
 def test_adversarial_critic_learns_separable_fakes(loss: str) -> None:
     torch.manual_seed(0)
     reg = AdversarialRegularizer(AdversarialConfig(loss=loss), context())
-    assert reg.needs_mix
     first, last = train_critic(reg, lambda: make_step(*blobs()))
     chance = reg.critic_chance()
     assert set(last) == set(chance) == {"d_real", "d_fake_rec", "d_fake_mix"}
@@ -137,7 +136,6 @@ def test_adversarial_generator_terms_reach_fakes_and_critic_terms_do_not() -> No
 
 def test_adversarial_reconstruction_only_ignores_mixes() -> None:
     reg = AdversarialRegularizer(AdversarialConfig(judge=("reconstruction",)), context())
-    assert not reg.needs_mix
     x, x_rec, _ = blobs(8)
     step = make_step(x, x_rec)  # no mix at all: the AE+GAN baseline
     assert set(reg.critic_loss(step)) == set(reg.critic_chance()) == {"d_real", "d_fake_rec"}
@@ -270,7 +268,7 @@ def test_spectral_norm_on_every_critic_layer(conditional: str) -> None:
 def test_consistency(norm: str) -> None:
     torch.manual_seed(0)
     reg = ConsistencyRegularizer(ConsistencyConfig(weight=3.0, norm=norm), context())
-    assert reg.needs_mix and reg.critic_chance() == {}
+    assert reg.critic_chance() == {}
     h_mix = torch.randn(8, 2)
     perfect = make_step(h_mix, h_mix, h_mix.clone(), encoder=Scale(1.0))
     assert reg.autoencoder_loss(perfect)["consistency"].item() == pytest.approx(0.0, abs=1e-7)
@@ -311,7 +309,6 @@ def test_acai_chance_level() -> None:
 def test_acai_critic_regresses_alpha() -> None:
     torch.manual_seed(0)
     reg = AcaiRegularizer(AcaiConfig(), context())
-    assert reg.needs_mix
     first, last = train_critic(reg, acai_batch, steps=150, lr=3e-3)
     chance = sum(reg.critic_chance().values())
     assert chance == pytest.approx(0.052, abs=0.003)

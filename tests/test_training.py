@@ -60,6 +60,25 @@ def test_losses_fall_and_critic_and_autoencoder_follow_the_schedule() -> None:
     assert logs["ae/reconstruction"] < 0.5 * mean_image_loss(trainer.data, trainer.model)  # it leaves the mean-image plateau
 
 
+def test_a_critic_that_owns_its_settings_takes_its_own_steps_and_adam_settings_beside_the_recipes() -> None:
+    trainer = Trainer(small_spiral("regularizers=[{kind: adversarial, spectral_norm: false}, {kind: wgan_gp, n_critic: 3, lr: 1.0e-4}]",
+                                   "train.update_g_every=2"))
+    x, y = next(iter(trainer.loader))
+    for _ in range(4):  # two autoencoder updates
+        trainer.train_step(x, y)
+    adversarial, wgan = trainer.critic_opts["0_adversarial"], trainer.critic_opts["1_wgan_gp"]
+    steps = {name: max(int(s["step"]) for s in opt.state.values()) for name, opt in trainer.critic_opts.items()}
+    assert steps == {"0_adversarial": 4, "1_wgan_gp": 6}  # one per minibatch (the recipe's); 3 per autoencoder update (its own)
+    assert [trainer.critic_steps("1_wgan_gp", i) for i in range(4)] == [1, 2, 1, 2]  # spread over the update's minibatches
+    assert wgan.param_groups[0]["betas"] == (0.0, 0.9) and wgan.param_groups[0]["lr"] == 1e-4
+    assert adversarial.param_groups[0]["betas"] == (0.5, 0.99) and adversarial.param_groups[0]["lr"] == 2e-3  # the recipe's train.*
+    state = trainer.state()
+    again = Trainer(small_spiral("regularizers=[{kind: adversarial, spectral_norm: false}, {kind: wgan_gp, n_critic: 3, lr: 1.0e-4}]",
+                                 "train.update_g_every=2"))
+    again.load_state(state)  # a resumed run keeps each critic's own learning rate
+    assert again.critic_opts["1_wgan_gp"].param_groups[0]["lr"] == 1e-4 and again.critic_opts["0_adversarial"].param_groups[0]["lr"] == 2e-3
+
+
 def test_critic_only_steps_build_no_autoencoder_graph(monkeypatch: pytest.MonkeyPatch) -> None:
     trainer = Trainer(small_spiral("train.update_g_every=2"))
     seen: list[bool] = []

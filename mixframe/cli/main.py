@@ -1,7 +1,8 @@
 """The ``mixframe`` command line: parse, dispatch to a command plugin, print errors. Nothing else.
 
-Every sub-command, the built-in ones included, arrives through the ``mixframe_commands`` hook. A
-user's mistake (a bad recipe, a missing dataset folder, an unknown component) is reported as a
+Every sub-command, the built-in ones included, is an entry point of the group ``mixframe.commands``;
+only the chosen command's module is imported (all of them for ``mixframe --help``, for their help
+lines), and no component is loaded until a command asks for one. A user's mistake (a bad recipe, a missing dataset folder, an unknown component) is reported as a
 message and exit status 2, never as a Python traceback.
 """
 
@@ -11,22 +12,30 @@ import argparse
 import signal
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from mixframe.errors import MixframeError
 
+if TYPE_CHECKING:
+    from mixframe.kernel.registry import Commands
 
-def build_parser(registry: object, only: str | None = None) -> argparse.ArgumentParser:
-    """The parser of every command; with ``only``, the arguments of that command alone are declared (none
-    for ``""``; the others are listed with their help), so that ``mixframe --help`` imports no command's helpers."""
+
+def build_parser(commands: Commands, only: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command; with ``only``, that command alone is imported and its arguments declared (the
+    others are listed by name; ``""``: none is imported); without it, every command is imported for its help line
+    (``mixframe --help``)."""
     from mixframe.version import __version__
 
     parser = argparse.ArgumentParser(prog="mixframe", description="Adversarial Mixup Resynthesis and its baselines, assembled from plugins.")
     parser.add_argument("--version", action="version", version=f"mixframe {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name, command in registry.commands().items():  # type: ignore[attr-defined]
-        command_parser = sub.add_parser(name, help=command.help, description=command.help)
-        if only is None or name == only:
+    for name in commands.names():
+        command = commands.get(name) if only is None or name == only else None
+        if only is None and command is None:
+            continue  # failed to load: a warning says why
+        command_parser = sub.add_parser(name, help=command.help if command else None, description=command.help if command else None)
+        if command is not None and name == only:
             command.add_arguments(command_parser)
     return parser
 
@@ -46,19 +55,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     name = "mixframe"
     unwatch = None
     try:
-        from mixframe.kernel.registry import get_registry
+        # imported here, once entry() has installed its SIGINT handler: a Ctrl-C during start-up is then one line
+        from mixframe.kernel.registry import get_commands, watch_warnings
 
-        registry = get_registry()
-        # warnings now, and those found when the components load (only if the command asks for them)
-        unwatch = registry.watch_warnings(lambda line: print(f"mixframe: warning: {line}", file=sys.stderr))
-        commands = registry.commands()
-        args = build_parser(registry, only=chosen_command(argv, list(commands)) or "").parse_args(argv)
+        # warnings as they are found: a clash of command names now, a plugin that fails when components load
+        unwatch = watch_warnings(lambda line: print(f"mixframe: warning: {line}", file=sys.stderr))
+        commands = get_commands()
+        chosen = chosen_command(argv, commands.names())
+        if chosen is None and not {"-h", "--help"} & set(argv):
+            chosen = ""  # --version, or no command: no help lines needed
+        args = build_parser(commands, only=chosen).parse_args(argv)
         name = f"mixframe {args.command}"
         from mixframe.cli.messages import TERMINAL  # here, not at the top: start-up imports as little as it can
 
         TERMINAL.shown()
+        command = commands.get(args.command)
+        if command is None:
+            raise MixframeError(f"the command {args.command!r} failed to load (see the warning above)")
         try:
-            return commands[args.command].run(args)
+            return command.run(args)
         finally:
             TERMINAL.active = False  # one store: a Ctrl-C as the command ends finds nothing left to undo
     except MixframeError as err:

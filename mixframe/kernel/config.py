@@ -50,7 +50,7 @@ def path_fields(cls: type) -> dict[str, attrs.Attribute]:
 def in_range(low: float | None = None, high: float | None = None) -> Callable[[Any, Any, Any], None]:
     """A validator: low <= value <= high (either bound may be None)."""
 
-    def check(_inst: Any, attribute: attrs.Attribute, value: Any) -> None:
+    def check(_inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
         if value is None:
             return
         if (low is not None and value < low) or (high is not None and value > high):
@@ -60,7 +60,7 @@ def in_range(low: float | None = None, high: float | None = None) -> Callable[[A
     return check
 
 
-def positive(_inst: Any, attribute: attrs.Attribute, value: Any) -> None:
+def positive(_inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     """A validator: value > 0."""
     if value is not None and value <= 0:
         raise ValueError(f"must be > 0, got {value!r}")

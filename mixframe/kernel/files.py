@@ -357,9 +357,9 @@ class _GuardedLoader(yaml.SafeLoader):
                                             f"value it repeats); {_a(self.what)} is far smaller: is it the right file? (or remove the "
                                             "repeated aliases)", mark)
 
-    def compose_node(self, parent: Node | None, index: Any) -> Node:
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
         if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
+            event = self.peek_event()  # type: ignore[no-untyped-call]  # untyped in types-PyYAML
             target = self.anchors.get(event.anchor)
             if target is not None:
                 size = self._sizes.get(id(target))
@@ -368,7 +368,7 @@ class _GuardedLoader(yaml.SafeLoader):
                                                     f"structure); {_a(self.what)} is a plain tree of values", event.start_mark)
                 self._count(size, event.start_mark)
             return super().compose_node(parent, index)
-        mark = self.peek_event().start_mark
+        mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]  # untyped in types-PyYAML
         if self._depth >= self.max_depth:
             raise ComposerError(None, None, f"values are nested more than {self.max_depth} levels deep; {_a(self.what)} is not "
                                             "nested that deeply: check the brackets and the indentation", mark)
@@ -417,7 +417,7 @@ class _GuardedLoader(yaml.SafeLoader):
                 seen.setdefault(key.value, key.start_mark.line + 1)
         return super().construct_mapping(node, deep)
 
-    def construct_yaml_int(self, node: ScalarNode) -> int | None:
+    def construct_yaml_int(self, node: ScalarNode) -> int | None:  # type: ignore[override]  # None: a problem recorded
         digits = sum(c.isalnum() for c in node.value)
         if digits > MAX_INT_DIGITS:
             self._problem(node, f"the integer {_preview(node.value)} has {digits:,} digits, more than the {MAX_INT_DIGITS} allowed; "
@@ -425,7 +425,7 @@ class _GuardedLoader(yaml.SafeLoader):
             return None
         return super().construct_yaml_int(node)
 
-    def construct_yaml_float(self, node: ScalarNode) -> float | None:
+    def construct_yaml_float(self, node: ScalarNode) -> float | None:  # type: ignore[override]  # None: a problem recorded
         value = super().construct_yaml_float(node)
         spelled = node.value.lower().lstrip("+-")
         if not math.isfinite(value) and spelled not in (".inf", ".nan"):
@@ -473,8 +473,8 @@ def parse_user_yaml(text: str, *, source: str, what: str, max_depth: int = MAX_D
     except yaml.reader.ReaderError as err:
         where = "(file)"
         if isinstance(err.position, int) and isinstance(err.character, int):
-            line = text.count("\n", 0, err.position) + 1
-            where = f"line {line}, column {err.position - (text.rfind(chr(10), 0, err.position) + 1) + 1}"
+            line_number = text.count("\n", 0, err.position) + 1
+            where = f"line {line_number}, column {err.position - (text.rfind(chr(10), 0, err.position) + 1) + 1}"
             problem = f"the character U+{err.character:04X} is not allowed in YAML text ({err.reason}); remove it"
         else:
             problem = str(err)

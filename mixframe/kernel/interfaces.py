@@ -121,9 +121,9 @@ class DataBundle:
     """
 
     spec: DataSpec
-    train: Dataset
-    val: Dataset
-    test: Dataset
+    train: Dataset[Any]
+    val: Dataset[Any]
+    test: Dataset[Any]
     label_kind: str = "class"  # "class", "attributes", "factors" or "none"
     generator: object | None = None
     """What the dataset knows beyond its examples; metrics test it with the capability protocols
@@ -186,12 +186,18 @@ class Discriminator(nn.Module, abc.ABC):
 class MixResult:
     """A mixer's output: the mixed codes and everything it drew to make them.
 
-    ``codes``: ``h_mix``, the shape of one source batch, equal to ``blend(sources, weights)``.
-    ``weights``: the weight of each of the k sources, summing to 1 over k (axis 1), either
-    ``(B, k, C)``, one weight per feature map broadcast over positions (``C = codes.shape[1]``), or
-    ``(B, k, *code_shape)``, one weight per feature map and position (``code_shape =
-    codes.shape[1:]``). Mixup's alpha, a Bernoulli mask, a one-hot choice of source and a spatial
-    mask (a latent CutMix) are all this tensor.
+    ``codes``: ``h_mix``, the shape of one source batch, equal to ``mixer.combine(sources, weights)``:
+    ``blend(sources, weights)`` for a convex mixer (the default), the mixer's own geometry otherwise
+    (slerp: the great-circle point at the second source's share).
+    ``weights``: where the mix lies between its sources: the share of each of the k sources,
+    summing to 1 over k (axis 1), either ``(B, k, C)``, one share per feature map broadcast over
+    positions (``C = codes.shape[1]``), or ``(B, k, *code_shape)``, one per feature map and position
+    (``code_shape = codes.shape[1:]``). Mixup's alpha, a Bernoulli mask, a one-hot choice of source,
+    a spatial mask (a latent CutMix) and slerp's position t are all this tensor.
+    What uses it: not the engine's loop, which only decodes ``codes`` (and logs ``extras`` and adds
+    ``loss``); the components that judge a mix do, through this contract alone: ACAI's critic
+    regresses the first source's share ``weights[:, 0]`` from the decoded mix, and code that must
+    redo or explain a mix (``mixer.combine(sources, weights)``, ``Run.mix``) reads it.
     ``labels``: mixed labels (``y_mix``) when the mixer mixes labels too, else None.
     ``extras``: anything else worth logging or drawing (for example ``p``, Bernoulli parameters).
     ``loss``: a term the mixer adds to the autoencoder's loss (for example a mask prior), or None.
@@ -234,7 +240,7 @@ def check_steps(steps: int) -> None:
         raise MixframeError(f"--steps must be at least 2 (the two ends), got {steps}")
 
 
-def interpolation_weights(channels: int, steps: int, mode: Mode = "linear", seed: int = 0) -> Tensor:
+def interpolation_weights(channels: int, steps: int, mode: Mode | str = "linear", seed: int = 0) -> Tensor:
     """``(steps, 2, channels)``: the weights of h1 and h2 at each step, from all h1 (first) to all h2 (last).
 
     ``linear``: (1 - a, a) for a evenly spaced in [0, 1]. ``bernoulli``: one seeded random order of
@@ -280,6 +286,12 @@ class Mixer(nn.Module, abc.ABC):
     def load_training_state(self, state: Mapping[str, Any]) -> None:
         """Called only with what ``training_state`` returned (never for a run started afresh)."""
 
+    def combine(self, sources: Sequence[Tensor], weights: Tensor) -> Tensor:
+        """The mix that ``weights`` describe: ``blend(sources, weights)``, a convex combination. A mixer whose mixes
+        are not convex combinations (slerp) overrides it, and so declares it: its contract then checks its codes
+        against its own ``combine``, and that a one-hot weight gives back that source."""
+        return blend(sources, weights)
+
 
 class Step:
     """One minibatch as the regularizers see it; tensors are computed once and shared.
@@ -307,6 +319,23 @@ class Step:
         self.encoder, self.decoder = encoder, decoder
 
 
+@attrs.frozen(kw_only=True)
+class CriticSettings:
+    """How the engine trains a regularizer's critic, where the regularizer owns it; None: the recipe's ``train.*``.
+
+    ``steps``: the critic's optimizer steps per autoencoder update, spread evenly over the minibatches of an
+    update (``train.update_g_every`` of them; a minibatch with several steps repeats them on its batch with the
+    critic's own fresh randomness); None: one per minibatch, the recipe's schedule. ``lr``, ``betas``,
+    ``weight_decay``: the critic's Adam settings (None: ``train.critic_lr`` or ``train.lr``, ``train.betas``,
+    ``train.weight_decay``). A WGAN-GP critic asks for 5 steps and betas (0, 0.9) here, whatever the recipe's
+    other critics use."""
+
+    steps: int | None = None
+    lr: float | None = None
+    betas: tuple[float, float] | None = None
+    weight_decay: float | None = None
+
+
 class Regularizer(nn.Module, abc.ABC):
     """Adds weighted terms to the autoencoder's loss, and may own a trainable critic.
 
@@ -316,10 +345,10 @@ class Regularizer(nn.Module, abc.ABC):
     ``critic_chance`` (the value each critic term takes for a critic that learns nothing, such as
     ln 2 for a BCE term), so that logs can show whether the critic learns. A critic that can score
     any batch also implements :class:`ScoresData` (``critic_score``), so that the stall watch can
-    tell a blind critic from a fooled one.
+    tell a blind critic from a fooled one. A critic that needs its own schedule or optimizer settings
+    says so with ``critic_settings`` (:class:`CriticSettings`).
     """
 
-    needs_mix: bool = False
     gradient_targets: tuple[str, ...] = ("decoder",)
     """The modules among ``"encoder"``, ``"decoder"`` whose parameters ``autoencoder_loss``'s terms
     reach (a term on decoded data reaches both; a penalty on the codes alone only the encoder). The
@@ -346,14 +375,20 @@ class Regularizer(nn.Module, abc.ABC):
     def load_training_state(self, state: Mapping[str, Any]) -> None:
         """Called only with what ``training_state`` returned (never for a run started afresh)."""
 
+    def critic_settings(self) -> CriticSettings:
+        """How the engine trains this regularizer's critic (its steps and Adam settings); the default is the recipe's."""
+        return CriticSettings()
+
 
 class RunView(Protocol):
     """What a metric (or any code below the API) may use of a trained run; :class:`mixframe.Run` is one.
 
     Stated here so that the kernel names no class above it: a metric is written against this view,
-    and the run store hands it a ``Run``."""
+    and the run store hands it a ``Run``. ``recipe`` is the run's :class:`mixframe.kernel.recipe.Recipe`
+    (typed loosely: the contracts sit below the recipe code, which finds components through the registry,
+    which checks what it builds against these contracts)."""
 
-    recipe: Recipe
+    recipe: Any
     spec: DataSpec
     mixer: Mixer | None
     epoch: int
@@ -711,3 +746,18 @@ class Launcher(abc.ABC):
 
     @abc.abstractmethod
     def launch(self, tasks: Sequence[RunTask], events: LaunchEvents) -> None: ...
+
+
+@attrs.frozen(kw_only=True)
+class DataContext:
+    """What a dataset may need when it is built, besides its own config: ``seed``, the recipe's seed (a dataset
+    whose splits are drawn at random may use it where its config names no seed of its own)."""
+
+    seed: int = 0
+
+
+INTERFACES: dict[str, type] = {"mixer": Mixer, "regularizer": Regularizer, "encoder": Encoder, "decoder": Decoder,
+                               "discriminator": Discriminator, "dataset": DataBundle, "metric": Metric, "callback": Callback,
+                               "launcher": Launcher}
+"""What :meth:`mixframe.kernel.registry.Registry.build` checks a built component of each kind against (a dataset's
+implementation returns a DataBundle; the others are classes subclassing their interface)."""

@@ -3,24 +3,61 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mixframe.errors import MixframeError
-from mixframe.kernel.interfaces import BuildContext, DataBundle, DataSpec, Discriminator, Mixer, MixResult, Regularizer, Step, to_images
+from mixframe.kernel.interfaces import (
+    BuildContext,
+    DataBundle,
+    DataContext,
+    DataSpec,
+    Discriminator,
+    Mixer,
+    MixResult,
+    Regularizer,
+    Step,
+    to_images,
+)
 from mixframe.kernel.randomness import kept_random_state
-from mixframe.kernel.recipe import Recipe
+from mixframe.kernel.recipe import Recipe, reconstruction_needs
 from mixframe.kernel.registry import Registry, get_registry
+from mixframe.kernel.registry_types import CAPABILITIES
 
 
 def build_data(recipe: Recipe, registry: Registry | None = None) -> DataBundle:
     """The dataset the recipe names (its files are read here, so errors name the folder)."""
     registry = registry or get_registry()
-    return registry.get("dataset", recipe.data.name).implementation(recipe.data.config)
+    data: DataBundle = registry.build("dataset", recipe.data.name, recipe.data.config, DataContext(seed=recipe.seed))
+    return data
+
+
+def check_built_needs(recipe: Recipe, built: dict[str, list[tuple[str, object]]], registry: Registry) -> None:
+    """The recipe checker's needs (``Component.requires`` and the reconstruction loss's), checked against the built
+    components (``built``: kind -> [(name, object)]) with each capability's ``holds``: the same declarations, so a
+    component whose declaration is missing or false cannot slip through to training. A need of a kind that the
+    built components lack is unmet; one its check cannot tell (None) is taken as met."""
+    needers = [(f"{spec.kind} {spec.name!r}", spec.config, registry.get(spec.kind, spec.name).requires)
+               for spec in (recipe.encoder, recipe.decoder, recipe.mixer, *recipe.regularizers) if spec is not None]
+    needers.append((f"reconstruction.loss {recipe.reconstruction.loss!r}", None, reconstruction_needs(recipe.reconstruction.loss)))
+    for who, config, requires in needers:
+        for need in requires:
+            cap = CAPABILITIES.get(need.capability)
+            if cap is None or cap.kind not in built or (config is not None and not need.when(config)):
+                continue
+            because = f" because {need.why}" if need.why else ""
+            if not built[cap.kind]:
+                raise MixframeError(f"{who} needs {cap.meaning} ({need.capability}){because}, but the recipe has no {cap.kind}; "
+                                    f"add a '{cap.kind}:' section that provides it (see mixframe components {cap.kind})")
+            for name, obj in built[cap.kind]:
+                if cap.holds(obj) is False:
+                    raise MixframeError(f"{who} needs {cap.meaning} ({need.capability}){because}, but the {cap.kind} {name!r} "
+                                        "as built does not provide it; change its settings or choose another (mixframe recipe check "
+                                        "says which would do)")
 
 
 class CheckpointMismatch(MixframeError):
@@ -80,47 +117,40 @@ class Model(nn.Module):
     def _build(self, recipe: Recipe, spec: DataSpec, registry: Registry) -> None:
         self.recipe, self.spec = recipe, spec
         base = BuildContext(data=spec)
-        self.encoder = registry.get("encoder", recipe.encoder.name).implementation(recipe.encoder.config, base)
+        self.encoder = registry.build("encoder", recipe.encoder.name, recipe.encoder.config, base)
         context = BuildContext(data=spec, code_shape=tuple(self.encoder.code_shape), build_discriminator=self._discriminator_builder(registry))
-        self.decoder = registry.get("decoder", recipe.decoder.name).implementation(recipe.decoder.config, context)
+        self.decoder = registry.build("decoder", recipe.decoder.name, recipe.decoder.config, context)
         self.mixer: Mixer | None = None
         if recipe.mixer is not None:
-            self.mixer = registry.get("mixer", recipe.mixer.name).implementation(recipe.mixer.config, context)
-        self.regularizers = nn.ModuleList(
-            registry.get("regularizer", spec.name).implementation(spec.config, context) for spec in recipe.regularizers
-        )
+            self.mixer = registry.build("mixer", recipe.mixer.name, recipe.mixer.config, context)
+        self.regularizers = nn.ModuleList(registry.build("regularizer", spec.name, spec.config, context) for spec in recipe.regularizers)
         self.regularizer_names = [spec.name for spec in recipe.regularizers]
-        self.needs_mix = any(getattr(r, "needs_mix", False) for r in self.regularizers)
-        if self.needs_mix and (self.mixer is None or self.mixer.num_sources < 2):
-            needing = [n for n, r in zip(self.regularizer_names, self.regularizers) if r.needs_mix]
-            raise MixframeError(f"regularizer(s) {', '.join(needing)} judge decoded mixes, but the recipe has no mixer that mixes; "
-                                "add a 'mixer:' section (for example {kind: mixup}) or remove 'mix' from the regularizer")
-        self._check_reconstruction()
+        self.needs_mix = any(need.capability == "mix" and need.when(spec.config)
+                             for spec in recipe.regularizers for need in registry.get("regularizer", spec.name).requires)
+        """Whether a regularizer judges decoded mixes (it requires the capability "mix"): the engine then decodes mixes."""
+        check_built_needs(recipe, {"dataset": [(recipe.data.name, spec)], "decoder": [(recipe.decoder.name, self.decoder)],
+                                   "mixer": [(recipe.mixer.name, self.mixer)] if recipe.mixer is not None and self.mixer is not None else []},
+                          registry)
 
-    def _discriminator_builder(self, registry: Registry):  # noqa: ANN202 - a closure
+    def _discriminator_builder(self, registry: Registry) -> Callable[[], Discriminator]:
         recipe = self.recipe
 
         def build() -> Discriminator:
             if recipe.discriminator is None:
                 raise MixframeError("a regularizer needs a critic network, but the recipe has no 'discriminator:' section; "
                                     f"add one, for example {{kind: {recipe.encoder.name}}} (choices: {', '.join(registry.names('discriminator'))})")
-            comp = registry.get("discriminator", recipe.discriminator.name)
-            return comp.implementation(recipe.discriminator.config, BuildContext(data=self.spec, code_shape=tuple(self.encoder.code_shape)))
+            context = BuildContext(data=self.spec, code_shape=tuple(self.encoder.code_shape))
+            critic: Discriminator = registry.build("discriminator", recipe.discriminator.name, recipe.discriminator.config, context)
+            return critic
 
         return build
 
-    def _check_reconstruction(self) -> None:
-        loss = self.recipe.reconstruction.loss
-        if (loss == "bce") != bool(self.decoder.outputs_logits):
-            want = "logits" if loss == "bce" else "a linear output"
-            raise MixframeError(f"reconstruction.loss is {loss!r} but the decoder {self.recipe.decoder.name!r} "
-                                f"{'does not output logits' if loss == 'bce' else 'outputs logits'}; set the decoder to {want} "
-                                "(decoder.output) or choose another reconstruction.loss")
-        if loss == "bce" and tuple(self.spec.value_range) != (0.0, 1.0):
-            raise MixframeError("reconstruction.loss 'bce' needs data in [0, 1]; set data.scale: unit")
-
     def critics(self) -> list[tuple[str, Regularizer]]:
-        return [(f"{i}_{n}", r) for i, (n, r) in enumerate(zip(self.regularizer_names, self.regularizers)) if list(r.critic_parameters())]
+        return [(f"{i}_{n}", r) for i, (n, r) in enumerate(zip(self.regularizer_names, self.typed_regularizers())) if list(r.critic_parameters())]
+
+    def typed_regularizers(self) -> list[Regularizer]:
+        """The regularizers, as a list a type checker sees as Regularizers (an nn.ModuleList yields plain Modules)."""
+        return cast("list[Regularizer]", list(self.regularizers))
 
     def autoencoder_parameters(self) -> list[nn.Parameter]:
         critic_ids = {id(p) for _, r in self.critics() for p in r.critic_parameters()}

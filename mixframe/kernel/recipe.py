@@ -361,8 +361,8 @@ def check(raw: Any, source: str = "recipe", registry: Registry | None = None) ->
     return Recipe(schema=SCHEMA_VERSION, description=description, seed=seed, **sections)
 
 
-# What the recipe's own settings need from its components: reconstruction.loss -> requirements.
-def _reconstruction_needs(loss: str) -> tuple[Any, ...]:
+def reconstruction_needs(loss: str) -> tuple[Any, ...]:
+    """What the recipe's reconstruction loss needs from its components (checked with the components' own needs)."""
     from mixframe.kernel.registry_types import Requires
 
     if loss == "bce":
@@ -394,7 +394,7 @@ def _check_needs(sections: dict[str, Any], raw: dict[str, Any], problems: Proble
     needers = [(path, spec.name, spec.config, comp.requires) for path, spec, comp in placed]
     if sections.get("reconstruction") is not None:
         loss = sections["reconstruction"].loss
-        needers.append(("reconstruction.loss", f"the {loss} loss", None, _reconstruction_needs(loss)))
+        needers.append(("reconstruction.loss", f"the {loss} loss", None, reconstruction_needs(loss)))
     for path, who, config, requires in needers:
         reported: set[str | None] = set()
         for need in requires:
@@ -445,8 +445,7 @@ def _holds(when: Any, config: Any, path: str, who: str, problems: Problems) -> b
 
 def _unmet_message(who: str, need: Any, placed: Sequence[tuple[str, ComponentSpec, Any]], registry: Registry) -> str:
     """'<who> needs <what> (<capability>), because <why>; <what the recipe has>; <what would do>'."""
-    from mixframe.kernel.hookspecs import KINDS
-    from mixframe.kernel.registry_types import CAPABILITIES
+    from mixframe.kernel.registry_types import CAPABILITIES, KINDS
 
     cap = CAPABILITIES.get(need.capability)
     what = f"{cap.meaning} ({need.capability})" if cap else f"a component that provides {need.capability!r}"

@@ -1,11 +1,12 @@
-"""The value objects that plugins return from their hooks.
+"""The value objects that plugins declare: :class:`Component` (returned by the ``mixframe_components``
+hook) and :class:`Command` (made by a ``mixframe.commands`` entry point's factory).
 
-Besides :class:`Component` and :class:`Command`, a component may declare what it needs from the
-other components of a recipe (:class:`Requires`) and what it offers them (:class:`Provides`), as
-functions of its own config. ``mixframe recipe check`` (and every command that loads a recipe)
-collects what the recipe's components provide and reports each unmet need as a problem at the
-needing component's key path, before anything is built. The capabilities are short strings; the
-documented ones are in :data:`CAPABILITIES`.
+A component may declare what it needs from the other components of a recipe (:class:`Requires`)
+and what it offers them (:class:`Provides`), as functions of its own config. These declarations are
+the one place capabilities are stated: ``mixframe recipe check`` (and every command that loads a
+recipe) reports each unmet need before anything is built, and the registry and the model check the
+same declarations against the built objects (:attr:`Capability.holds`). The capabilities are short
+strings; the documented ones are in :data:`CAPABILITIES`.
 """
 
 from __future__ import annotations
@@ -17,15 +18,54 @@ from typing import Any
 import attrs
 
 
+def _cannot_tell(built: Any) -> bool | None:
+    return None
+
+
+KINDS: dict[str, str] = {
+    "mixer": "combines k batches of codes (mixframe.Mixer; context: BuildContext)",
+    "regularizer": "weighted terms on the autoencoder's loss, optionally with a critic (mixframe.Regularizer; context: BuildContext)",
+    "encoder": "data to codes (mixframe.Encoder; context: BuildContext)",
+    "decoder": "codes to data (mixframe.Decoder; context: BuildContext)",
+    "discriminator": "a critic's body, data to features (mixframe.Discriminator; context: BuildContext)",
+    "dataset": "builds a mixframe.DataBundle (context: DataContext)",
+    "metric": "turns a trained run into numbers (mixframe.Metric; context: BuildContext)",
+    "callback": "reacts to the engine's events (mixframe.Callback; context: BuildContext)",
+    "launcher": "runs a sweep's runs, each in a process of its own (mixframe.Launcher; context: LaunchContext)",
+}
+"""The component kinds and what each builds; every kind is built as ``implementation(config, context)``."""
+
+
 @attrs.frozen(kw_only=True)
 class Capability:
     """A documented capability: the component ``kind`` that provides it and what it means.
 
-    ``meaning`` is a noun phrase that completes "needs ...", for messages.
+    ``meaning`` is a noun phrase that completes "needs ...", for messages. ``holds(built)`` says whether
+    a built component of ``kind`` has the capability (None: it cannot tell from that object), so that a
+    declaration that the object contradicts is found when it is built, and a need that the built
+    components do not meet is found before training (:func:`mixframe.kernel.model.check_built_needs`).
+    For a dataset ``built`` is its :class:`~mixframe.kernel.interfaces.DataBundle` or only its
+    :class:`~mixframe.kernel.interfaces.DataSpec` (a run rebuilt without its data).
     """
 
     kind: str
     meaning: str
+    holds: Callable[[Any], bool | None] = _cannot_tell
+
+
+def _spec(data: Any) -> Any:
+    return getattr(data, "spec", data)
+
+
+def _generator_is(protocol: str) -> Callable[[Any], bool | None]:
+    """A dataset capability that its generator implements ``protocol`` (a name in mixframe.kernel.interfaces)."""
+    def holds(data: Any) -> bool | None:
+        if not hasattr(data, "generator"):
+            return None  # only a DataSpec: the generator is not known
+        from mixframe.kernel import interfaces  # built components exist, so torch is loaded; this module stays light
+
+        return isinstance(data.generator, getattr(interfaces, protocol))
+    return holds
 
 
 # Every documented capability, by name. A requirement of one of these is met (or not) by the
@@ -33,23 +73,28 @@ class Capability:
 # such a name is looked for among all of the recipe's components.
 CAPABILITIES: dict[str, Capability] = {
     # mixers
-    "mix": Capability(kind="mixer", meaning="a mixer that mixes at least two codes"),
+    "mix": Capability(kind="mixer", meaning="a mixer that mixes at least two codes", holds=lambda m: m.num_sources >= 2),
     "per_example_weight": Capability(kind="mixer", meaning="a mixer of two codes whose weight is one number per example"),
-    "mixed_labels": Capability(kind="mixer", meaning="a mixer that also mixes the labels"),
+    "mixed_labels": Capability(kind="mixer", meaning="a mixer that also mixes the labels", holds=lambda m: bool(m.uses_labels)),
     # datasets
-    "attribute_labels": Capability(kind="dataset", meaning="a dataset labelled with binary attribute vectors"),
-    "class_labels": Capability(kind="dataset", meaning="a dataset labelled with integer classes"),
-    "known_factors": Capability(kind="dataset", meaning="a dataset with known generative factors that its generator renders"),
-    "image_data": Capability(kind="dataset", meaning="a dataset of images"),
-    "vector_data": Capability(kind="dataset", meaning="a dataset of flat vectors"),
-    "unit_range": Capability(kind="dataset", meaning="data scaled to [0, 1]"),
-    "line_angles": Capability(kind="dataset", meaning="a dataset whose generator finds the nearest true line to an image"),
-    "known_manifold": Capability(kind="dataset", meaning="a dataset with a known manifold"),
+    "attribute_labels": Capability(kind="dataset", meaning="a dataset labelled with binary attribute vectors",
+                                   holds=lambda d: bool(_spec(d).attribute_names)),
+    "class_labels": Capability(kind="dataset", meaning="a dataset labelled with integer classes",
+                               holds=lambda d: _spec(d).num_classes is not None),
+    "known_factors": Capability(kind="dataset", meaning="a dataset with known generative factors that its generator renders",
+                                holds=_generator_is("RendersFactors")),
+    "image_data": Capability(kind="dataset", meaning="a dataset of images", holds=lambda d: len(_spec(d).shape) == 3),
+    "vector_data": Capability(kind="dataset", meaning="a dataset of flat vectors", holds=lambda d: len(_spec(d).shape) == 1),
+    "unit_range": Capability(kind="dataset", meaning="data scaled to [0, 1]", holds=lambda d: tuple(_spec(d).value_range) == (0.0, 1.0)),
+    "line_angles": Capability(kind="dataset", meaning="a dataset whose generator finds the nearest true line to an image",
+                              holds=_generator_is("KnowsLineAngles")),
+    "known_manifold": Capability(kind="dataset", meaning="a dataset with a known manifold", holds=_generator_is("KnowsManifold")),
     # decoders
-    "logits_decoder": Capability(kind="decoder", meaning="a decoder that outputs logits"),
-    "linear_decoder": Capability(kind="decoder", meaning="a decoder whose output is linear, in the data's range"),
+    "logits_decoder": Capability(kind="decoder", meaning="a decoder that outputs logits", holds=lambda d: bool(d.outputs_logits)),
+    "linear_decoder": Capability(kind="decoder", meaning="a decoder whose output is linear, in the data's range",
+                                 holds=lambda d: not d.outputs_logits),
     # discriminators
-    "critic": Capability(kind="discriminator", meaning="a critic network"),
+    "critic": Capability(kind="discriminator", meaning="a critic network", holds=lambda d: isinstance(getattr(d, "out_features", None), int)),
 }
 
 
@@ -99,9 +144,10 @@ def _provisions(items: Iterable[Provides | str] | None) -> tuple[Provides, ...] 
 class Component:
     """One named component a plugin provides.
 
-    ``kind``: one of :data:`mixframe.kernel.hookspecs.KINDS`. ``name``: what a recipe writes after
-    ``kind:``. ``implementation``: the class (or callable) built as ``implementation(config,
-    context)``. ``config``: a frozen, keyword-only attrs class whose fields are the component's
+    ``kind``: one of :data:`KINDS` (the one place a component's kind is stated). ``name``: what a
+    recipe writes after ``kind:``. ``implementation``: the class (or callable) built as
+    ``implementation(config, context)`` by :meth:`mixframe.kernel.registry.Registry.build`, the context
+    being the kind's (:data:`KINDS`). ``config``: a frozen, keyword-only attrs class whose fields are the component's
     recipe parameters (validators and ``metadata={"help": ...}`` document them). ``summary``: one
     line for listings. ``default``: for callbacks, run it in every recipe that does not name it.
 
@@ -123,6 +169,8 @@ class Component:
     provides: tuple[Provides, ...] | None = attrs.field(default=None, converter=_provisions)
 
     def __attrs_post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise TypeError(f"component {self.name!r}: kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
         if not attrs.has(self.config):
             raise TypeError(f"{self.kind} {self.name!r}: config must be an attrs class, got {self.config!r}")
         for field, cls, items in (("requires", Requires, self.requires), ("provides", Provides, self.provides or ())):

@@ -112,7 +112,7 @@ def resume(run_dir: str | Path, overrides: Sequence[str] = (), *, callbacks: Seq
     if outside:
         raise MixframeError(f"resume changes only the train section (train.lr, train.epochs, ...), not {', '.join(outside)}; "
                             "for another recipe, train a new run")
-    recipe = folder.read_recipe(overrides)
+    recipe = folder.read_recipe(list(overrides))
     rank, world = distributed.join(recipe.train.device)
     if rank == 0:
         folder.lock().acquire()  # one writer: a second resume (or train, evaluate) of this folder is refused
@@ -322,17 +322,11 @@ class Run:
             if self.mixer is None:
                 raise MixframeError(f"run {self.name} was trained without a mixer; name one, e.g. run.mix(h1, h2, mixer='mixup')")
             return self.mixer
-        from mixframe.kernel.config import Problems, structure
-        from mixframe.kernel.recipe import RecipeError
         from mixframe.kernel.registry import get_registry
 
         name = mixer or self.recipe.mixer.name  # type: ignore[union-attr]
-        comp = get_registry().get("mixer", name)
-        problems = Problems()
-        config = structure(comp.config, dict(params), f"mixer {name}", problems)
-        if problems:
-            raise RecipeError(f"mixer {name}", problems.items)
-        return comp.implementation(config, BuildContext(data=self.spec, code_shape=tuple(self.encoder.code_shape))).to(self.device).eval()
+        built: Mixer = get_registry().build("mixer", name, params, BuildContext(data=self.spec, code_shape=tuple(self.encoder.code_shape)))
+        return built.to(self.device).eval()
 
     def interpolate(self, x1: Tensor, x2: Tensor, steps: int = 8, mode: str = "linear", seed: int = 0) -> Tensor:
         """``(pairs, steps, *spec.shape)``: decoded codes moving from f(x1) (first) to f(x2) (last), linearly or
@@ -410,7 +404,7 @@ class Run:
         image = convert_image(image, "L" if channels == 1 else "RGB", getattr(image, "filename", "") or "image")
         if self.spec.preprocess is not None:
             return self.spec.preprocess(image)
-        image = image.resize((width, height), Image.BILINEAR)
+        image = image.resize((width, height), Image.Resampling.BILINEAR)
         unit = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0)
         unit = unit[None] if unit.dim() == 2 else unit.permute(2, 0, 1)
         low, high = self.spec.value_range

@@ -1,6 +1,6 @@
 """The callbacks every run folder gets: scalar logs, checkpoints (last and best), status, progress, train.log.
 
-Pictures and stall watches are plugins (``mixframe_callbacks``) that a recipe names under
+Pictures and stall watches are plugins (callbacks, through ``mixframe_components``) that a recipe names under
 ``callbacks:``; these are the run store's own contract and act only where ``trainer.run`` is
 set (rank 0 of a run trained into a folder). Messages go to the ``mixframe.progress`` logger.
 """
@@ -342,10 +342,6 @@ def recipe_callbacks(recipe: Any, context: BuildContext, registry: Any = None) -
     for spec in recipe.callbacks:
         if spec.off:
             continue
-        callback = registry.get("callback", spec.name).implementation(spec.config, context)
-        if not isinstance(callback, Callback):
-            raise MixframeError(f"callback {spec.name!r} built a {type(callback).__name__}, not a mixframe.Callback; "
-                                "its implementation must subclass mixframe.Callback")
-        built.append(callback)
+        built.append(registry.build("callback", spec.name, spec.config, context))
     return built
 

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
-from mixframe.errors import MixframeError
+from mixframe.errors import MixframeError, RecipeError
 from mixframe.kernel.config import Problems, structure
-from mixframe.kernel.interfaces import BuildContext, RunView
+from mixframe.kernel.interfaces import BuildContext, Encoder, RunView
 from mixframe.kernel.randomness import kept_random_state
-from mixframe.kernel.recipe import ComponentSpec, RecipeError
+from mixframe.kernel.recipe import ComponentSpec
 from mixframe.kernel.registry import get_registry
+from mixframe.runs.folder import RunFolder
 
 
 def metric_specs(run: RunView, names: Sequence[str]) -> list[ComponentSpec]:
@@ -40,10 +41,18 @@ def metric_specs(run: RunView, names: Sequence[str]) -> list[ComponentSpec]:
     return specs
 
 
+class EvaluatedRun(RunView, Protocol):
+    """What evaluation uses of a run beyond a metric's view: its encoder (for the code shape), step and folder."""
+
+    encoder: Encoder
+    step: int
+    folder: RunFolder
+
+
 SPLITS = ("val", "test")
 
 
-def evaluate(run: RunView, names: Sequence[str] = (), *, split: str = "test", seed: int | None = None, write: bool = True,
+def evaluate(run: EvaluatedRun, names: Sequence[str] = (), *, split: str = "test", seed: int | None = None, write: bool = True,
              echo: bool = False) -> dict[str, float]:
     """Compute the metrics named (default: the recipe's) on ``split`` and return them; merged into the run's
     evaluation.json when ``write`` (test split, the metrics' own seeds only: what a table reports); ``echo``
@@ -63,7 +72,7 @@ def evaluate(run: RunView, names: Sequence[str] = (), *, split: str = "test", se
         return _evaluate(run, names, split, seed, echo, write=True)
 
 
-def _evaluate(run: RunView, names: Sequence[str], split: str, seed: int | None, echo: bool, write: bool = False) -> dict[str, float]:
+def _evaluate(run: EvaluatedRun, names: Sequence[str], split: str, seed: int | None, echo: bool, write: bool = False) -> dict[str, float]:
     import inspect
 
     import attrs
@@ -84,7 +93,7 @@ def _evaluate(run: RunView, names: Sequence[str], split: str, seed: int | None, 
         config = spec.config
         if seed is not None and attrs.has(type(config)) and "seed" in attrs.fields_dict(type(config)):
             config = attrs.evolve(config, seed=seed)
-        metric = get_registry().get("metric", spec.name).implementation(config, context)
+        metric = get_registry().build("metric", spec.name, config, context)
         takes_split = "split" in inspect.signature(metric.evaluate).parameters
         if split != "test" and not takes_split:
             raise MixframeError(f"metric {spec.name!r} cannot score the {split} split (its evaluate takes no split argument); "

@@ -326,7 +326,7 @@ def spec_from_dict(data: dict[str, Any]) -> DataSpec:
     from mixframe.kernel.interfaces import DataSpec, ImagePreprocess
 
     fields = {f.name for f in attrs.fields(DataSpec)}
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in fields}
+    values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in fields}
     if isinstance(values.get("preprocess"), dict):
         known = {f.name for f in attrs.fields(ImagePreprocess)}
         steps = {k: tuple(v) if isinstance(v, list) else v for k, v in values["preprocess"].items() if k in known}
@@ -354,7 +354,7 @@ def environment(device: Any, threads_source: str | None = None) -> dict[str, Any
     """Python, platform, package versions and device: enough to say what ran where."""
     import torch
 
-    packages = {}
+    packages: dict[str, str | None] = {}
     for name in ("mixframe", "torch", "torchvision", "pluggy", "attrs", "PyYAML", "kornia", "numpy", "scikit-learn", "scipy", "matplotlib"):
         try:
             packages[name] = metadata.version(name)

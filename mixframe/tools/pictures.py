@@ -158,7 +158,7 @@ def save_mix_scatter(encoder, decoder, data: DataBundle, path: Path, device: tor
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    x = torch.stack([data.test[i][0] for i in range(min(n, len(data.test)))]).to(device)
+    x = torch.stack([data.test[i][0] for i in range(min(n, len(data.test)))]).to(device)  # type: ignore[arg-type]  # splits are Sized
     perm, alpha = (t.to(device) for t in random_mix_weights(len(x)))
     h = encoder(x)
     mixes = decoder.to_data(decoder(alpha * h + (1 - alpha) * h[perm]))

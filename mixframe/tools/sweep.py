@@ -41,7 +41,7 @@ from typing import Any
 
 import yaml
 
-from mixframe.errors import MixframeError
+from mixframe.errors import MixframeError, RecipeError
 from mixframe.kernel.interfaces import LaunchContext, Launcher, RunTask
 from mixframe.kernel.registry import get_registry
 
@@ -145,7 +145,7 @@ def plan_runs(recipe: Path, grid: Sequence[tuple[str, list[Any]]], seeds: int, o
     plan_size(grid, seeds, max_runs)
     base = load_recipe(recipe, list(overrides))
     points = [dict(zip([k for k, _ in grid], combo)) for combo in itertools.product(*[v for _, v in grid])]
-    runs = []
+    runs: list[dict[str, Any]] = []
     for point in points:
         for i in range(seeds):
             seed = base.seed + i
@@ -199,23 +199,16 @@ def make_launcher(launcher: LauncherLike, options: Sequence[str] | Mapping[str, 
     one (a resumed sweep), else ``local``. ``options`` are checked by the launcher's config class; for
     the recorded launcher they go over its recorded options. Building one writes nothing.
     """
-    from mixframe.kernel.config import Problems, structure
-
     if isinstance(launcher, Launcher):
         return launcher, {"kind": f"(object) {type(launcher).__name__}", "options": {}}
     name = launcher or (recorded or {}).get("kind") or DEFAULT_LAUNCHER
     raw = dict((recorded or {}).get("options", {})) if (recorded or {}).get("kind") == name else {}
     raw.update(parse_launcher_options(options))
-    comp = get_registry().get("launcher", name)
-    problems = Problems()
-    config = structure(comp.config, raw, f"launcher {name}", problems)
-    if problems:
-        raise MixframeError("launcher options (--launcher-set, --jobs): " + "; ".join(f"{where}: {what}" for where, what in problems.items)
-                            + f" (see mixframe explain launcher {name})")
-    built = comp.implementation(config, LaunchContext(folder=folder))
-    if not isinstance(built, Launcher):
-        raise MixframeError(f"launcher {name!r} built a {type(built).__name__}, not a mixframe.Launcher; "
-                            "its implementation must subclass it")
+    try:
+        built: Launcher = get_registry().build("launcher", name, raw, LaunchContext(folder=folder))
+    except RecipeError as err:
+        raise MixframeError("launcher options (--launcher-set, --jobs): " + "; ".join(f"{where}: {what}" for where, what in err.problems)
+                            + f" (see mixframe explain launcher {name})") from None
     return built, {"kind": name, "options": raw}
 
 
@@ -675,9 +668,9 @@ def _sweep_panels(records: list[dict[str, Any]], sweep_dir: Path) -> None:
     done = [rec for rec in firsts.values() if rec is not None]
     if not done:
         return
-    first = load_run(run_dir(sweep_dir, done[0]))
+    first = load_run(run_dir(sweep_dir, done[0]) or "")
     context = BuildContext(data=first.spec, code_shape=tuple(first.encoder.code_shape))
-    metrics = [get_registry().get("metric", m.name).implementation(m.config, context) for m in first.recipe.metrics]
+    metrics = [get_registry().build("metric", m.name, m.config, context) for m in first.recipe.metrics]
     headlines = [h for metric in metrics if (h := getattr(metric, "headline", None))]
     drawer = next((metric for metric in metrics if isinstance(metric, DrawsPanel)), None)
     if drawer is None:
@@ -687,7 +680,7 @@ def _sweep_panels(records: list[dict[str, Any]], sweep_dir: Path) -> None:
         if rec is None:
             drawn[label] = None
             continue
-        run = load_run(run_dir(sweep_dir, rec))
+        run = load_run(run_dir(sweep_dir, rec) or "")
         drawn[label] = (functools.partial(drawer.draw_panel, run), [f"{k}: {rec['metrics'][k]:.2f}" for k in headlines if k in rec["metrics"]])
     fig = panels_figure(drawn, drawer.panel_title)
     fig.savefig(sweep_dir / PANELS_FILE, dpi=120)

@@ -194,7 +194,7 @@ def log_evaluation(run_dir: str | Path) -> str:
 
 
 @hookimpl
-def mixframe_callbacks() -> list[Component]:
+def mixframe_components() -> list[Component]:
     return [Component(kind="callback", name="mlflow", implementation=Mlflow, config=MlflowConfig,
                       summary="the run in MLflow: recipe as parameters, epoch values as metrics, evaluation and run folder "
                               "as artifacts; a resumed run continues its MLflow run (pip install 'mixframe[mlflow]')")]

@@ -244,6 +244,6 @@ class StallWatch(Callback):
 
 
 @hookimpl
-def mixframe_callbacks() -> list[Component]:
+def mixframe_components() -> list[Component]:
     return [Component(kind="callback", name="stall_watch", implementation=StallWatch, config=StallWatchConfig,
                       summary="warns when a critic sits at its blind-guess level or the decoder at the mean image", default=True)]

@@ -67,6 +67,6 @@ class TensorBoardHparams(Callback):
 
 
 @hookimpl
-def mixframe_callbacks() -> list[Component]:
+def mixframe_components() -> list[Component]:
     return [Component(kind="callback", name="tensorboard_hparams", implementation=TensorBoardHparams, config=TensorBoardHparamsConfig,
                       default=True, summary="the recipe in TensorBoard: as text, and its values with the final losses in the HParams tab")]

@@ -74,7 +74,7 @@ class TrainingPictures(Callback):
 
 
 @hookimpl
-def mixframe_callbacks() -> list[Component]:
+def mixframe_components() -> list[Component]:
     return [Component(kind="callback", name="training_pictures", implementation=TrainingPictures, config=TrainingPicturesConfig,
                       summary="interpolation grids during training (run folder and TensorBoard); grid.png and loss_curves.png at the end",
                       default=True)]

@@ -69,6 +69,6 @@ class Validation(Callback):
 
 
 @hookimpl
-def mixframe_callbacks() -> list[Component]:
+def mixframe_components() -> list[Component]:
     return [Component(kind="callback", name="validation", implementation=Validation, config=ValidationConfig, default=True,
                       summary="the validation reconstruction loss every epoch (epoch/val/reconstruction); checkpoint_best.pt by it")]

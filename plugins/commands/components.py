@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from mixframe import Command, MixframeError, hookimpl
+from mixframe import Command, MixframeError
 from mixframe.kernel.hookspecs import KINDS
 
 
@@ -34,6 +34,5 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-@hookimpl
-def mixframe_commands() -> list[Command]:
-    return [Command(name="components", help="list registered components, by kind", add_arguments=add_arguments, run=run)]
+def command() -> Command:
+    return Command(name="components", help="list registered components, by kind", add_arguments=add_arguments, run=run)

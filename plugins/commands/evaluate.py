@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from mixframe import Command, MixframeError, RunFolder, hookimpl
+from mixframe import Command, MixframeError, RunFolder
 from mixframe.cli.arguments import add_device, add_run_dirs, check_device, check_writable_folder
 from mixframe.runs.folder import NotSaved
 
@@ -60,7 +60,6 @@ def values_table(table: dict[str, dict[str, float]], metrics: list[str]) -> str:
     return "\n".join(lines)
 
 
-@hookimpl
-def mixframe_commands() -> list[Command]:
-    return [Command(name="evaluate", help="compute metrics of trained runs; writes evaluation.json into each run folder",
-                    add_arguments=add_arguments, run=run)]
+def command() -> Command:
+    return Command(name="evaluate", help="compute metrics of trained runs; writes evaluation.json into each run folder",
+                   add_arguments=add_arguments, run=run)

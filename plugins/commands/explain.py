@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from mixframe import Command, hookimpl
+from mixframe import Command
 from mixframe.kernel.hookspecs import KINDS
 
 
@@ -37,6 +37,5 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-@hookimpl
-def mixframe_commands() -> list[Command]:
-    return [Command(name="explain", help="show a component's parameters: types, defaults and help", add_arguments=add_arguments, run=run)]
+def command() -> Command:
+    return Command(name="explain", help="show a component's parameters: types, defaults and help", add_arguments=add_arguments, run=run)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mixframe import Command, hookimpl
+from mixframe import Command
 from mixframe.cli.arguments import (
     MAX_PICTURE_PAIRS,
     MAX_PICTURE_STEPS,
@@ -74,8 +74,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-@hookimpl
-def mixframe_commands() -> list[Command]:
-    return [Command(name="interpolate", help="interpolate the same test pairs, or two of your pictures (--between A B), "
-                                             "with several runs (rows per run, plus pixel space); a .gif animates one run",
-                    add_arguments=add_arguments, run=run)]
+def command() -> Command:
+    return Command(name="interpolate", help="interpolate the same test pairs, or two of your pictures (--between A B), "
+                                            "with several runs (rows per run, plus pixel space); a .gif animates one run",
+                   add_arguments=add_arguments, run=run)

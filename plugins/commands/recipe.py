@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from mixframe import Command, MixframeError, hookimpl
+from mixframe import Command, MixframeError
 from mixframe.cli.arguments import add_overrides
 from mixframe.errors import RecipeError
 
@@ -58,7 +58,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-@hookimpl
-def mixframe_commands() -> list[Command]:
-    return [Command(name="recipe", help="check, show or copy a recipe (a file, or a shipped recipe by name)", add_arguments=add_arguments,
-                    run=run)]
+def command() -> Command:
+    return Command(name="recipe", help="check, show or copy a recipe (a file, or a shipped recipe by name)", add_arguments=add_arguments,
+                   run=run)

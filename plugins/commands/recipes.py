@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from mixframe import Command, hookimpl
+from mixframe import Command
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,7 +24,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-@hookimpl
-def mixframe_commands() -> list[Command]:
-    return [Command(name="recipes", help="list the shipped recipes (train one by name: mixframe train NAME)", add_arguments=add_arguments,
-                    run=run)]
+def command() -> Command:
+    return Command(name="recipes", help="list the shipped recipes (train one by name: mixframe train NAME)", add_arguments=add_arguments,
+                   run=run)

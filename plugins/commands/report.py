@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mixframe import Command, hookimpl
+from mixframe import Command
 from mixframe.cli.arguments import (
     MAX_PICTURE_PAIRS,
     MAX_PICTURE_STEPS,
@@ -37,7 +37,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-@hookimpl
-def mixframe_commands() -> list[Command]:
-    return [Command(name="report", help="write one self-contained HTML page comparing runs (table, recipes, warnings, pictures)",
-                    add_arguments=add_arguments, run=run)]
+def command() -> Command:
+    return Command(name="report", help="write one self-contained HTML page comparing runs (table, recipes, warnings, pictures)",
+                   add_arguments=add_arguments, run=run)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mixframe import Command, hookimpl
+from mixframe import Command
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,7 +33,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-@hookimpl
-def mixframe_commands() -> list[Command]:
-    return [Command(name="results", help="a study's or sweep's runs as a table with paired statistics (md, csv, json)",
-                    add_arguments=add_arguments, run=run)]
+def command() -> Command:
+    return Command(name="results", help="a study's or sweep's runs as a table with paired statistics (md, csv, json)",
+                   add_arguments=add_arguments, run=run)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from mixframe import Command, hookimpl
+from mixframe import Command
 from mixframe.cli.arguments import add_overrides, add_progress, add_run_dirs
 
 
@@ -21,7 +21,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-@hookimpl
-def mixframe_commands() -> list[Command]:
-    return [Command(name="resume", help="continue a stopped run from its last checkpoint (--set train.* to change, e.g., train.lr or train.epochs)",
-                    add_arguments=add_arguments, run=run)]
+def command() -> Command:
+    return Command(name="resume", help="continue a stopped run from its last checkpoint (--set train.* to change, e.g., train.lr or train.epochs)",
+                   add_arguments=add_arguments, run=run)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mixframe import Command, hookimpl
+from mixframe import Command
 from mixframe.cli.arguments import add_overrides
 
 
@@ -59,7 +59,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-@hookimpl
-def mixframe_commands() -> list[Command]:
-    return [Command(name="study", help="tune methods with the same budget, train their best with the table's seeds, compare with statistics",
-                    add_arguments=add_arguments, run=run)]
+def command() -> Command:
+    return Command(name="study", help="tune methods with the same budget, train their best with the table's seeds, compare with statistics",
+                   add_arguments=add_arguments, run=run)

@@ -9,7 +9,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from mixframe import Command, hookimpl
+from mixframe import Command
 
 
 def _from_supervised(name: str) -> Callable[[Any], Any]:
@@ -24,14 +24,17 @@ def _from_supervised(name: str) -> Callable[[Any], Any]:
     return call
 
 
-@hookimpl
-def mixframe_commands() -> list[Command]:
-    return [
-        Command(name="masks", help="supervised AMR: the class mixer's masks p and sampled m per attribute combination (Figure 6)",
-                add_arguments=_from_supervised("masks_arguments"), run=_from_supervised("cmd_masks")),
-        Command(name="supervised-grid", help="supervised AMR: decoded mixes of test pairs aimed at every attribute combination",
-                add_arguments=_from_supervised("grid_arguments"), run=_from_supervised("cmd_supervised_grid")),
-        Command(name="attribute-accuracy",
-                help="supervised AMR: how often an attribute classifier reads y_mix in decoded mixes (see docs/supervised.md)",
-                add_arguments=_from_supervised("accuracy_arguments"), run=_from_supervised("cmd_attribute_accuracy")),
-    ]
+def masks() -> Command:
+    return Command(name="masks", help="supervised AMR: the class mixer's masks p and sampled m per attribute combination (Figure 6)",
+                   add_arguments=_from_supervised("masks_arguments"), run=_from_supervised("cmd_masks"))
+
+
+def supervised_grid() -> Command:
+    return Command(name="supervised-grid", help="supervised AMR: decoded mixes of test pairs aimed at every attribute combination",
+                   add_arguments=_from_supervised("grid_arguments"), run=_from_supervised("cmd_supervised_grid"))
+
+
+def attribute_accuracy() -> Command:
+    return Command(name="attribute-accuracy",
+                   help="supervised AMR: how often an attribute classifier reads y_mix in decoded mixes (see docs/supervised.md)",
+                   add_arguments=_from_supervised("accuracy_arguments"), run=_from_supervised("cmd_attribute_accuracy"))

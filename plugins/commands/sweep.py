@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mixframe import Command, hookimpl
+from mixframe import Command
 from mixframe.cli.arguments import add_overrides, add_progress, check_output_path
 
 
@@ -57,7 +57,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-@hookimpl
-def mixframe_commands() -> list[Command]:
-    return [Command(name="sweep", help="train a grid of recipe values, several seeds each, and tabulate the metrics",
-                    add_arguments=add_arguments, run=run)]
+def command() -> Command:
+    return Command(name="sweep", help="train a grid of recipe values, several seeds each, and tabulate the metrics",
+                   add_arguments=add_arguments, run=run)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mixframe import Command, hookimpl
+from mixframe import Command
 from mixframe.cli.arguments import add_overrides, add_progress, check_output_path
 
 
@@ -27,6 +27,5 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-@hookimpl
-def mixframe_commands() -> list[Command]:
-    return [Command(name="train", help="train a recipe into a new run folder", add_arguments=add_arguments, run=run)]
+def command() -> Command:
+    return Command(name="train", help="train a recipe into a new run folder", add_arguments=add_arguments, run=run)

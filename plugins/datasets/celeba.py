@@ -24,7 +24,7 @@ import attrs
 import numpy as np
 import torch
 
-from mixframe import Component, DataBundle, DataSpec, MixframeError, hookimpl, param, positive
+from mixframe import Component, DataBundle, DataContext, DataSpec, MixframeError, hookimpl, param, positive
 from mixframe.kernel.files import read_user_text
 from mixframe_plugins.datasets.image_folder import ImageFiles, check_attribute_names, pixel_transform, resolve_root, value_range
 
@@ -94,7 +94,7 @@ def read_partition(path: Path) -> dict[str, int]:
     return out
 
 
-def build(config: CelebAConfig) -> DataBundle:
+def build(config: CelebAConfig, context: DataContext) -> DataBundle:
     """CelebA faces with binary attributes, split by the official partition file."""
     root = resolve_root(config.root, "celeba")
     if not root.is_dir():
@@ -130,7 +130,7 @@ def build(config: CelebAConfig) -> DataBundle:
 
 
 @hookimpl
-def mixframe_datasets() -> list[Component]:
+def mixframe_components() -> list[Component]:
     from mixframe.kernel.registry_types import Provides
 
     unit = Provides("unit_range", when=lambda c: c.scale == "unit", setting="scale: unit")

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
-from mixframe import Component, DataBundle, DataSpec, hookimpl, param
+from mixframe import Component, DataBundle, DataContext, DataSpec, hookimpl, param
 
 
 @attrs.frozen(kw_only=True)
@@ -26,7 +26,7 @@ class DigitsConfig:
     seed: int = param(0, help="fixes the stratified train/val/test split")
 
 
-def build(config: DigitsConfig) -> DataBundle:
+def build(config: DigitsConfig, context: DataContext) -> DataBundle:
     """The digits, resized and scaled, in a fixed stratified 60/20/20 split."""
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
@@ -50,7 +50,7 @@ def build(config: DigitsConfig) -> DataBundle:
 
 
 @hookimpl
-def mixframe_datasets() -> list[Component]:
+def mixframe_components() -> list[Component]:
     from mixframe.kernel.registry_types import Provides
 
     unit = Provides("unit_range", when=lambda c: c.scale == "unit", setting="scale: unit")

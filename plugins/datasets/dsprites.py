@@ -33,7 +33,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from mixframe import Component, DataBundle, DataSpec, MixframeError, hookimpl, param, positive
+from mixframe import Component, DataBundle, DataContext, DataSpec, MixframeError, hookimpl, param, positive
 from mixframe_plugins.datasets._splits import seeded
 
 FACTOR_NAMES = ("shape", "scale", "orientation", "posX", "posY")
@@ -145,7 +145,7 @@ class SpriteSet(Dataset):
         return self.low + (self.high - self.low) * self.masks[i].float(), self.labels[i]
 
 
-def build(config: DSpritesConfig) -> DataBundle:
+def build(config: DSpritesConfig, context: DataContext) -> DataBundle:
     """Distinct random factor combinations, rendered, in fixed train/val/test splits."""
     total = config.n_train + config.n_val + config.n_test
     combos = math.prod(FACTOR_SIZES)
@@ -164,7 +164,7 @@ def build(config: DSpritesConfig) -> DataBundle:
 
 
 @hookimpl
-def mixframe_datasets() -> list[Component]:
+def mixframe_components() -> list[Component]:
     from mixframe.kernel.registry_types import Provides
 
     unit = Provides("unit_range", when=lambda c: c.scale == "unit", setting="scale: unit")

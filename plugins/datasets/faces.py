@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
-from mixframe import Component, DataBundle, DataSpec, MixframeError, hookimpl, param, positive
+from mixframe import Component, DataBundle, DataContext, DataSpec, MixframeError, hookimpl, param, positive
 
 FACES = 100
 """The first 100 of lfw_subset's 200 crops are faces; the rest are background patches."""
@@ -59,7 +59,7 @@ def load_faces() -> np.ndarray:
     return images / 255.0 if images.max() > 1.0 else images
 
 
-def build(config: FacesConfig) -> DataBundle:
+def build(config: FacesConfig, context: DataContext) -> DataBundle:
     """The 100 faces resized and scaled, split with ``seed``; mirrored training faces added when ``flip``."""
     if config.val + config.test > FACES - 2:
         raise MixframeError(f"data.val + data.test = {config.val + config.test} leaves fewer than 2 of the {FACES} faces for training; "
@@ -83,7 +83,7 @@ def build(config: FacesConfig) -> DataBundle:
 
 
 @hookimpl
-def mixframe_datasets() -> list[Component]:
+def mixframe_components() -> list[Component]:
     from mixframe.kernel.registry_types import Provides
 
     unit = Provides("unit_range", when=lambda c: c.scale == "unit", setting="scale: unit")

@@ -40,7 +40,7 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from mixframe import Component, DataBundle, DataSpec, MixframeError, hookimpl, in_range, param, positive
+from mixframe import Component, DataBundle, DataContext, DataSpec, MixframeError, hookimpl, in_range, param, positive
 from mixframe.kernel.files import convert_image, open_user_image, read_user_text
 from mixframe.kernel.interfaces import ImagePreprocess
 
@@ -300,7 +300,7 @@ def folder_labels(folder: Path, images: list[Path]) -> tuple[Tensor, tuple[str, 
     return torch.tensor([index[p.relative_to(folder).parts[0]] for p in images], dtype=torch.long), tuple(classes)
 
 
-def build(config: ImageFolderConfig) -> DataBundle:
+def build(config: ImageFolderConfig, context: DataContext) -> DataBundle:
     """Images from a local folder, labelled by class folders, by binary attributes from a CSV, or unlabelled."""
     folder = resolve_root(config.root, "image_folder")
     if folder.is_file():
@@ -342,7 +342,7 @@ def build(config: ImageFolderConfig) -> DataBundle:
 
 
 @hookimpl
-def mixframe_datasets() -> list[Component]:
+def mixframe_components() -> list[Component]:
     from mixframe.kernel.registry_types import Provides
 
     unit = Provides("unit_range", when=lambda c: c.scale == "unit", setting="scale: unit")

@@ -22,7 +22,7 @@ import attrs
 import torch
 from torch import Tensor
 
-from mixframe import Component, DataBundle, DataSpec, MixframeError, hookimpl, in_range, param, positive
+from mixframe import Component, DataBundle, DataContext, DataSpec, MixframeError, hookimpl, in_range, param, positive
 from mixframe_plugins.datasets._splits import seeded, split_tensors
 
 SIZE = 32
@@ -76,7 +76,7 @@ class LineRenderer:
         return (index * (2 * math.pi / grid)).to(torch.float32), rms.to(torch.float32)
 
 
-def build(config: LinesConfig) -> DataBundle:
+def build(config: LinesConfig, context: DataContext) -> DataBundle:
     """Lines at uniform random angles, cut into fixed train/val/test splits."""
     renderer = LineRenderer(config.length)
     total = config.n_train + config.n_val + config.n_test
@@ -88,7 +88,7 @@ def build(config: LinesConfig) -> DataBundle:
 
 
 @hookimpl
-def mixframe_datasets() -> list[Component]:
+def mixframe_components() -> list[Component]:
     return [Component(kind="dataset", name="lines", implementation=build, config=LinesConfig,
                       provides=("image_data", "line_angles"),
                       summary="ACAI's synthetic lines: 32x32 line from the centre at a random angle; generator.angle_of for the benchmark")]

@@ -25,7 +25,7 @@ import attrs
 import torch
 from torch import Tensor
 
-from mixframe import Component, DataBundle, DataSpec, MixframeError, hookimpl, in_range, param, positive
+from mixframe import Component, DataBundle, DataContext, DataSpec, MixframeError, hookimpl, in_range, param, positive
 from mixframe_plugins.datasets._splits import seeded, split_tensors
 
 THETA_START = math.pi / 2
@@ -74,7 +74,7 @@ class SpiralCurve:
         return (torch.cat(out) if out else pts.new_zeros(0)).to(points.dtype).to(points.device)
 
 
-def build(config: SpiralConfig) -> DataBundle:
+def build(config: SpiralConfig, context: DataContext) -> DataBundle:
     """Noisy points on the spiral, cut into fixed train/val/test splits."""
     curve = SpiralCurve(config.turns, config.noise, config.inner_radius)
     gen = seeded(config.seed)
@@ -87,7 +87,7 @@ def build(config: SpiralConfig) -> DataBundle:
 
 
 @hookimpl
-def mixframe_datasets() -> list[Component]:
+def mixframe_components() -> list[Component]:
     return [Component(kind="dataset", name="spiral", implementation=build, config=SpiralConfig,
                       provides=("vector_data", "known_manifold"),
                       summary="2-D Archimedean spiral with Gaussian noise; generator.distance_to_manifold for the on-spiral metric")]

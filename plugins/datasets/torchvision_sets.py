@@ -37,7 +37,7 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from mixframe import Component, DataBundle, DataSpec, MixframeError, hookimpl, in_range, param, positive
+from mixframe import Component, DataBundle, DataContext, DataSpec, MixframeError, hookimpl, in_range, param, positive
 from mixframe.kernel.files import open_user_file, read_user_bytes, read_user_text
 from mixframe_plugins.datasets.image_folder import pixel_transform, resolve_root, seeded_split, value_range
 
@@ -201,21 +201,21 @@ def _idx_set(name: str, cls: type[datasets.MNIST], config: VisionSetConfig) -> D
     return _bundle(cls.__name__, config, 1, train, test)
 
 
-def build_mnist(config: VisionSetConfig) -> DataBundle:
+def build_mnist(config: VisionSetConfig, context: DataContext) -> DataBundle:
     """MNIST digits (1 channel) from <root>/MNIST/raw, official train/test split plus a seeded validation subset."""
     from torchvision import datasets
 
     return _idx_set("mnist", datasets.MNIST, config)
 
 
-def build_kmnist(config: VisionSetConfig) -> DataBundle:
+def build_kmnist(config: VisionSetConfig, context: DataContext) -> DataBundle:
     """Kuzushiji-MNIST (1 channel) from <root>/KMNIST/raw, official train/test split plus a seeded validation subset."""
     from torchvision import datasets
 
     return _idx_set("kmnist", datasets.KMNIST, config)
 
 
-def build_svhn(config: ChecksummedSetConfig) -> DataBundle:
+def build_svhn(config: ChecksummedSetConfig, context: DataContext) -> DataBundle:
     """SVHN cropped digits (train_32x32.mat, test_32x32.mat; the 'extra' set is not used)."""
     from torchvision import datasets
 
@@ -337,7 +337,7 @@ def _download_cifar(root: Path) -> None:
                             f"extract {CIFAR_ARCHIVE} yourself so that {root / CIFAR_FOLDER / CIFAR_TRAIN[0][0]} exists") from None
 
 
-def build_cifar10(config: ChecksummedSetConfig) -> DataBundle:
+def build_cifar10(config: ChecksummedSetConfig, context: DataContext) -> DataBundle:
     """CIFAR-10 from <root>/cifar-10-batches-bin (the official binary version; the pickled python version is refused)."""
     root = resolve_root(config.root, "cifar10")
     folder = root / CIFAR_FOLDER
@@ -359,7 +359,7 @@ def build_cifar10(config: ChecksummedSetConfig) -> DataBundle:
 
 
 @hookimpl
-def mixframe_datasets() -> list[Component]:
+def mixframe_components() -> list[Component]:
     from mixframe.kernel.registry_types import Provides
 
     unit = Provides("unit_range", when=lambda c: c.scale == "unit", setting="scale: unit")

@@ -26,7 +26,7 @@ import attrs
 import numpy as np
 import torch
 
-from mixframe import Component, DataBundle, DataSpec, MixframeError, hookimpl, in_range, param, positive
+from mixframe import Component, DataBundle, DataContext, DataSpec, MixframeError, hookimpl, in_range, param, positive
 from mixframe_plugins.datasets.image_folder import (
     IMAGE_SUFFIXES,
     ImageFiles,
@@ -94,7 +94,7 @@ class ShoeFiles(ImageFiles):
         return x, y.long()
 
 
-def build(config: ZapposConfig) -> DataBundle:
+def build(config: ZapposConfig, context: DataContext) -> DataBundle:
     """Zappos shoes, resized and scaled, labelled by their folders, in a seeded train/val/test split."""
     folder = image_root(config)
     images = find_images(folder)
@@ -122,7 +122,7 @@ def build(config: ZapposConfig) -> DataBundle:
 
 
 @hookimpl
-def mixframe_datasets() -> list[Component]:
+def mixframe_components() -> list[Component]:
     from mixframe.kernel.registry_types import Provides
 
     unit = Provides("unit_range", when=lambda c: c.scale == "unit", setting="scale: unit")

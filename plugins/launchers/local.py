@@ -203,6 +203,6 @@ def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
 
 
 @hookimpl
-def mixframe_launchers() -> list[Component]:
+def mixframe_components() -> list[Component]:
     return [Component(kind="launcher", name="local", implementation=LocalLauncher, config=LocalConfig,
                       summary="runs as processes on this machine, up to jobs at once, CPU threads and GPUs split between them")]

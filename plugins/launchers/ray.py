@@ -116,6 +116,6 @@ class RayLauncher(Launcher):
 
 
 @hookimpl
-def mixframe_launchers() -> list[Component]:
+def mixframe_components() -> list[Component]:
     return [Component(kind="launcher", name="ray", implementation=RayLauncher, config=RayConfig,
                       summary="each run a Ray task with its CPUs and GPUs, on a Ray cluster or one started here (mixframe[ray])")]

@@ -117,6 +117,6 @@ class SlurmLauncher(Launcher):
 
 
 @hookimpl
-def mixframe_launchers() -> list[Component]:
+def mixframe_components() -> list[Component]:
     return [Component(kind="launcher", name="slurm", implementation=SlurmLauncher, config=SlurmConfig,
                       summary="one Slurm array job per sweep through submitit: partition, time, GPUs per run (mixframe[slurm])")]

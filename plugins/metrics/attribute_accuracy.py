@@ -215,7 +215,7 @@ class AttributeAccuracy(Metric):
 
 
 @hookimpl
-def mixframe_metrics() -> list[Component]:
+def mixframe_components() -> list[Component]:
     from mixframe.kernel.registry_types import Requires
 
     requires = (Requires("attribute_labels", "its classifier learns the binary attributes of the data"),

@@ -85,7 +85,7 @@ class ClusteringMetric(Metric):
 
 
 @hookimpl
-def mixframe_metrics() -> list[Component]:
+def mixframe_components() -> list[Component]:
     from mixframe.kernel.registry_types import Requires
 
     requires = (Requires("class_labels", "it matches k-means clusters (k = the number of classes) to class labels"),)

@@ -168,7 +168,7 @@ class DisentanglementMetric(Metric):
 
 
 @hookimpl
-def mixframe_metrics() -> list[Component]:
+def mixframe_components() -> list[Component]:
     from mixframe.kernel.registry_types import Requires
 
     requires = (Requires("known_factors", "its scores render examples that vary one generative factor at a time"),)

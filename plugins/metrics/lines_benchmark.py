@@ -112,7 +112,7 @@ class LinesMetric(Metric):
 
 
 @hookimpl
-def mixframe_metrics() -> list[Component]:
+def mixframe_components() -> list[Component]:
     from mixframe.kernel.registry_types import Requires
 
     requires = (Requires("line_angles", "it measures decoded interpolants against the nearest true line"),)

@@ -105,7 +105,7 @@ class ManifoldMetric(Metric):
 
 
 @hookimpl
-def mixframe_metrics() -> list[Component]:
+def mixframe_components() -> list[Component]:
     from mixframe.kernel.registry_types import Requires
 
     requires = (Requires("known_manifold", "it measures how far decoded mixes land from the data manifold"),)

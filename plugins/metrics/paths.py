@@ -106,6 +106,6 @@ class PathsMetric(Metric):
 
 
 @hookimpl
-def mixframe_metrics() -> list[Component]:
+def mixframe_components() -> list[Component]:
     return [Component(kind="metric", name="paths", implementation=PathsMetric, config=PathsConfig, provides=(),
                       summary="decoded interpolation paths: evenness, midpoint lean and drift, midpoint distance to real data (Figure 13)")]

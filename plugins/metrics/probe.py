@@ -119,7 +119,7 @@ class ProbeMetric(Metric):
 
 
 @hookimpl
-def mixframe_metrics() -> list[Component]:
+def mixframe_components() -> list[Component]:
     from mixframe.kernel.registry_types import Requires
 
     requires = (Requires("class_labels", "its linear probe predicts class labels from codes"),)

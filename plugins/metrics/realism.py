@@ -129,7 +129,7 @@ class RealismMetric(Metric):
 
 
 @hookimpl
-def mixframe_metrics() -> list[Component]:
+def mixframe_components() -> list[Component]:
     from mixframe.kernel.registry_types import Requires
 
     requires = (Requires("class_labels", "its judge is a classifier trained on class labels"),)

@@ -82,7 +82,7 @@ class ReconstructionMetric(Metric):
 
 
 @hookimpl
-def mixframe_metrics() -> list[Component]:
+def mixframe_components() -> list[Component]:
     return [Component(kind="metric", name="reconstruction", implementation=ReconstructionMetric, config=ReconstructionConfig,
                       provides=(),
                       summary="test-split reconstruction: rec_mse, rec_psnr (kornia), rec_ssim (kornia, images only)")]

@@ -52,6 +52,6 @@ class BernoulliMixer(Mixer):
 
 
 @hookimpl
-def mixframe_mixers() -> list[Component]:
+def mixframe_components() -> list[Component]:
     return [Component(kind="mixer", name="bernoulli", implementation=BernoulliMixer, config=BernoulliConfig, provides=("mix",),
                       summary="h_mix = m h + (1-m) h', m ~ Bernoulli(p) per example and feature map (p per batch or per example)")]

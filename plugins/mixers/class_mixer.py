@@ -125,7 +125,7 @@ class ClassMixer(Mixer):
 
 
 @hookimpl
-def mixframe_mixers() -> list[Component]:
+def mixframe_components() -> list[Component]:
     from mixframe.kernel.registry_types import Requires
 
     return [Component(kind="mixer", name="class_mixer", implementation=ClassMixer, config=ClassMixerConfig,

@@ -53,7 +53,7 @@ class KWayMixer(Mixer):
 
 
 @hookimpl
-def mixframe_mixers() -> list[Component]:
+def mixframe_components() -> list[Component]:
     from mixframe.kernel.registry_types import Provides
 
     per_example = Provides("per_example_weight", when=lambda c: c.k == 2 and c.mode == "mixup", setting="k: 2, mode: mixup")

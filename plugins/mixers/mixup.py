@@ -41,7 +41,7 @@ class MixupMixer(Mixer):
 
 
 @hookimpl
-def mixframe_mixers() -> list[Component]:
+def mixframe_components() -> list[Component]:
     from mixframe.kernel.registry_types import Provides
 
     per_example = Provides("per_example_weight", when=lambda c: not c.per_channel, setting="per_channel: false")

@@ -37,6 +37,6 @@ class NoneMixer(Mixer):
 
 
 @hookimpl
-def mixframe_mixers() -> list[Component]:
+def mixframe_components() -> list[Component]:
     return [Component(kind="mixer", name="none", implementation=NoneMixer, config=NoneConfig, provides=(),
                       summary="no mixing: codes pass through unchanged (plain AE, AE+GAN)")]

@@ -121,8 +121,7 @@ class BetaVaeDiscriminator(Discriminator):
         return self.net(x)
 
 
-@hookimpl
-def mixframe_encoders() -> list[Component]:
+def _encoders() -> list[Component]:
     from mixframe.kernel.registry_types import Requires
 
     return [Component(kind="encoder", name="betavae", implementation=BetaVaeEncoder, config=BetaVaeEncoderConfig,
@@ -130,8 +129,7 @@ def mixframe_encoders() -> list[Component]:
                       summary="Burgess et al. beta-VAE conv encoder, deterministic, code (latent,) (dSprites)")]
 
 
-@hookimpl
-def mixframe_decoders() -> list[Component]:
+def _decoders() -> list[Component]:
     from mixframe.kernel.registry_types import Provides, Requires
 
     outputs = (Provides("logits_decoder", when=lambda c: c.output == "logits", setting="output: logits"),
@@ -141,10 +139,14 @@ def mixframe_decoders() -> list[Component]:
                       summary="Burgess et al. beta-VAE transposed-conv decoder, logits output by default")]
 
 
-@hookimpl
-def mixframe_discriminators() -> list[Component]:
+def _discriminators() -> list[Component]:
     from mixframe.kernel.registry_types import Requires
 
     return [Component(kind="discriminator", name="betavae", implementation=BetaVaeDiscriminator, config=BetaVaeDiscriminatorConfig,
                       requires=(Requires("image_data", "it is a convolutional network"),), provides=("critic",),
                       summary="beta-VAE conv trunk as a critic body, outputs (B, features)")]
+
+
+@hookimpl
+def mixframe_components() -> list[Component]:
+    return [*_encoders(), *_decoders(), *_discriminators()]

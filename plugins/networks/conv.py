@@ -160,8 +160,7 @@ class ConvDiscriminator(Discriminator):
         return self.net(x).flatten(1)
 
 
-@hookimpl
-def mixframe_encoders() -> list[Component]:
+def _encoders() -> list[Component]:
     from mixframe.kernel.registry_types import Requires
 
     return [Component(kind="encoder", name="conv", implementation=ConvEncoder, config=ConvEncoderConfig,
@@ -169,8 +168,7 @@ def mixframe_encoders() -> list[Component]:
                       summary="ACAI/AMR conv encoder for square 16-128 px images; spatial code (latent, s, s)")]
 
 
-@hookimpl
-def mixframe_decoders() -> list[Component]:
+def _decoders() -> list[Component]:
     from mixframe.kernel.registry_types import Provides, Requires
 
     outputs = (Provides("logits_decoder", when=lambda c: c.output == "logits", setting="output: logits"),
@@ -180,10 +178,14 @@ def mixframe_decoders() -> list[Component]:
                       summary="ACAI/AMR conv decoder (nearest upsampling), linear or logit output")]
 
 
-@hookimpl
-def mixframe_discriminators() -> list[Component]:
+def _discriminators() -> list[Component]:
     from mixframe.kernel.registry_types import Requires
 
     return [Component(kind="discriminator", name="conv", implementation=ConvDiscriminator, config=ConvDiscriminatorConfig,
                       requires=(Requires("image_data", "it is a convolutional network"),), provides=("critic",),
                       summary="ACAI/AMR conv critic body: encoder trunk, last conv map flattened")]
+
+
+@hookimpl
+def mixframe_components() -> list[Component]:
+    return [*_encoders(), *_decoders(), *_discriminators()]

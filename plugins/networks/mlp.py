@@ -105,8 +105,7 @@ class MlpDiscriminator(Discriminator):
         return self.net(x)
 
 
-@hookimpl
-def mixframe_encoders() -> list[Component]:
+def _encoders() -> list[Component]:
     from mixframe.kernel.registry_types import Requires
 
     return [Component(kind="encoder", name="mlp", implementation=MlpEncoder, config=MlpEncoderConfig,
@@ -114,8 +113,7 @@ def mixframe_encoders() -> list[Component]:
                       summary="MLP encoder for vector data (D,), code (latent,)")]
 
 
-@hookimpl
-def mixframe_decoders() -> list[Component]:
+def _decoders() -> list[Component]:
     from mixframe.kernel.registry_types import Requires
 
     return [Component(kind="decoder", name="mlp", implementation=MlpDecoder, config=MlpDecoderConfig,
@@ -124,11 +122,15 @@ def mixframe_decoders() -> list[Component]:
                       summary="MLP decoder for vector data, linear output")]
 
 
-@hookimpl
-def mixframe_discriminators() -> list[Component]:
+def _discriminators() -> list[Component]:
     from mixframe.kernel.registry_types import Requires
 
     return [Component(kind="discriminator", name="mlp", implementation=MlpDiscriminator, config=MlpDiscriminatorConfig,
                       requires=(Requires("vector_data", "it is a fully connected network on flat vectors"),),
                       provides=("critic",),
                       summary="MLP critic body for vector data, outputs (B, hidden[-1]) features")]
+
+
+@hookimpl
+def mixframe_components() -> list[Component]:
+    return [*_encoders(), *_decoders(), *_discriminators()]

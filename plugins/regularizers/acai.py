@@ -52,7 +52,6 @@ def _chance_levels(mean: float, mean_sq: float) -> dict[str, float]:
 class AcaiRegularizer(Regularizer):
     """The ACAI critic: regresses the mixing weight from decoded mixes."""
 
-    needs_mix = True
     gradient_targets = ("encoder", "decoder")  # g_mix judges decoded mixes of codes
 
     def __init__(self, config: AcaiConfig, context: BuildContext) -> None:
@@ -121,7 +120,7 @@ class AcaiRegularizer(Regularizer):
 
 
 @hookimpl
-def mixframe_regularizers() -> list[Component]:
+def mixframe_components() -> list[Component]:
     from mixframe.kernel.registry_types import Requires
 
     requires = (Requires("per_example_weight", "its critic regresses the mixing weight alpha of each decoded mix"),

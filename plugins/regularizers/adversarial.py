@@ -64,7 +64,6 @@ class AdversarialRegularizer(Regularizer):
     def __init__(self, config: AdversarialConfig, context: BuildContext) -> None:
         super().__init__()
         self.config = config
-        self.needs_mix = "mix" in config.judge
         self.num_attributes = len(context.data.attribute_names)
         if config.conditional != "none" and not self.num_attributes:
             raise MixframeError(f"adversarial conditional: {config.conditional} needs a dataset with binary attributes "
@@ -161,7 +160,7 @@ class AdversarialRegularizer(Regularizer):
 
 
 @hookimpl
-def mixframe_regularizers() -> list[Component]:
+def mixframe_components() -> list[Component]:
     from mixframe.kernel.registry_types import Requires
 
     requires = (

@@ -27,7 +27,6 @@ class ConsistencyConfig:
 class ConsistencyRegularizer(Regularizer):
     """Re-encodes decoded mixes and pulls the result toward the mixed code."""
 
-    needs_mix = True
     gradient_targets = ("encoder", "decoder")  # h_mix and f(g(h_mix)) both come from the encoder, g(h_mix) from the decoder
 
     def __init__(self, config: ConsistencyConfig, context: BuildContext) -> None:
@@ -44,7 +43,7 @@ class ConsistencyRegularizer(Regularizer):
 
 
 @hookimpl
-def mixframe_regularizers() -> list[Component]:
+def mixframe_components() -> list[Component]:
     from mixframe.kernel.registry_types import Requires
 
     return [Component(kind="regularizer", name="consistency", implementation=ConsistencyRegularizer,

@@ -40,11 +40,14 @@ import contextlib
 import datetime
 import os
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.distributed as dist
 from torch import nn
+
+if TYPE_CHECKING:
+    from mixframe.kernel.model import Model
 
 from mixframe.errors import MixframeError
 
@@ -224,11 +227,11 @@ def _has_parametrizations(module: nn.Module) -> bool:
     return any(parametrize.is_parametrized(m) for m in module.modules())
 
 
-def step_units(model: nn.Module, critic_params: Iterable[nn.Parameter]) -> list[tuple[str, nn.Module, bool]]:
+def step_units(model: Model, critic_params: Iterable[nn.Parameter]) -> list[tuple[str, nn.Module, bool]]:
     """The networks of a step, as ``(name, module, is_critic)``: encoder, decoder, the mixer when it has weights,
     and each sub-module of a regularizer that holds weights (critic bodies and heads are critic units)."""
     critic = {id(p) for p in critic_params}
-    units = [("encoder", model.encoder, False), ("decoder", model.decoder, False)]
+    units: list[tuple[str, nn.Module, bool]] = [("encoder", model.encoder, False), ("decoder", model.decoder, False)]
     if model.mixer is not None and any(p.requires_grad for p in model.mixer.parameters()):
         units.append(("mixer", model.mixer, False))
     for i, (name, reg) in enumerate(zip(model.regularizer_names, model.regularizers)):
@@ -249,7 +252,7 @@ class DataParallel:
     ``params`` after a backward pass. ``close()`` gives every unit its own forward back.
     """
 
-    def __init__(self, model: nn.Module, critic_params: Sequence[nn.Parameter], *, world: int, device: torch.device,
+    def __init__(self, model: Model, critic_params: Sequence[nn.Parameter], *, world: int, device: torch.device,
                  compile: bool = False, compile_backend: str = "inductor") -> None:
         self.world, self.active = world, False
         self.units: list[tuple[nn.Module, Any]] = []

@@ -1,7 +1,8 @@
 """The training engine: composes the losses a recipe names, on the schedule it gives, and raises events.
 
 One minibatch: the encoder, decoder and mixer produce a :class:`~mixframe.Step`; every critic takes
-one optimizer step on it; on one minibatch in ``update_g_every`` the autoencoder takes one too.
+one optimizer step on it (or its own number per autoencoder update: ``Regularizer.critic_settings``);
+on one minibatch in ``update_g_every`` the autoencoder takes one too.
 On a critic-only minibatch the step's tensors are computed under ``torch.no_grad``: nothing of the
 autoencoder's loss is built there (the authors' code builds that graph and throws it away).
 
@@ -25,7 +26,7 @@ import logging
 import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor
@@ -34,7 +35,7 @@ from torch.utils.data.distributed import DistributedSampler
 
 from mixframe.errors import MixframeError
 from mixframe.kernel.engine import distributed
-from mixframe.kernel.interfaces import LEVEL_SUFFIX, VALIDATION_LOSS, Callback, DataBundle, RunFolderView, Step, ordered
+from mixframe.kernel.interfaces import LEVEL_SUFFIX, VALIDATION_LOSS, Callback, DataBundle, Regularizer, RunFolderView, Step, ordered
 from mixframe.kernel.model import CheckpointMismatch, Model, build_data, load_states, nonfinite
 from mixframe.kernel.randomness import kept_random_state
 from mixframe.kernel.recipe import Recipe
@@ -60,11 +61,16 @@ def set_threads(requested: int | None) -> tuple[int, str]:
 logger = logging.getLogger("mixframe.engine")
 
 
+def total(terms: dict[str, Tensor]) -> Tensor:
+    """The sum of named loss terms (a tensor; ``sum`` alone types as ``Tensor | int``)."""
+    return cast(Tensor, sum(terms.values()))
+
+
 class TrainingDiverged(MixframeError):
     """A loss became NaN or infinite; training stopped before the next checkpoint."""
 
 
-def epoch_sampler(dataset: Any, seed: int, rank: int = 0, world: int = 1) -> DistributedSampler:
+def epoch_sampler(dataset: Any, seed: int, rank: int = 0, world: int = 1) -> DistributedSampler[Any]:
     """PyTorch's DistributedSampler: each epoch a permutation seeded by (seed, epoch) (``set_epoch``), cut to a
     multiple of the world size, of which this rank takes every world-th example. The order depends only on the
     seed and the epoch (a resumed run sees the same batches), and one process sees what N processes see together."""
@@ -120,14 +126,12 @@ class Trainer:
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
         distributed.broadcast_parameters(self.model, world)
-        betas = tuple(self.cfg.betas)
+        betas: tuple[float, float] = (self.cfg.betas[0], self.cfg.betas[1])
         self.ae_params = self.model.autoencoder_parameters()
         self.ae_opt = torch.optim.Adam(self.ae_params, lr=self.cfg.lr, betas=betas, weight_decay=self.cfg.weight_decay)
         self.critics = self.model.critics()
-        self.critic_opts = {
-            name: torch.optim.Adam(list(reg.critic_parameters()), lr=self.critic_lr, betas=betas, weight_decay=self.cfg.weight_decay)
-            for name, reg in self.critics
-        }
+        self.critic_settings = {name: reg.critic_settings() for name, reg in self.critics}
+        self.critic_opts = {name: self._critic_optimizer(name, reg, betas) for name, reg in self.critics}
         self.parallel = distributed.DataParallel(self.model, [p for _, reg in self.critics for p in reg.critic_parameters()], world=world,
                                                  device=self.device, compile=self.cfg.compile, compile_backend=self.cfg.compile_backend)
         if rank == 0 and world > 1:
@@ -164,6 +168,25 @@ class Trainer:
     @property
     def critic_lr(self) -> float:
         return self.cfg.critic_lr or self.cfg.lr
+
+    def _critic_optimizer(self, name: str, reg: Regularizer, betas: tuple[float, float]) -> torch.optim.Adam:
+        """A critic's Adam: its own settings (``Regularizer.critic_settings``) where it gives them, else the recipe's."""
+        own = self.critic_settings[name]
+        decay = self.cfg.weight_decay if own.weight_decay is None else own.weight_decay
+        return torch.optim.Adam(list(reg.critic_parameters()), lr=self._critic_lr(name), betas=own.betas or betas, weight_decay=decay)
+
+    def _critic_lr(self, name: str) -> float:
+        """A critic's learning rate: its own (``Regularizer.critic_settings``), else the recipe's."""
+        return self.critic_settings[name].lr or self.critic_lr
+
+    def critic_steps(self, name: str, step: int) -> int:
+        """The optimizer steps critic ``name`` takes on minibatch ``step``: its ``CriticSettings.steps`` per autoencoder
+        update spread evenly over the ``update_g_every`` minibatches of an update; one per minibatch by default."""
+        wanted, every = self.critic_settings[name].steps, self.cfg.update_g_every
+        if wanted is None:
+            return 1
+        j = step % every
+        return (j + 1) * wanted // every - j * wanted // every
 
     @property
     def steps_per_epoch(self) -> int:
@@ -340,14 +363,15 @@ class Trainer:
 
     def _critic_updates(self, step: Step, logs: dict[str, Tensor]) -> None:
         for name, reg in self.critics:
-            with self.autocast:
-                terms = reg.critic_loss(step)
-            opt = self.critic_opts[name]
-            opt.zero_grad(set_to_none=True)
-            sum(terms.values()).backward()  # DDP all-reduces the critic's gradients as the backward pass produces them
-            self.parallel.finish(reg.critic_parameters())
-            opt.step()
-            logs.update({f"critic/{name}/{k}": v.detach() for k, v in terms.items()})
+            for _ in range(self.critic_steps(name, self.step)):
+                with self.autocast:
+                    terms = reg.critic_loss(step)
+                opt = self.critic_opts[name]
+                opt.zero_grad(set_to_none=True)
+                total(terms).backward()  # type: ignore[no-untyped-call]  # DDP all-reduces the critic's gradients as the backward pass produces them
+                self.parallel.finish(reg.critic_parameters())
+                opt.step()
+                logs.update({f"critic/{name}/{k}": v.detach() for k, v in terms.items()})
 
     def _autoencoder_update(self, step: Step, out: Tensor, x: Tensor, logs: dict[str, Tensor]) -> None:
         model = self.model
@@ -359,11 +383,11 @@ class Trainer:
                 terms = {"reconstruction": model.reconstruction_loss(out, x)}
                 if step.mix is not None and step.mix.loss is not None:
                     terms["mixer"] = step.mix.loss
-                for i, (name, reg) in enumerate(zip(model.regularizer_names, model.regularizers)):
+                for i, (name, reg) in enumerate(zip(model.regularizer_names, model.typed_regularizers())):
                     terms.update({f"{i}_{name}/{k}": v for k, v in reg.autoencoder_loss(step).items()})
-            loss = sum(terms.values())
+            loss = total(terms)
             self.ae_opt.zero_grad(set_to_none=True)
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]  # Tensor.backward is untyped in torch
         finally:
             for p in critic_params:
                 p.requires_grad_(True)
@@ -392,7 +416,7 @@ class Trainer:
             raise CheckpointMismatch(source, ValueError(f"its critics are {sorted(critic_states)}, the recipe's are {sorted(self.critic_opts)}"))
         load_states(source, [(self.model, state["model"]), (self.ae_opt, state.get("ae_opt")),
                              *((o, critic_states[k]) for k, o in self.critic_opts.items())])
-        for opt, lr in [(self.ae_opt, self.cfg.lr), *((o, self.critic_lr) for o in self.critic_opts.values())]:
+        for opt, lr in [(self.ae_opt, self.cfg.lr), *((o, self._critic_lr(k)) for k, o in self.critic_opts.items())]:
             for group in opt.param_groups:
                 group["lr"] = lr
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
