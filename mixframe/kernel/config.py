@@ -42,7 +42,7 @@ def param(default: Any = MISSING, *, help: str, validator: Any = None, factory: 
     return attrs.field(default=default, validator=validator, metadata=metadata)
 
 
-def path_fields(cls: type) -> dict[str, attrs.Attribute]:
+def path_fields(cls: type) -> dict[str, attrs.Attribute[Any]]:
     """The fields of config class ``cls`` that name a folder or file (``param(path=...)``)."""
     return {f.name: f for f in attrs.fields(cls) if f.metadata.get("path")} if attrs.has(cls) else {}
 
@@ -70,7 +70,7 @@ MAX_LEARNING_RATE = 10.0
 """Adam moves each weight by about the learning rate a step: above this, training cannot work."""
 
 
-def learning_rate(_inst: Any, attribute: attrs.Attribute, value: Any) -> None:
+def learning_rate(_inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     """A validator: a learning rate, 0 < value <= MAX_LEARNING_RATE, that float32 holds as a non-zero number."""
     if value is None:
         return
@@ -80,7 +80,7 @@ def learning_rate(_inst: Any, attribute: attrs.Attribute, value: Any) -> None:
         raise ValueError(f"must be at least 1.2e-38 (smaller becomes 0 in float32, so nothing would learn), got {value!r}")
 
 
-def each_in_unit_interval(_inst: Any, attribute: attrs.Attribute, value: Any) -> None:
+def each_in_unit_interval(_inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     """A validator: every item in [0, 1) (Adam's betas: at 1 or more its moment estimates never settle, and it fails)."""
     if value is None:
         return

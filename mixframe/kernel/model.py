@@ -194,12 +194,12 @@ class Model(nn.Module):
     def encode(self, x: Tensor) -> Tensor:
         """Codes ``(N, *code_shape)`` of data ``(N, *spec.shape)``."""
         with self.evaluating():
-            return self.encoder(x.to(self.device))
+            return cast(Tensor, self.encoder(x.to(self.device)))
 
     def decode(self, h: Tensor) -> Tensor:
         """Data ``(N, *spec.shape)``, in ``spec.value_range``, decoded from codes."""
         with self.evaluating():
-            return self.decoder.to_data(self.decoder(h.to(self.device)))
+            return cast(Tensor, self.decoder.to_data(self.decoder(h.to(self.device))))
 
     def mix(self, *codes: Tensor, labels: Sequence[Tensor] | None = None, seed: int = 0) -> MixResult:
         """The model's mixer on batches of codes, its random draws seeded by ``seed`` on a stream of their own."""
@@ -209,7 +209,7 @@ class Model(nn.Module):
         devices = [self.device] if self.device.type == "cuda" else []
         with self.evaluating(), torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)
-            return self.mixer([c.to(self.device) for c in codes], labels)
+            return cast(MixResult, self.mixer([c.to(self.device) for c in codes], labels))
 
     def to_images(self, x: Tensor) -> list[Any]:
         """PIL images of data ``(N, C, H, W)`` (or one ``(C, H, W)``)."""
@@ -218,7 +218,7 @@ class Model(nn.Module):
     def components(self) -> dict[str, Mixer | Regularizer]:
         """The components whose ``training_state`` a checkpoint keeps, by a name stable across runs of one recipe."""
         named: dict[str, Mixer | Regularizer] = {} if self.mixer is None else {"mixer": self.mixer}
-        named.update({f"regularizers.{i}.{n}": r for i, (n, r) in enumerate(zip(self.regularizer_names, self.regularizers))})
+        named.update({f"regularizers.{i}.{n}": cast(Regularizer, r) for i, (n, r) in enumerate(zip(self.regularizer_names, self.regularizers))})
         return named
 
     def training_state(self) -> dict[str, Any]:

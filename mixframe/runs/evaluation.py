@@ -45,6 +45,7 @@ class EvaluatedRun(RunView, Protocol):
     """What evaluation uses of a run beyond a metric's view: its encoder (for the code shape), step and folder."""
 
     encoder: Encoder
+    model: Any  # the Model, checked for finite weights and outputs before any metric
     step: int
     folder: RunFolder
 
@@ -81,8 +82,8 @@ def _evaluate(run: EvaluatedRun, names: Sequence[str], split: str, seed: int | N
     from mixframe.kernel.model import nonfinite
 
     data = run.data
-    examples = next((s for s in (data.test, data.val, data.train) if len(s)), data.train)
-    x = torch.stack([examples[i][0] for i in range(min(64, len(examples)))]).to(run.device) if len(examples) else torch.zeros(0)
+    examples = next((s for s in (data.test, data.val, data.train) if len(s)), data.train)  # type: ignore[arg-type]
+    x = torch.stack([examples[i][0] for i in range(min(64, len(examples)))]).to(run.device) if len(examples) else torch.zeros(0)  # type: ignore[arg-type]
     problem = nonfinite(run.model, x)
     if problem:
         raise MixframeError(f"{run.dir} cannot be evaluated: {problem} (training diverged, e.g. a learning rate too large); "

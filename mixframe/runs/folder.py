@@ -314,7 +314,7 @@ def not_written(path: Path, err: OSError, what: str | None = None) -> NotSaved:
              errno.EROFS: "the disk is read-only: copy the run folder to a writable disk (cp -r) or remount it read-write",
              errno.EACCES: "make the folder writable for you (chmod u+w) or copy it somewhere writable",
              errno.EPERM: "make the folder writable for you (chmod u+w) or copy it somewhere writable"}
-    fix = fixes.get(err.errno, "check the disk and the folder's permissions")
+    fix = fixes.get(err.errno or 0, "check the disk and the folder's permissions")
     return NotSaved(f"{what or f'could not write {path}'}: {err.strerror or err} ({path}); {fix}, then run the command again")
 
 
@@ -329,7 +329,7 @@ def spec_from_dict(data: dict[str, Any]) -> DataSpec:
     values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in fields}
     if isinstance(values.get("preprocess"), dict):
         known = {f.name for f in attrs.fields(ImagePreprocess)}
-        steps = {k: tuple(v) if isinstance(v, list) else v for k, v in values["preprocess"].items() if k in known}
+        steps: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in values["preprocess"].items() if k in known}
         values["preprocess"] = ImagePreprocess(**steps)
     return DataSpec(**values)
 

@@ -274,7 +274,7 @@ def interpolation_gif(run: Run, x1: Tensor, x2: Tensor, steps: int = 8, mode: Mo
     font = _font(12)
     shown = []
     for j, frame in enumerate(frames):
-        big = frame.convert("RGB").resize((frame.width * scale, frame.height * scale), Image.NEAREST)
+        big = frame.convert("RGB").resize((frame.width * scale, frame.height * scale), Image.Resampling.NEAREST)
         canvas = Image.new("RGB", (big.width, big.height + 18), "white")
         canvas.paste(big, (0, 0))
         weight = j / (steps - 1) if mode == "linear" else None

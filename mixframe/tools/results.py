@@ -217,21 +217,21 @@ def compare(frame_or_path: Any, metric: str | None = None, baseline: str | None 
             out.append({"method": f"{ref_key} (no learning)", "role": "reference", "seeds": 0, "mean": values[0]})
     compared: list[int] = []
     for m in methods:
-        values = by_method[m]
-        seeds = sorted(values)
+        per_seed = by_method[m]
+        seeds = sorted(per_seed)
         evals = []
         for _, r in rows[rows["method"] == m].iterrows():
             again = [float(v[metric]) for v in (r["eval_seeds"] or {}).values() if metric in v]
             if again and pd.notna(r[metric]):
                 evals.append(statistics.stdev([float(r[metric]), *again]))
         row: dict[str, Any] = {"method": m, "role": "baseline" if m == baseline else "method", "seeds": len(seeds),
-                               "mean": statistics.fmean(values.values()) if values else math.nan,
-                               "sd": statistics.stdev(values.values()) if len(values) > 1 else math.nan,
-                               "per_seed": " ".join(f"{values[s]:.4g}" for s in seeds),
+                               "mean": statistics.fmean(per_seed.values()) if per_seed else math.nan,
+                               "sd": statistics.stdev(per_seed.values()) if len(per_seed) > 1 else math.nan,
+                               "per_seed": " ".join(f"{per_seed[s]:.4g}" for s in seeds),
                                "eval_sd": statistics.fmean(evals) if evals else math.nan}
         if baseline and m != baseline:
             pairs = [s for s in seeds if s in base]
-            diffs = [values[s] - base[s] for s in pairs]
+            diffs = [per_seed[s] - base[s] for s in pairs]
             low, high, p = paired_t(diffs)
             blow, bhigh = bootstrap_interval(np.asarray(diffs)) if len(diffs) > 1 else (math.nan, math.nan)
             row.update(pairs=len(pairs), diff=statistics.fmean(diffs) if diffs else math.nan, t_low=low, t_high=high, p=p,

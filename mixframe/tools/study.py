@@ -539,8 +539,8 @@ def _tune(folder: Path, plan: Plan, state: StudyState, launcher: Launcher) -> No
             if len(waiting) < tune.parallel:  # a round is tune.parallel trials (a stop between two asks: the rest of it)
                 for _ in range(min(tune.parallel - len(waiting), tune.trials - len(trials))):
                     opt.sampler = _sampler(plan, len(opt.get_trials(deepcopy=False)))
-                    trial = opt.ask({key: _distribution(rng) for key, rng in method.space.items()})
-                    waiting.append(opt.get_trials(deepcopy=False)[trial.number])
+                    new_trial = opt.ask({key: _distribution(rng) for key, rng in method.space.items()})
+                    waiting.append(opt.get_trials(deepcopy=False)[new_trial.number])
             for trial in waiting:
                 extra = [f"{k}={_dump(v)}" for k, v in trial.params.items()]
                 runs = [_new_run(folder, state, plan, key=f"tune-{name}-{trial.number:03d}-{seed}", label=f"tune {name} trial {trial.number} seed {seed}",
@@ -579,7 +579,7 @@ def best_of(opt: Any, method: Method, direction: str) -> dict[str, Any]:
         if rng.choices is not None or not isinstance(value, (int, float)):
             continue
         low, high, v = (math.log(rng.low), math.log(rng.high), math.log(value)) if rng.log else (rng.low, rng.high, value)  # type: ignore[arg-type]
-        share = (v - low) / (high - low)
+        share = (v - low) / (high - low)  # type: ignore[operator]  # numeric ranges have both ends
         if share <= EDGE or share >= 1 - EDGE:
             edges[key] = f"{value:g} is at the {'low' if share <= EDGE else 'high'} end of [{rng.low:g}, {rng.high:g}]: widen the range"
     return {"trial": best.number, "value": best.value, "settings": dict(best.params), "edges": edges,

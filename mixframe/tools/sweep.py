@@ -676,12 +676,12 @@ def _sweep_panels(records: list[dict[str, Any]], sweep_dir: Path) -> None:
     if drawer is None:
         return
     drawn: dict[str, tuple[Callable[[Any], None], list[str]] | None] = {}
-    for label, rec in firsts.items():
-        if rec is None:
+    for label, found in firsts.items():
+        if found is None:
             drawn[label] = None
             continue
-        run = load_run(run_dir(sweep_dir, rec) or "")
-        drawn[label] = (functools.partial(drawer.draw_panel, run), [f"{k}: {rec['metrics'][k]:.2f}" for k in headlines if k in rec["metrics"]])
+        run = load_run(run_dir(sweep_dir, found) or "")
+        drawn[label] = (functools.partial(drawer.draw_panel, run), [f"{k}: {found['metrics'][k]:.2f}" for k in headlines if k in found["metrics"]])
     fig = panels_figure(drawn, drawer.panel_title)
     fig.savefig(sweep_dir / PANELS_FILE, dpi=120)
     plt.close(fig)

@@ -274,8 +274,8 @@ class Trainer:
 
     def check_model(self) -> None:
         """A run whose weights, or whose outputs on a few examples, are not finite never ends complete."""
-        split = self.data.val if len(self.data.val) else self.data.train
-        x = torch.stack([split[i][0] for i in range(min(64, len(split)))]).to(self.device) if len(split) else torch.zeros(0)
+        split = self.data.val if len(self.data.val) else self.data.train  # type: ignore[arg-type]
+        x = torch.stack([split[i][0] for i in range(min(64, len(split)))]).to(self.device) if len(split) else torch.zeros(0)  # type: ignore[arg-type]
         problem = nonfinite(self.model, x)
         if problem:
             raise TrainingDiverged(f"training ended at epoch {self.epoch}, minibatch {self.step}, but {problem}; the run is not usable. "
