@@ -12,7 +12,7 @@ import abc
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import attrs
 import numpy as np
@@ -21,9 +21,6 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from mixframe.errors import MixframeError
-
-if TYPE_CHECKING:
-    from mixframe.kernel.recipe import Recipe
 
 
 @attrs.frozen(kw_only=True)
@@ -597,7 +594,7 @@ class TrainerView(Protocol):
       ``ranks_identical``: whether every process ended with the same weights (known in ``on_end``).
     """
 
-    recipe: Recipe
+    recipe: Any  # a mixframe.kernel.recipe.Recipe, not imported here: the registry's modules import this one
     epoch: int
     step: int
     rank: int
