@@ -620,7 +620,7 @@ def test_a_metrics_csv_row_cut_mid_number_is_repaired_before_any_callback_reads_
     code, _, err = cli(capsys, "resume", run, "--set", "train.epochs=3", "--no-progress")
     assert code == 0, err
     assert b"0.1e" not in metrics.read_bytes() and RunFolder(run).status == "complete"
-    assert [e for e, _ in RunFolder(run).epoch_curves()["val/reconstruction"]] == [1, 2, 3]  # each epoch once
+    assert [e for e, _ in RunFolder(run).epoch_curves()["epoch/val/reconstruction"]] == [1, 2, 3]  # each epoch once
 
 
 @pytest.mark.parametrize("damage", ["wrong_types", "fifo", "dev_zero", "evaluation_shape", "run_json"])
@@ -809,9 +809,8 @@ def test_sweep_resume_tells_a_live_run_from_a_dead_one(tmp_path: Path) -> None:
 
 
 def test_ctrl_c_during_mains_last_unwatch_is_not_a_traceback(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    from mixframe.kernel.registry import get_registry
+    from mixframe.kernel import registry
 
-    registry = get_registry()
     watch = registry.watch_warnings
 
     def watch_then_interrupted(*args: object, **kwargs: object) -> Callable[[], None]:
