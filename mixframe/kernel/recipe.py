@@ -504,12 +504,11 @@ def _component(kind: str, value: Any, path: str, problems: Problems, registry: R
     return ComponentSpec(kind=kind, name=name, config=attrs.evolve(config, **relative) if relative else config)
 
 
-def path_problems(recipe: Recipe, registry: Registry | None = None) -> list[tuple[str, str]]:
+def path_problems(recipe: Recipe) -> list[tuple[str, str]]:
     """(key path, message) for each folder or file a recipe names (``param(path=...)``) that is missing or of the wrong kind.
 
     Not part of :func:`check`: a trained run loads without its data. ``mixframe recipe check`` reports these.
     """
-    registry = registry or get_registry()
     problems = []
     placed = [(s, getattr(recipe, s)) for s in COMPONENT_SECTIONS] + [
         (f"{s}.{i}", spec) for s in LIST_SECTIONS for i, spec in enumerate(getattr(recipe, s))]
