@@ -620,7 +620,7 @@ def test_a_metrics_csv_row_cut_mid_number_is_repaired_before_any_callback_reads_
     code, _, err = cli(capsys, "resume", run, "--set", "train.epochs=3", "--no-progress")
     assert code == 0, err
     assert b"0.1e" not in metrics.read_bytes() and RunFolder(run).status == "complete"
-    assert [e for e, _ in RunFolder(run).epoch_curves()["val/reconstruction"]] == [1, 2, 3]  # each epoch once
+    assert [e for e, _ in RunFolder(run).epoch_curves()["epoch/val/reconstruction"]] == [1, 2, 3]  # each epoch once
 
 
 @pytest.mark.parametrize("damage", ["wrong_types", "fifo", "dev_zero", "evaluation_shape", "run_json"])
