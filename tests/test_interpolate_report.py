@@ -194,7 +194,7 @@ def test_report_is_one_self_contained_escaped_page(runs: dict[str, Path], tmp_pa
     assert "&lt;script&gt;alert(&quot;boom&quot;)&lt;/script&gt;" in page
 
     # the overview: one row per run; the metrics: a row per value, a column per run, formatted, a dash where a run was not evaluated
-    table = page[page.index("<table>"):page.index("</table>")]
+    table = page[page.index("<table class=\"runs\">"):page.index("</table>")]
     assert table.count("<tr>") == 1 + 3
     for head in ("mixer", "regularizers", "epochs", "final reconstruction loss", "validation reconstruction loss"):
         assert f"<th>{head}</th>" in table

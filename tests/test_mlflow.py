@@ -43,7 +43,7 @@ def test_a_run_goes_to_mlflow_with_its_recipe_epochs_evaluation_and_folder_and_a
     evaluation = run.folder.evaluation()["metrics"]
     assert found.data.metrics["eval/on_manifold_fraction"] == pytest.approx(evaluation["on_manifold_fraction"])
     artifacts = {a.path for a in client.list_artifacts(found.info.run_id)}
-    assert {"grid.png", "loss_curves.png", "recipe.yaml", "run.json", "evaluation.json", "metrics.csv", "tb", "grids"} <= artifacts
+    assert {"grid.png", "loss_curves.png", "recipe.yaml", "run.json", "evaluation.json", "metrics.csv", "tb"} <= artifacts
     assert "checkpoint.pt" not in artifacts
     uploaded = json.loads(Path(client.download_artifacts(found.info.run_id, "run.json", str(tmp_path))).read_text())
     assert uploaded["status"] == "complete"  # sent after the run folder's record was closed

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from browser import CHROMIUM, measure
 from PIL import Image
 
 import mixframe
@@ -23,7 +23,6 @@ from mixframe.tools.sweep import panels_figure
 
 ROOT = Path(__file__).resolve().parents[1]
 DIGITS = ROOT / "recipes" / "digits_amr_mixup.yaml"
-CHROMIUM = next((path for name in ("chromium", "chromium-browser", "google-chrome") if (path := shutil.which(name))), None)
 
 
 def test_grid_columns_are_labelled_with_the_weight_and_a_caption_says_what_the_rows_are(tmp_path: Path) -> None:
@@ -115,20 +114,11 @@ def test_notes_are_shown_apart_from_warnings_in_the_report(resumed: Path, tmp_pa
     assert not re.search(r'<div class="warning[^"]*">note:', page)
 
 
-PROBE = ("<script>window.addEventListener('load', () => { const d = document.documentElement; "
-         "const lines = [...document.querySelectorAll('table.runs td.name a')].map(a => new Set([...a.getClientRects()].map(r => Math.round(r.top))).size); "
-         "document.body.setAttribute('data-probe', d.scrollWidth + ' ' + Math.max(...lines)); });</script>")
-
-
 def probe(html: Path, width: int) -> tuple[int, int]:
     """(page scroll width, most lines any run name takes in the runs table) in headless Chromium at ``width`` px."""
-    probed = html.with_name(f"probed{width}.html")
-    probed.write_text(html.read_text(encoding="utf-8").replace("</body>", PROBE + "</body>"), encoding="utf-8")
-    done = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", f"--window-size={width},900",
-                           "--virtual-time-budget=10000", "--dump-dom", probed.as_uri()], capture_output=True, text=True, timeout=120)
-    found = re.search(r'data-probe="(\d+) (\d+)"', done.stdout)
-    assert found, f"Chromium gave no measurement: {done.stderr[-1000:]}"
-    return int(found[1]), int(found[2])
+    scroll, lines = measure(html, width, "d.scrollWidth + ' ' + Math.max(...[...document.querySelectorAll('table.runs td.name a')]"
+                                         ".map(a => new Set([...a.getClientRects()].map(r => Math.round(r.top))).size))")
+    return scroll, lines
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="no Chromium installed (apt-get install chromium)")

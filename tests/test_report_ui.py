@@ -7,16 +7,15 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
+from browser import CHROMIUM, measure
 
 from mixframe.runs.folder import RunFolder
 from mixframe.tools.report import build_report, meaning_of
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = next((path for name in ("chromium", "chromium-browser", "google-chrome") if (path := shutil.which(name))), None)
 # The digits recipe's metrics, with the names their plugins give their values (23 values).
 EVALUATION = {
     "probe": {"probe_acc": 0.95, "probe_c": 0.1, "probe_acc_10": 0.8676, "probe_acc_10_std": 0.0133, "probe_acc_100": 0.9602,
@@ -79,19 +78,10 @@ def test_meaning_families() -> None:
     assert meaning_of("mix_attribute_accuracy", named) == "all attributes" and meaning_of("mix_accuracy_", named) == ""
 
 
-PROBE = ("<script>window.addEventListener('load', () => { const d = document.documentElement; "
-         "document.body.setAttribute('data-widths', d.scrollWidth + ' ' + d.clientWidth); });</script>")
-
-
 def page_widths(html: Path, width: int) -> tuple[int, int]:
     """(scrollWidth, clientWidth) of the page in headless Chromium at ``width`` px."""
-    probed = html.with_name("probed.html")
-    probed.write_text(html.read_text(encoding="utf-8").replace("</body>", PROBE + "</body>"), encoding="utf-8")
-    done = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", f"--window-size={width},900",
-                           "--virtual-time-budget=10000", "--dump-dom", probed.as_uri()], capture_output=True, text=True, timeout=120)
-    found = re.search(r'data-widths="(\d+) (\d+)"', done.stdout)
-    assert found, f"Chromium gave no measurement: {done.stderr[-1000:]}"
-    return int(found[1]), int(found[2])
+    scroll, client = measure(html, width, "d.scrollWidth + ' ' + d.clientWidth")
+    return scroll, client
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="no Chromium installed (apt-get install chromium)")

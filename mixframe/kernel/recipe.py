@@ -175,7 +175,7 @@ MAX_RECIPE_READS = 64
 few small files that each extend the next several times over would otherwise be read exponentially many times."""
 
 
-def resolve_file(path: Path, _seen: tuple[Path, ...] = (), _reads: list[int] | None = None) -> dict[str, Any]:
+def resolve_file(path: Path, _seen: tuple[Path, ...] = (), _reads: list[int] | None = None, *, paths: bool = True) -> dict[str, Any]:
     """The recipe at ``path`` (or a shipped recipe's name, see :mod:`mixframe.kernel.shipped`) merged over its
     ``extends`` chain (not yet checked); at most :data:`MAX_RECIPE_READS` files are read in all."""
     from mixframe.kernel import shipped
@@ -196,7 +196,7 @@ def resolve_file(path: Path, _seen: tuple[Path, ...] = (), _reads: list[int] | N
         raise RecipeError(str(path), [("(top level)", f"a recipe must be a mapping of sections ({', '.join(TOP_LEVEL)}), got {type(raw).__name__}")])
     bases = raw.pop("extends", None)
     if bases is None:
-        return _absolute_paths(raw, raw, path.parent)
+        return _absolute_paths(raw, raw, path.parent) if paths else raw
     listed = [bases] if isinstance(bases, str) else bases
     if not isinstance(listed, list) or not listed or not all(isinstance(b, str) and b for b in listed):
         raise RecipeError(str(path), [("extends", "must be a recipe file or a list of them (paths relative to this recipe, "
@@ -213,10 +213,10 @@ def resolve_file(path: Path, _seen: tuple[Path, ...] = (), _reads: list[int] | N
         if not base_path.exists():
             raise RecipeError(str(path), [("extends", f"base recipe {base_path} does not exist")])
         try:
-            merged = merge(merged, resolve_file(base_path, (*_seen, path.resolve()), reads))
+            merged = merge(merged, resolve_file(base_path, (*_seen, path.resolve()), reads, paths=paths))
         except RecipeError as err:  # name the recipe that extends it, too
             raise RecipeError(str(path), [(f"extends {base}: {where}", problem) for where, problem in err.problems]) from None
-    return _absolute_paths(merge(merged, raw), raw, path.parent)
+    return _absolute_paths(merge(merged, raw), raw, path.parent) if paths else merge(merged, raw)
 
 
 def _absolute_paths(resolved: dict[str, Any], written: dict[str, Any], folder: Path, registry: Registry | None = None) -> dict[str, Any]:
@@ -524,12 +524,11 @@ def _component(kind: str, value: Any, path: str, problems: Problems, registry: R
     return ComponentSpec(kind=kind, name=name, config=attrs.evolve(config, **relative) if relative else config)
 
 
-def path_problems(recipe: Recipe, registry: Registry | None = None) -> list[tuple[str, str]]:
+def path_problems(recipe: Recipe) -> list[tuple[str, str]]:
     """(key path, message) for each folder or file a recipe names (``param(path=...)``) that is missing or of the wrong kind.
 
     Not part of :func:`check`: a trained run loads without its data. ``mixframe recipe check`` reports these.
     """
-    registry = registry or get_registry()
     problems = []
     placed = [(s, getattr(recipe, s)) for s in COMPONENT_SECTIONS] + [
         (f"{s}.{i}", spec) for s in LIST_SECTIONS for i, spec in enumerate(getattr(recipe, s))]
@@ -584,7 +583,7 @@ def copy_shipped(name: str, dest: str | Path) -> Path:
         dest = dest / f"{Path(bare).name}{shipped.SUFFIX}"
     elif dest.suffix not in (shipped.SUFFIX, ".yml"):
         raise MixframeError(f"{dest}: a recipe is a .yaml file (or give an existing folder, which receives {Path(bare).name}{shipped.SUFFIX})")
-    merged = resolve_file(source)
+    merged = resolve_file(source, paths=False)  # a shipped recipe names no folders of its own; and copying waits for no plugin
     order = [key for key in SECTION_ORDER if key in merged] + [key for key in merged if key not in SECTION_ORDER]
     merged = {key: merged[key] for key in order}
     comments = _leading_comments(source.read_text(encoding="utf-8"))
