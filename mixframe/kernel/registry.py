@@ -302,7 +302,7 @@ class Registry:
                                 f"its implementation must {'return' if kind == 'dataset' else 'subclass'} one")
         for item in comp.provides or ():
             cap = CAPABILITIES.get(item.capability)
-            if cap is not None and cap.kind == kind and item.when(config) and cap.holds(built) is False:
+            if cap is not None and cap.kind == kind and item.checked and item.when(config) and cap.holds(built) is False:
                 setting = f" with {item.setting}" if item.setting else ""
                 raise MixframeError(f"{kind} {name!r} declares that it provides {item.capability} ({cap.meaning}){setting}, "
                                     f"but the {type(built).__name__} it built does not; a bug in its plugin ({self.provider(kind, name)})")

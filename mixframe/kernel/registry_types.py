@@ -125,11 +125,14 @@ class Provides:
     ``when``: a function of the component's config; it provides the capability only where this
     returns True. ``setting``: the parameter setting that makes ``when`` true, as a recipe writes it
     (for example ``"per_channel: false"``), named in messages; empty when it always provides it.
+    ``checked``: False where only the data can tell (image_folder's ``labels: auto``): the recipe check
+    takes the declaration, a build is not held to it, and what needs the capability says so when it runs.
     """
 
     capability: str
     when: Callable[[Any], bool] = attrs.field(default=always, kw_only=True)
     setting: str = attrs.field(default="", kw_only=True)
+    checked: bool = attrs.field(default=True, kw_only=True)
 
 
 def _requirements(items: Iterable[Requires | str]) -> tuple[Requires, ...]:

@@ -348,9 +348,10 @@ def mixframe_components() -> list[Component]:
     unit = Provides("unit_range", when=lambda c: c.scale == "unit", setting="scale: unit")
     attributes = Provides("attribute_labels", when=lambda c: c.attributes is not None and c.labels in ("auto", "attributes"),
                           setting="attributes: a CSV file")
-    # only with labels: folders is it certain (the registry checks the built data against it); with auto the layout decides
-    classes = Provides("class_labels", when=lambda c: c.labels == "folders",
-                       setting="labels: folders (images in class sub-folders)")
+    classes = Provides("class_labels", when=lambda c: c.labels == "folders", setting="labels: folders (images in class sub-folders)")
+    # with auto, class labels depend on the folder's layout, known only when the data are read: the metric says so then
+    maybe_classes = Provides("class_labels", when=lambda c: c.labels == "auto" and c.attributes is None, checked=False,
+                             setting="labels: auto and images in class sub-folders")
     return [Component(kind="dataset", name="image_folder", implementation=build, config=ImageFolderConfig,
-                      provides=("image_data", attributes, classes, unit),
+                      provides=("image_data", attributes, classes, maybe_classes, unit),
                       summary="a local folder of images: class sub-folders, a 0/1 attribute CSV, or no labels; seeded train/val/test split")]
