@@ -35,7 +35,7 @@ from typing import Any, Literal
 
 import attrs
 
-from mixframe.errors import MixframeError
+from mixframe.errors import MixframeError, RecipeError
 from mixframe.kernel.config import Problems, param, positive, structure
 from mixframe.kernel.interfaces import Launcher, RunTask
 from mixframe.tools.results import direction_of, read_study
@@ -227,6 +227,10 @@ def check_study(path: str | Path, overrides: Sequence[str] = (), *, base: str | 
         try:
             file_of = recipe_path(text)
             recipe = load_recipe(file_of, own)
+        except RecipeError as err:  # each of the recipe's problems on its own line, under this method's path
+            for path, message in err.problems:
+                problems.add(where, f"recipe {text}, {path}: {message}")
+            continue
         except MixframeError as err:
             problems.add(where, str(err).replace("\n", " "))
             continue
