@@ -7,7 +7,7 @@ import math
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import TensorDataset
 
-from mixframe import DataBundle, DataSpec, MixframeError
+from mixframe import DataBundle, DataSpec, Mixer, MixframeError, MixResult
 from mixframe_plugins.metrics import clustering, disentanglement, lines_benchmark, manifold, probe, realism, reconstruction
 from mixframe_plugins.metrics._nets import load
 
@@ -49,6 +49,29 @@ class FakeRun:
         x, y = load(getattr(self.data, split))
         h = self.encode(x)
         return h.reshape(len(h), -1).numpy(), y.numpy()
+
+    @torch.no_grad()
+    def mix(self, *codes: Tensor, labels: Sequence[Tensor] | None = None, seed: int | None = None) -> MixResult:
+        assert self.mixer is not None
+        if seed is not None:
+            torch.manual_seed(seed)
+        return self.mixer(list(codes), labels)
+
+
+class CopyFirst(Mixer):
+    """A mixer whose mix is its first source (all weight on it): its decoded mixes are reconstructions."""
+
+    def forward(self, sources: Sequence[Tensor], labels: Sequence[Tensor] | None = None) -> MixResult:
+        weights = torch.zeros(len(sources[0]), 2, sources[0].shape[1])
+        weights[:, 0] = 1.0
+        return MixResult(codes=sources[0].clone(), weights=weights)
+
+
+class HalfWay(Mixer):
+    """Midpoints of the two sources."""
+
+    def forward(self, sources: Sequence[Tensor], labels: Sequence[Tensor] | None = None) -> MixResult:
+        return MixResult(codes=(sources[0] + sources[1]) / 2, weights=torch.full((len(sources[0]), 2, sources[0].shape[1]), 0.5))
 
 
 def bundle(splits: dict[str, tuple[Tensor, Tensor]], spec: DataSpec, label_kind: str = "class", generator: object = None) -> DataBundle:
@@ -428,6 +451,20 @@ def test_spiral_geometry_is_set_by_turns_inner_radius_and_noise() -> None:
     assert (x.norm(dim=1) > 0.28).all()  # nothing inside the inner radius
 
 
+def test_own_mixes_are_scored_with_the_runs_own_mixer_without_changing_the_common_numbers() -> None:
+    config = manifold.ManifoldConfig(n_mixes=300)
+    plain = manifold.ManifoldMetric(config, None).evaluate(FakeRun(circle_bundle()))  # type: ignore[arg-type]
+    assert not any(key.startswith("own_mix") for key in plain)  # a run without a mixer has no own mixes
+    copier, halver = FakeRun(circle_bundle()), FakeRun(circle_bundle())
+    copier.mixer, halver.mixer = CopyFirst(), HalfWay()
+    copied = manifold.ManifoldMetric(config, None).evaluate(copier)  # type: ignore[arg-type]
+    halved = manifold.ManifoldMetric(config, None).evaluate(halver)  # type: ignore[arg-type]
+    assert {k: v for k, v in copied.items() if not k.startswith("own_mix")} == plain  # own mixes draw from a stream of their own
+    assert copied["own_mix_on_manifold_fraction"] == 1.0  # identity codes, the mix is a real example
+    assert halved["own_mix_on_manifold_fraction"] < 0.5  # chords' midpoints leave the circle
+    assert halved["own_mix_distance_mean"] > copied["own_mix_distance_mean"]
+
+
 def test_manifold_metric_refuses_data_without_a_known_manifold() -> None:
     with pytest.raises(MixframeError, match="known manifold"):
         manifold.ManifoldMetric(manifold.ManifoldConfig(), None).evaluate(FakeRun(class_bundle()))  # type: ignore[arg-type]
@@ -484,7 +521,7 @@ def test_realism_judges_pixel_midpoints_less_real_than_data(optimizer_imported: 
     run = FakeRun(halves_bundle(128))  # identity codes: midpoints are pixel averages of two examples
     result = realism.RealismMetric(config, None).evaluate(run)  # type: ignore[arg-type]
     assert set(result) == {"realism_classifier_acc", "real_confidence", "midpoint_confidence", "rec_confidence", "mix_fid", "rec_fid",
-                           "pixel_midpoint_confidence", "pixel_mix_fid"}
+                           "pixel_midpoint_confidence", "pixel_mix_fid", "real_fid_floor"}
     assert result["realism_classifier_acc"] >= 0.95
     assert result["real_confidence"] > result["midpoint_confidence"] + 0.05  # half the pairs mix the two classes
     assert result["rec_fid"] == pytest.approx(0.0, abs=1e-3)  # perfect reconstructions
@@ -493,6 +530,21 @@ def test_realism_judges_pixel_midpoints_less_real_than_data(optimizer_imported: 
     assert result["pixel_mix_fid"] == pytest.approx(result["mix_fid"], rel=1e-6)
     assert result["pixel_midpoint_confidence"] == pytest.approx(result["midpoint_confidence"], rel=1e-6)
     assert result == realism.RealismMetric(config, None).evaluate(run)  # type: ignore[arg-type]
+
+
+def test_realism_has_a_real_against_real_floor_and_scores_own_mixes(optimizer_imported: None) -> None:
+    config = realism.RealismConfig(epochs=10, n_eval=128, width=8, batch_size=32)
+    plain = realism.RealismMetric(config, None).evaluate(FakeRun(halves_bundle(128)))  # type: ignore[arg-type]
+    assert set(plain) == {"realism_classifier_acc", "real_confidence", "midpoint_confidence", "rec_confidence", "mix_fid", "rec_fid",
+                          "pixel_midpoint_confidence", "pixel_mix_fid", "real_fid_floor"}
+    assert 0 <= plain["real_fid_floor"] < plain["mix_fid"]  # two halves of real data are closer than midpoints are to data
+    copier, halver = FakeRun(halves_bundle(128)), FakeRun(halves_bundle(128))
+    copier.mixer, halver.mixer = CopyFirst(), HalfWay()
+    copied = realism.RealismMetric(config, None).evaluate(copier)  # type: ignore[arg-type]
+    halved = realism.RealismMetric(config, None).evaluate(halver)  # type: ignore[arg-type]
+    assert {k: v for k, v in copied.items() if not k.startswith("own_mix")} == plain
+    assert copied["own_mix_fid"] < halved["own_mix_fid"]  # copies of real examples look real; pixel midpoints do not
+    assert halved["own_mix_confidence"] < copied["own_mix_confidence"]
 
 
 def test_realism_refuses_data_without_class_labels() -> None:

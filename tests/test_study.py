@@ -156,14 +156,60 @@ def test_a_bad_study_file_gives_every_problem_at_once_with_paths_and_exit_2(tmp_
             train.lr: {low: 1.0e-2, high: 1.0e-4, log: true}
         seeds: [0, 1]
         eval_seed: [1]
+        constraints:
+          rec_mse: {}
+          no_such_metric: {max: 1}
+          mix_distance_mean: {min: 2, max: 1}
     """))
     assert main(["study", "check", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err
     for where in ("eval_seed: unknown key", "baseline: 'vae' is not one of the methods", "methods.ae.sett: unknown key",
                   "methods.amr:", "no_such_recipe", "tune.trials:", "tune.seeds: [0] are also table seeds",
-                  "tune.space.train.lr: low (0.01) must be below high (0.0001)"):
+                  "tune.space.train.lr: low (0.01) must be below high (0.0001)", "constraints.rec_mse: give min, max or both",
+                  "constraints.no_such_metric: no metric the methods compute gives 'no_such_metric'",
+                  "constraints.mix_distance_mean: min (2) must be below max (1)"):
         assert where in err, where
+
+
+def test_tuning_never_chooses_a_trial_outside_the_constraints() -> None:
+    import optuna
+    from optuna.distributions import FloatDistribution
+
+    from mixframe.tools.study import BoundSpec, Method, RangeSpec, best_of, violations
+
+    bounds = {"rec_mse": BoundSpec(max=0.01)}
+    assert violations({"rec_mse": 0.005}, bounds) == []
+    assert violations({"rec_mse": 0.5}, bounds) == ["rec_mse 0.5 (needs <= 0.01)"]
+    assert violations({}, bounds) == ["rec_mse nan (needs <= 0.01)"]  # not measured: not known to be usable
+    assert violations({"acc": 0.1}, {"acc": BoundSpec(min=0.2, max=0.9)}) == ["acc 0.1 (needs >= 0.2 and <= 0.9)"]
+    opt = optuna.create_study(direction="maximize")
+    lr = FloatDistribution(1e-4, 1e-2, log=True)
+    for value, x, outside in ((1.0, 1e-3, 0.49), (0.6, 2e-3, 0.0), (0.4, 3e-3, 0.0)):  # trial 0: a collapsed decoder with the best score
+        opt.add_trial(optuna.trial.create_trial(params={"train.lr": x}, distributions={"train.lr": lr}, value=value,
+                                                system_attrs={"constraints:rec_mse": outside}))
+    method = Method(name="amr", recipe="r.yaml", overrides=(), space={"train.lr": RangeSpec(low=1e-4, high=1e-2, log=True)}, skipped={})
+    chosen = best_of(opt, method, "max")
+    assert chosen["trial"] == 1 and chosen["settings"] == {"train.lr": 2e-3} and chosen["infeasible"] == 1
+    none_fit = optuna.create_study(direction="maximize")
+    none_fit.add_trial(optuna.trial.create_trial(params={"train.lr": 1e-3}, distributions={"train.lr": lr}, value=1.0,
+                                                 system_attrs={"constraints:rec_mse": 0.49}))
+    with pytest.raises(MixframeError, match=r"no tuning trial met the constraints \(rec_mse\)"):
+        best_of(none_fit, method, "max")
+
+
+@pytest.mark.slow
+def test_a_study_whose_every_trial_breaks_a_constraint_says_so(tmp_path: Path) -> None:
+    import optuna
+
+    path = tiny_study(tmp_path, constraints={"on_manifold_threshold": {"max": 0.0}},
+                      tune={"trials": 2, "seeds": [100], "space": {"train.lr": {"low": 1e-3, "high": 1e-2, "log": True}}})
+    with pytest.raises(MixframeError, match="method ae: no tuning trial met the constraints"):
+        study(path, out=tmp_path / "out", launcher=InProcess(), progress=False)
+    storage = f"sqlite:///{next((tmp_path / 'out').iterdir()) / 'optuna.db'}"
+    for method in ("ae", "amr"):  # kept in the storage, where TPE and a resumed study read them
+        trials = optuna.load_study(study_name=method, storage=storage).trials
+        assert [t.constraints for t in trials] == [{"on_manifold_threshold": pytest.approx(0.06)}] * 2  # the threshold, above max 0
 
 
 def test_a_search_key_a_method_lacks_is_skipped_and_said(tmp_path: Path) -> None:

@@ -403,6 +403,8 @@ class RunView(Protocol):
     def encode(self, x: Tensor) -> Tensor: ...
     def decode(self, h: Tensor) -> Tensor: ...
     def interpolate(self, x1: Tensor, x2: Tensor, steps: int = 8, mode: str = "linear", seed: int = 0) -> Tensor: ...
+    def mix(self, *codes: Tensor, mixer: str | Mixer | None = None, labels: Sequence[Tensor] | None = None,
+            seed: int | None = None, **params: Any) -> MixResult: ...
     def codes(self, split: str) -> tuple[np.ndarray, np.ndarray]: ...
 
 
@@ -413,8 +415,10 @@ class Metric(abc.ABC):
     ``meanings`` gives each value's one-line meaning, shown beside it by reports and ``mixframe
     evaluate``; a key may hold ``{n}`` for a family of names (``probe_acc_{n}`` for probe_acc_10).
     ``directions`` says which way is better for the keys a study may rank by (``"max"`` or ``"min"``);
-    ``references`` maps a key to the key of its no-learning reference measured on the same evaluation
-    set (``on_manifold_fraction`` -> ``data_mix_on_manifold_fraction``), for a study's reference rows.
+    ``references`` maps a key to the key (or a tuple of keys) of its references measured on the same
+    evaluation set by no trained model: a no-learning value (``on_manifold_fraction`` ->
+    ``data_mix_on_manifold_fraction``) or a real-against-real floor (``mix_fid`` -> ``real_fid_floor``),
+    for a study's reference rows.
 
     ``split`` is the data split scored: ``"test"`` (the default: tables) or ``"val"`` (a study's tuning
     runs, so that choosing settings never sees the test split). A metric that draws fresh examples from a
@@ -423,7 +427,7 @@ class Metric(abc.ABC):
     headline: str | None = None
     meanings: dict[str, str] = {}
     directions: dict[str, str] = {}
-    references: dict[str, str] = {}
+    references: dict[str, str | tuple[str, ...]] = {}
 
     @abc.abstractmethod
     def evaluate(self, run: RunView, split: str = "test") -> dict[str, float]: ...

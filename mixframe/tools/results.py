@@ -13,8 +13,8 @@ to the baseline paired by seed, with a t interval (the primary test), its p valu
 Holm-adjusted over the table's comparisons, and the percentile bootstrap interval as a second column.
 The verdict says what the test shows: **shown** (adjusted p below 0.05; "better" or "worse" by the
 metric's direction) or **not shown to differ** (which is not "no difference"). Reference rows (a
-no-learning value measured on the same evaluation set, when the metric plugin names one) show their
-value only.
+no-learning value or a real-against-real floor measured on the same evaluation set, when the metric
+plugin names them) show their value only.
 """
 
 from __future__ import annotations
@@ -40,12 +40,14 @@ def direction_of(metric: str, plugins: Sequence[Any]) -> str | None:
     return None
 
 
-def reference_of(metric: str, plugins: Sequence[Any]) -> str | None:
-    """The key of ``metric``'s no-learning reference, from the metric plugins' ``references``."""
+def reference_of(metric: str, plugins: Sequence[Any]) -> tuple[str, ...]:
+    """The keys of ``metric``'s reference rows (no learning, a real-against-real floor), from the metric plugins'
+    ``references`` (a key or a tuple of keys)."""
     for plugin in plugins:
         if metric in getattr(plugin, "references", {}):
-            return plugin.references[metric]
-    return None
+            refs = plugin.references[metric]
+            return (refs,) if isinstance(refs, str) else tuple(refs)
+    return ()
 
 
 def read_study(folder: str | Path) -> dict[str, Any]:
@@ -174,7 +176,7 @@ def _direction(metric: str, frame: Any) -> str | None:
     return direction_of(metric, plugins)
 
 
-def _reference(metric: str) -> str | None:
+def _reference(metric: str) -> tuple[str, ...]:
     from mixframe.kernel.registry import get_registry
 
     return reference_of(metric, [get_registry().get("metric", name).implementation for name in get_registry().names("metric")])
@@ -210,11 +212,10 @@ def compare(frame_or_path: Any, metric: str | None = None, baseline: str | None 
                  for m in methods}
     base = by_method.get(baseline, {}) if baseline else {}
     out: list[dict[str, Any]] = []
-    ref_key = _reference(metric)
-    if ref_key and ref_key in rows.columns:
-        values = sorted({float(v) for v in rows[ref_key] if pd.notna(v)})
-        if len(values) == 1:  # identical in every run: measured on the same evaluation set, no learning
-            out.append({"method": f"{ref_key} (no learning)", "role": "reference", "seeds": 0, "mean": values[0]})
+    for ref_key in _reference(metric):
+        values = sorted({float(v) for v in rows[ref_key] if pd.notna(v)}) if ref_key in rows.columns else []
+        if len(values) == 1:  # identical in every run: measured on the same evaluation set, by no trained model
+            out.append({"method": f"{ref_key} (reference)", "role": "reference", "seeds": 0, "mean": values[0]})
     compared: list[int] = []
     for m in methods:
         per_seed = by_method[m]

@@ -66,6 +66,12 @@ class RangeSpec:
 
 
 @attrs.frozen(kw_only=True)
+class BoundSpec:
+    min: float | None = param(None, help="the lowest value a usable model has (with or without max)")
+    max: float | None = param(None, help="the highest value a usable model has (with or without min)")
+
+
+@attrs.frozen(kw_only=True)
 class TuneSpec:
     trials: int = param(help="trials per method, the same for every method (at least 1; checked with the rest of the file)")
     seeds: list[int] = param(help="tuning seeds: every trial trains with each; the table never uses them")
@@ -88,6 +94,8 @@ class StudySpec:
     tune: dict[str, Any] | None = param(None, help="{trials, seeds, space, parallel, startup_trials, sampler_seed}; null: no tuning")
     seeds: list[int] = param(help="the table's seeds")
     eval_seeds: list[int] = param(factory=lambda: [1, 2], help="evaluation seeds each table run is scored again with (evaluation noise)")
+    constraints: dict[str, Any] = param(factory=dict, help="metric key -> {min, max}: tuning never chooses a trial outside them "
+                                                           "(a collapsed decoder), and the table names runs outside them")
 
 
 @attrs.frozen(kw_only=True)
@@ -109,6 +117,7 @@ class Plan:
     methods: dict[str, Method]
     direction: str
     source: str
+    constraints: dict[str, BoundSpec] = attrs.field(factory=dict)
 
 
 def _dump(value: Any) -> str:
@@ -200,6 +209,17 @@ def check_study(path: str | Path, overrides: Sequence[str] = (), *, base: str | 
                     problems.add(where, f"a log scale needs low > 0, got {rng.low:g}")
                     continue
                 space[key] = rng
+    constraints: dict[str, BoundSpec] = {}
+    for key, value in spec.constraints.items():
+        bound = _lenient(BoundSpec, value, f"constraints.{key}", problems)
+        if bound is None:
+            continue
+        if bound.min is None and bound.max is None:
+            problems.add(f"constraints.{key}", "give min, max or both")
+        elif bound.min is not None and bound.max is not None and bound.min >= bound.max:
+            problems.add(f"constraints.{key}", f"min ({bound.min:g}) must be below max ({bound.max:g})")
+        else:
+            constraints[key] = bound
     if not spec.seeds:
         problems.add("seeds", "give at least one table seed (five or more for a table a reviewer accepts)")
     if len(set(spec.seeds)) != len(spec.seeds):
@@ -261,6 +281,10 @@ def check_study(path: str | Path, overrides: Sequence[str] = (), *, base: str | 
         except MixframeError as err:
             problems.add("metrics", str(err))
     direction = spec.direction or direction_of(spec.metric, plugins)
+    given = {k for p in plugins for k in (*getattr(p, "meanings", {}), *getattr(p, "directions", {}))}
+    for key in constraints:
+        if recipes and key not in given:
+            problems.add(f"constraints.{key}", f"no metric the methods compute gives {key!r} (they give: {', '.join(sorted(given)) or 'nothing'})")
     if recipes and not any(spec.metric in getattr(p, "meanings", {}) or spec.metric in getattr(p, "directions", {}) for p in plugins):
         problems.add("metric", f"no metric the methods compute gives {spec.metric!r} "
                                f"(they give: {', '.join(k for p in plugins for k in getattr(p, 'meanings', {})) or 'nothing'})")
@@ -268,7 +292,21 @@ def check_study(path: str | Path, overrides: Sequence[str] = (), *, base: str | 
         problems.add("direction", f"the metric plugin does not say whether {spec.metric} is better high or low; add direction: max or min")
     if problems:
         raise UserFileError(file, "study file", problems.items)
-    return Plan(spec=spec, tune=tune, methods=methods, direction=direction or "max", source=str(file))
+    return Plan(spec=spec, tune=tune, methods=methods, direction=direction or "max", source=str(file), constraints=constraints)
+
+
+def violations(metrics: Mapping[str, float], constraints: Mapping[str, BoundSpec]) -> list[str]:
+    """The constraints ``metrics`` break, each as ``key value outside bound`` (a missing or NaN value breaks its constraint)."""
+    broken = []
+    for key, bound in constraints.items():
+        value = metrics.get(key, math.nan)
+        if not math.isfinite(value) or (bound.min is not None and value < bound.min) or (bound.max is not None and value > bound.max):
+            broken.append(f"{key} {value:.4g} (needs {_bounds_text(bound)})")
+    return broken
+
+
+def _bounds_text(bound: BoundSpec) -> str:
+    return " and ".join(x for x in (f">= {bound.min:g}" if bound.min is not None else "", f"<= {bound.max:g}" if bound.max is not None else "") if x)
 
 
 # -- shipped studies -------------------------------------------------------------------------------------
@@ -405,6 +443,7 @@ def study(path: str | Path, *, out: str | Path = "studies", overrides: Sequence[
     record = {"source": plan.source, "overrides": list(overrides), "created": _now(), "launcher": launcher_record,
               "storage": storage or f"sqlite:///{(folder / STORAGE_FILE).resolve()}", "metric": plan.spec.metric,
               "direction": plan.direction, "baseline": plan.spec.baseline,
+              "constraints": {key: attrs.asdict(bound) for key, bound in plan.constraints.items()},
               "methods": {m.name: {"recipe": m.recipe, "overrides": list(m.overrides), "space": list(m.space), "skipped": m.skipped}
                           for m in plan.methods.values()},
               "runs": [], "best": {}, "state": "tuning"}
@@ -509,6 +548,20 @@ def _sampler(plan: Plan, number: int) -> Any:
     return optuna.samplers.TPESampler(seed=tune.sampler_seed + number, n_startup_trials=startup)
 
 
+def _constrain(opt: Any, trial: Any, runs: Sequence[Mapping[str, Any]], constraints: Mapping[str, BoundSpec]) -> None:
+    """Store how far the trial's mean (over its tuning seeds) of each constrained metric lies outside its bounds (0 inside),
+    as Optuna constraints: TPE then models the good region from feasible trials, and :func:`best_of` skips the others."""
+    import optuna
+
+    live = optuna.trial.Trial(opt, trial._trial_id)  # the asked trial (a resumed one is only a FrozenTrial here)
+    for key, bound in constraints.items():
+        values = [float(run["metrics"].get(key, math.nan)) for run in runs]
+        mean = statistics.fmean(values) if all(math.isfinite(v) for v in values) else math.nan
+        outside = 1.0 if not math.isfinite(mean) else max(0.0, (bound.min - mean) if bound.min is not None else 0.0,
+                                                              (mean - bound.max) if bound.max is not None else 0.0)
+        live.set_constraint(key, outside)
+
+
 def _distribution(rng: RangeSpec) -> Any:
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
@@ -561,6 +614,7 @@ def _tune(folder: Path, plan: Plan, state: StudyState, launcher: Launcher) -> No
             values = [run["metrics"].get(plan.spec.metric, math.nan) for run in runs]
             finite = [v for v in values if math.isfinite(v)]
             if len(finite) == len(values):
+                _constrain(studies[name], trial, runs, plan.constraints)
                 studies[name].tell(trial.number, statistics.fmean(finite))
             else:
                 studies[name].tell(trial.number, state=TrialState.FAIL)
@@ -570,12 +624,17 @@ def _tune(folder: Path, plan: Plan, state: StudyState, launcher: Launcher) -> No
 
 
 def best_of(opt: Any, method: Method, direction: str) -> dict[str, Any]:
-    """The best trial's settings and value, and the settings at the edge of their range."""
+    """The best trial's settings and value among those that met the constraints, and the settings at the edge of their range."""
     from optuna.trial import TrialState
 
     done = [t for t in opt.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
     if not done:
         raise MixframeError(f"method {method.name}: no tuning trial completed (each failed; see the study folder's logs)")
+    infeasible = [t for t in done if any(v > 0 for v in t.constraints.values())]
+    done = [t for t in done if t not in infeasible]
+    if not done:
+        raise MixframeError(f"method {method.name}: no tuning trial met the constraints ({', '.join(infeasible[0].constraints)}); "
+                            "widen the search space or loosen the constraints in the study file, then start the study again")
     best = (max if direction == "max" else min)(done, key=lambda t: (t.value, -t.number) if direction == "max" else (t.value, t.number))
     edges = {}
     for key, value in best.params.items():
@@ -587,7 +646,8 @@ def best_of(opt: Any, method: Method, direction: str) -> dict[str, Any]:
         if share <= EDGE or share >= 1 - EDGE:
             edges[key] = f"{value:g} is at the {'low' if share <= EDGE else 'high'} end of [{rng.low:g}, {rng.high:g}]: widen the range"
     return {"trial": best.number, "value": best.value, "settings": dict(best.params), "edges": edges,
-            "trials": len(opt.get_trials(deepcopy=False)), "failed": sum(t.state == TrialState.FAIL for t in opt.get_trials(deepcopy=False))}
+            "trials": len(opt.get_trials(deepcopy=False)), "failed": sum(t.state == TrialState.FAIL for t in opt.get_trials(deepcopy=False)),
+            "infeasible": len(infeasible)}
 
 
 def _table(folder: Path, plan: Plan, state: StudyState, launcher: Launcher) -> None:
@@ -618,8 +678,16 @@ def write_table(folder: str | Path) -> str:
         for name, best in record["best"].items():
             chosen = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in best["settings"].items()) or "(no key applies)"
             lines.append(f"- {name}: {chosen} (trial {best['trial']} of {best['trials']}, {record['metric']} {best['value']:.4g} on val"
-                         + (f", {best['failed']} failed" if best.get("failed") else "") + ")")
+                         + (f", {best['failed']} failed" if best.get("failed") else "")
+                         + (f", {best['infeasible']} outside the constraints" if best.get("infeasible") else "") + ")")
             lines += [f"  - **at an edge**: {why}" for why in best["edges"].values()]
+    if record.get("constraints"):
+        bounds = {key: BoundSpec(**bound) for key, bound in record["constraints"].items()}
+        broken = [f"- {run['method']} seed {run['seed']}: {'; '.join(found)}" for run in record["runs"]
+                  if run["phase"] == "table" and (found := violations(run["metrics"], bounds))]
+        lines += ["", "Constraints (a usable model; tuning chose only among trials that met them): "
+                  + ", ".join(f"{key} {_bounds_text(b)}" for key, b in bounds.items()), "",
+                  *(["Table runs outside them (kept in the table, as measured):", "", *broken] if broken else ["Every table run met them."])]
     skipped = [f"- {name}: {key} ({why})" for name, m in record["methods"].items() for key, why in m["skipped"].items()]
     if skipped:
         lines += ["", "Search keys skipped:", "", *skipped]

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from mixframe import DataBundle, MixframeError
+from mixframe import DataBundle, MixframeError, RunView
 
 
 def metric_rng(seed: int) -> np.random.Generator:
@@ -67,6 +67,30 @@ def random_pairs(n_total: int, n_pairs: int, rng: np.random.Generator) -> tuple[
     first = rng.integers(0, n_total, size=n_pairs)
     second = (first + rng.integers(1, n_total, size=n_pairs)) % n_total
     return first, second
+
+
+OWN_MIX_STREAM = 7919
+"""Own mixes draw their examples from a stream of their own (the evaluation seed and this), so that adding
+them changed none of the numbers a metric measured before, whose draws come from ``metric_rng(seed)``."""
+
+
+def own_mixes(run: RunView, examples: Dataset, n: int, seed: int) -> Tensor | None:
+    """Codes mixed by the run's own trained mixer from ``n`` random groups of test examples (the second and
+    later sources differ from the first), or None for a run trained without a mixer.
+
+    Why: the common measure decodes linear midpoints for every run, a mix that a Bernoulli or 3-way run never
+    trained on; these are the mixes each method did train on, so a column of them says how its own mixes look.
+    The mixer's random draws (alpha, masks) are seeded from the same stream, the same for every run."""
+    if run.mixer is None:
+        return None
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, OWN_MIX_STREAM]))
+    total = len(examples)  # type: ignore[arg-type]
+    first, _ = random_pairs(total, n, rng)
+    groups = [first] + [(first + rng.integers(1, total, size=n)) % total for _ in range(run.mixer.num_sources - 1)]
+    loaded = [load(examples, group) for group in groups]
+    codes = [run.encode(x) for x, _ in loaded]
+    labels = [y for _, y in loaded] if run.mixer.uses_labels else None
+    return run.mix(*codes, labels=labels, seed=int(rng.integers(0, 2**31))).codes.cpu()
 
 
 def require_class_labels(data: DataBundle, metric: str) -> int:

@@ -12,7 +12,9 @@ threshold used), ``mix_distance_mean``; and as references, reconstructions of th
 examples: ``rec_on_manifold_fraction``, ``rec_distance_mean``, and the no-learning reference of
 mixing the same pairs in data space with the same weights, ``alpha x1 + (1 - alpha) x2``:
 ``data_mix_on_manifold_fraction``, ``data_mix_distance_mean`` (identical for every run of a dataset,
-since the pairs come from the metric's evaluation seed, not the run's).
+since the pairs come from the metric's evaluation seed, not the run's). A run with a mixer is also scored
+on the mixes it trained on: ``own_mix_on_manifold_fraction``, ``own_mix_distance_mean`` (its own trained
+mixer, :func:`~mixframe_plugins.metrics._nets.own_mixes`).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import torch
 from torch import Tensor
 
 from mixframe import BuildContext, Component, KnowsManifold, Metric, MixframeError, Run, hookimpl, param, positive
-from mixframe_plugins.metrics._nets import load, metric_rng, random_pairs, to_numpy
+from mixframe_plugins.metrics._nets import load, metric_rng, own_mixes, random_pairs, to_numpy
 
 
 def mixup_codes(h1: Tensor, h2: Tensor, alpha: Tensor) -> Tensor:
@@ -56,8 +58,10 @@ class ManifoldMetric(Metric):
     """Fraction of decoded random mixes that land on the known data manifold."""
 
     headline = "on_manifold_fraction"
-    directions = {"on_manifold_fraction": "max", "mix_distance_mean": "min", "rec_on_manifold_fraction": "max", "rec_distance_mean": "min"}
-    references = {"on_manifold_fraction": "data_mix_on_manifold_fraction", "mix_distance_mean": "data_mix_distance_mean"}
+    directions = {"on_manifold_fraction": "max", "mix_distance_mean": "min", "rec_on_manifold_fraction": "max", "rec_distance_mean": "min",
+                  "own_mix_on_manifold_fraction": "max", "own_mix_distance_mean": "min"}
+    references = {"on_manifold_fraction": "data_mix_on_manifold_fraction", "mix_distance_mean": "data_mix_distance_mean",
+                  "own_mix_on_manifold_fraction": "data_mix_on_manifold_fraction"}
     panel_title = "decoded random mixes (orange) over real samples (blue)"
     meanings = {
         "on_manifold_fraction": "fraction of decoded random mixes (mixup of two test codes) closer to the data manifold than the threshold; "
@@ -68,6 +72,9 @@ class ManifoldMetric(Metric):
         "rec_distance_mean": "mean distance of the reconstructions to the manifold",
         "data_mix_on_manifold_fraction": "the same fraction for mixing the pairs in data space (the no-learning reference)",
         "data_mix_distance_mean": "mean distance to the manifold of mixing the pairs in data space (the no-learning reference)",
+        "own_mix_on_manifold_fraction": "the same fraction for mixes made by the run's own trained mixer (the mixes it trained on; "
+                                        "runs with a mixer only); higher is better",
+        "own_mix_distance_mean": "mean distance to the manifold of the run's own mixer's decoded mixes; lower is better",
     }
 
     def __init__(self, config: ManifoldConfig, context: BuildContext) -> None:
@@ -101,6 +108,10 @@ class ManifoldMetric(Metric):
         out = manifold_scores(to_numpy(generator.distance_to_manifold(mixes)), to_numpy(generator.distance_to_manifold(recs)), threshold)
         blends = to_numpy(generator.distance_to_manifold(mixup_codes(x1.cpu(), x2.cpu(), alpha).to(x1.dtype)))
         out.update(data_mix_on_manifold_fraction=float(np.mean(blends < threshold)), data_mix_distance_mean=float(np.mean(blends)))
+        own = own_mixes(run, examples, self.config.n_mixes, self.config.seed)
+        if own is not None:
+            distances = to_numpy(generator.distance_to_manifold(run.decode(own).cpu()))
+            out.update(own_mix_on_manifold_fraction=float(np.mean(distances < threshold)), own_mix_distance_mean=float(np.mean(distances)))
         return out
 
 

@@ -14,6 +14,9 @@ other numbers say little.
   real test examples and of decoded midpoints (FID's formula with the judge in place of
   Inception); ``rec_fid``: the same for reconstructions, as a reference (lower is better).
   Numbers are comparable only between runs evaluated with the same judge settings and seed.
+  ``real_fid_floor``: two random halves of the real examples against each other, the floor.
+- ``own_mix_fid``, ``own_mix_confidence``: the same for mixes made by the run's own trained mixer, the
+  mixes it trained on (runs with a mixer only), beside the common midpoints every run is scored on.
 
 Decoded outputs are clamped to the dataset's value range before judging, as real data are.
 """
@@ -27,7 +30,17 @@ import numpy as np
 from torch import Tensor
 
 from mixframe import BuildContext, Component, Metric, Run, hookimpl, param, positive
-from mixframe_plugins.metrics._nets import judge, load, metric_rng, pick, random_pairs, require_class_labels, train_judge
+from mixframe_plugins.metrics._nets import (
+    OWN_MIX_STREAM,
+    judge,
+    load,
+    metric_rng,
+    own_mixes,
+    pick,
+    random_pairs,
+    require_class_labels,
+    train_judge,
+)
 
 
 def feature_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -60,6 +73,17 @@ def feature_fid(real: np.ndarray, fake: np.ndarray) -> float:
     return frechet_distance(*feature_stats(real), *feature_stats(fake))
 
 
+def real_fid_floor(real_features: np.ndarray, seed: int) -> float:
+    """The Frechet distance between two random halves of the real examples' features: what finite samples
+    of real data score against each other, the floor under ``mix_fid`` (at half the sample size, so a little
+    above what the full sample would reach). The split is drawn from the own-mix stream so that no earlier
+    draw changed."""
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, OWN_MIX_STREAM, 1]))
+    order = rng.permutation(len(real_features))
+    half = len(order) // 2
+    return feature_fid(real_features[order[:half]], real_features[order[half:2 * half]])
+
+
 @attrs.frozen(kw_only=True)
 class RealismConfig:
     epochs: int = param(10, validator=positive, help="training epochs of the judge classifier")
@@ -73,8 +97,9 @@ class RealismConfig:
 
 class RealismMetric(Metric):
     """Judge-network confidence and Frechet distance of decoded midpoints (needs class labels)."""
-    directions = {"mix_fid": "min", "midpoint_confidence": "max", "rec_fid": "min"}
-    references = {"mix_fid": "pixel_mix_fid", "midpoint_confidence": "pixel_midpoint_confidence"}
+    directions = {"mix_fid": "min", "midpoint_confidence": "max", "rec_fid": "min", "own_mix_fid": "min", "own_mix_confidence": "max"}
+    references = {"mix_fid": ("pixel_mix_fid", "real_fid_floor"), "midpoint_confidence": "pixel_midpoint_confidence",
+                  "own_mix_fid": ("pixel_mix_fid", "real_fid_floor"), "own_mix_confidence": "pixel_midpoint_confidence"}
     meanings = {
         "realism_classifier_acc": "test accuracy of the judge (a classifier trained on real data); if low, the other realism numbers say little",
         "real_confidence": "the judge's mean top-class probability on real test examples (the reference for the others)",
@@ -86,6 +111,11 @@ class RealismMetric(Metric):
         "pixel_midpoint_confidence": "the no-learning reference: its mean top-class probability on pixel midpoints (x1 + x2) / 2 "
                                      "of the same pairs",
         "pixel_mix_fid": "the no-learning reference: the Frechet distance for pixel midpoints of the same pairs (lower is better)",
+        "real_fid_floor": "the floor: the Frechet distance between two random halves of the real examples scored (finite samples "
+                          "of real data against each other)",
+        "own_mix_fid": "the Frechet distance for decoded mixes made by the run's own trained mixer (the mixes it trained on; "
+                       "runs with a mixer only); lower is better",
+        "own_mix_confidence": "the judge's mean top-class probability on the run's own mixer's decoded mixes",
     }
 
     def __init__(self, config: RealismConfig, context: BuildContext) -> None:
@@ -116,6 +146,11 @@ class RealismMetric(Metric):
         p_mid, f_mid = judge(net, midpoints, run.device)
         p_rec, f_rec = judge(net, recs, run.device)
         p_pix, f_pix = judge(net, (x1.float() + x2.float()) / 2, run.device)  # the same pairs blended in pixel space
+        extra = {"real_fid_floor": real_fid_floor(f_real.numpy(), cfg.seed)}
+        own = own_mixes(run, examples, cfg.n_eval, cfg.seed)
+        if own is not None:
+            p_own, f_own = judge(net, decoded(own), run.device)
+            extra.update(own_mix_fid=feature_fid(f_real.numpy(), f_own.numpy()), own_mix_confidence=float(p_own.max(dim=1).values.mean()))
         return {
             "realism_classifier_acc": float((p_real.argmax(dim=1) == y_real.long()).float().mean()),
             "real_confidence": float(p_real.max(dim=1).values.mean()),
@@ -125,7 +160,7 @@ class RealismMetric(Metric):
             "rec_fid": feature_fid(f_real.numpy(), f_rec.numpy()),
             "pixel_midpoint_confidence": float(p_pix.max(dim=1).values.mean()),
             "pixel_mix_fid": feature_fid(f_real.numpy(), f_pix.numpy()),
-        }
+        } | extra
 
 
 @hookimpl
