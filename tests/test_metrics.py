@@ -30,7 +30,7 @@ class FakeRun:
         self.data = data
         self.encoder = None
         self.decoder = None
-        self.mixer = None
+        self.mixer: Mixer | None = None
         self.device = torch.device("cpu")
         self.dir = Path(".")
         self.seed = seed
@@ -286,6 +286,42 @@ def test_disentanglement_metric_renders_and_encodes_through_the_run() -> None:
     assert result["factorvae"] == 1.0 and result["betavae"] == 1.0
 
 
+SMALL_DISENTANGLEMENT = disentanglement.DisentanglementConfig(n_global=300, factorvae_L=16, factorvae_train_votes=60, factorvae_test_votes=60,
+                                                               betavae_L=8, betavae_train_points=60, betavae_test_points=60, pca_samples=500)
+
+
+class LinearFactorGenerator(FactorGenerator):
+    """A fake dSprites generator whose 16 'pixels' are a fixed linear function of the factors."""
+
+    mixing = torch.randn(5, 16, generator=torch.Generator().manual_seed(3))
+
+    def render(self, factors: Tensor) -> Tensor:
+        return (factors.float() @ self.mixing).view(len(factors), 1, 1, 16)
+
+
+def test_the_pca_reference_is_in_range_and_the_same_for_every_run_of_a_code_size() -> None:
+    data = factor_bundle(FactorGenerator())
+    projection = torch.randn(5, 5, generator=torch.Generator().manual_seed(1))
+    runs = [FakeRun(data, encode=lambda x: x + 1e-3 * torch.randn(x.shape), seed=0),
+            FakeRun(data, encode=lambda x: x.flatten(1) @ projection, seed=4)]
+    results = [disentanglement.DisentanglementMetric(SMALL_DISENTANGLEMENT, None).evaluate(run) for run in runs]  # type: ignore[arg-type]
+    for result in results:
+        assert 0.0 <= result["pca_factorvae"] <= 1.0 and 0.0 <= result["pca_betavae"] <= 1.0
+    assert results[0]["factorvae"] != results[1]["factorvae"]  # the runs differ; their reference does not
+    assert (results[0]["pca_factorvae"], results[0]["pca_betavae"]) == (results[1]["pca_factorvae"], results[1]["pca_betavae"])
+    metric = disentanglement.DisentanglementMetric
+    assert metric.references == {"factorvae": "pca_factorvae", "betavae": "pca_betavae"}
+    assert {"pca_factorvae", "pca_betavae"} <= set(metric.meanings)
+    val = metric(SMALL_DISENTANGLEMENT, None).evaluate(runs[0], split="val")  # type: ignore[arg-type]
+    assert val["pca_factorvae"] != results[0]["pca_factorvae"] or val["pca_betavae"] != results[0]["pca_betavae"]  # val's own stream
+
+
+def test_the_pca_reference_of_pixels_linear_in_the_factors_beats_chance() -> None:
+    run = FakeRun(factor_bundle(LinearFactorGenerator()), encode=lambda x: x.flatten(1)[:, :5])  # a 5-d code: 5 components
+    result = disentanglement.DisentanglementMetric(SMALL_DISENTANGLEMENT, None).evaluate(run)  # type: ignore[arg-type]
+    assert result["pca_factorvae"] > 0.4 and result["pca_betavae"] > 0.4  # chance is 0.2
+
+
 def test_disentanglement_metric_refuses_data_without_factors() -> None:
     with pytest.raises(MixframeError, match="known generative factors"):
         disentanglement.DisentanglementMetric(disentanglement.DisentanglementConfig(), None).evaluate(FakeRun(class_bundle()))  # type: ignore[arg-type]
@@ -362,6 +398,48 @@ def test_lines_pixel_fading_is_off_the_data_and_jumps() -> None:
     assert result["lines_smoothness"] > 0.5
     for key in ("lines_distance", "lines_smoothness", "lines_smoothness_undefined"):  # this run is the pixel fade itself
         assert result[f"pixel_{key}"] == pytest.approx(result[key])
+
+
+class MixingFakeRun(FakeRun):
+    """A FakeRun with a mixer, mixing as Run.mix does (the mixer's draws seeded by ``seed``)."""
+
+    def __init__(self, base: FakeRun, mixer: Mixer) -> None:
+        super().__init__(base.data, base._encode, base._decode)
+        self.mixer = self.own = mixer
+
+    def mix(self, *codes: Tensor, labels: list[Tensor] | None = None, seed: int | None = None) -> MixResult:
+        with torch.random.fork_rng():
+            if seed is not None:
+                torch.manual_seed(seed)
+            result: MixResult = self.own(list(codes), labels)
+            return result
+
+
+def test_lines_scores_the_runs_own_mixes_only_for_a_run_with_a_mixer() -> None:
+    from mixframe_plugins.mixers.mixup import MixupConfig, MixupMixer
+
+    metric = lines_benchmark.LinesMetric(lines_benchmark.LinesConfig(n_pairs=8, steps=16), None)
+    mixup = MixupMixer(MixupConfig(), None)  # type: ignore[arg-type]
+    perfect = metric.evaluate(MixingFakeRun(lines_run(True), mixup))  # type: ignore[arg-type]
+    assert perfect["own_mix_lines_distance"] < 0.01  # a mix of two angles is an angle: a true line
+    faded = metric.evaluate(MixingFakeRun(lines_run(False), mixup))  # type: ignore[arg-type]
+    assert faded["own_mix_lines_distance"] > 0.03  # pixel blends at random weights are off the lines
+    assert faded == metric.evaluate(MixingFakeRun(lines_run(False), mixup))  # type: ignore[arg-type]  # seeded by the metric
+    assert "own_mix_lines_distance" not in metric.evaluate(lines_run(False))  # type: ignore[arg-type]
+    assert "own_mix_lines_distance" in lines_benchmark.LinesMetric.meanings
+
+
+def test_lines_own_mix_column_on_tiny_trained_runs(tmp_path: Path) -> None:
+    """Through mixframe.Run.mix: the AMR (mixup) run gets the column, the plain AE (no mixer) does not."""
+    import mixframe
+
+    tiny = ["data.n_train=32", "data.n_val=8", "data.n_test=8", "train.batch_size=16", "train.epochs=1", "train.max_steps=1", "callbacks=[]"]
+    metric = lines_benchmark.LinesMetric(lines_benchmark.LinesConfig(n_pairs=4, steps=3), None)
+    root = Path(__file__).resolve().parent.parent / "recipes"
+    amr = metric.evaluate(mixframe.train(root / "lines_amr.yaml", tiny, out=tmp_path, progress=False))  # type: ignore[arg-type]
+    ae = metric.evaluate(mixframe.train(root / "lines_ae.yaml", tiny, out=tmp_path, progress=False))  # type: ignore[arg-type]
+    assert math.isfinite(amr["own_mix_lines_distance"]) and amr["own_mix_lines_distance"] >= 0.0
+    assert "own_mix_lines_distance" not in ae and "lines_distance" in ae
 
 
 def test_lines_metric_refuses_other_datasets() -> None:

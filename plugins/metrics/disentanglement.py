@@ -20,6 +20,14 @@ classifier (standardised features, logistic regression) learns k from such point
 its accuracy on held-out points.
 
 Chance level is ``1 / number of varying factors`` for both (0.2 on dSprites).
+
+The no-learning reference, ``pca_factorvae`` and ``pca_betavae``: the same two scores for a code that
+involves no autoencoder, the rendered pixels projected on their first principal components (as many as
+the run's code has dimensions, at most one per pixel), fitted on ``pca_samples`` fresh draws of the
+split's stream. The scores are measured on the same votes and points as the run's (the same draws of the
+same stream), so a study can pair them; they depend on the run only through its code size, so runs of one
+code size share one reference row. It says whether a learned code beats a linear projection of the pixels
+at naming the factors, which chance alone does not.
 """
 
 from __future__ import annotations
@@ -31,10 +39,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mixframe import BuildContext, Component, Metric, MixframeError, RendersFactors, Run, hookimpl, in_range, param, positive
+from mixframe import BuildContext, Component, Metric, MixframeError, RendersFactors, RunView, hookimpl, in_range, param, positive
 from mixframe_plugins.metrics._nets import metric_rng, to_numpy, torch_generator
 
 VAL_STREAM = 1_000_003  # split "val": the evaluation seed plus this, so tuning never sees the test samples
+PCA_STREAM = 1  # the PCA reference's fitting samples: a sub-stream of the split's, so the votes and points stay the run's own
 
 EncodeFactors = Callable[[Tensor], np.ndarray]
 """Maps factors ``(N, F)`` to flat codes ``(N, D)``: render, then encode."""
@@ -53,6 +62,7 @@ class DisentanglementConfig:
     min_std_ratio: float = param(0.01, validator=in_range(0.0, 1.0),
                                  help="code dimensions whose global std is below this fraction of the largest are collapsed and ignored")
     batch_size: int = param(1024, validator=positive, help="factor vectors rendered and encoded at a time")
+    pca_samples: int = param(5000, validator=positive, help="fresh samples of the split's stream the no-learning PCA reference is fitted on")
     seed: int = param(0, help="evaluation seed, the same for every run (not the run's seed), for every draw")
 
 
@@ -131,21 +141,44 @@ def betavae_score(encode: EncodeFactors, sample_factors: SampleFactors, factor_s
     return float(clf.score(test_x, test_y))
 
 
+def pca_encoder(render: Callable[[Tensor], Tensor], factors: Tensor, components: int, seed: int,
+                batch_size: int = 1024) -> EncodeFactors:
+    """Factors -> rendered pixels projected on their first ``components`` principal components, fitted on the renderings of
+    ``factors``: a code of the same size as a run's that no autoencoder learned (the metric's reference)."""
+    from sklearn.decomposition import PCA
+
+    def pixels(chunk: Tensor) -> np.ndarray:
+        return to_numpy(render(chunk)).reshape(len(chunk), -1).astype(np.float64)
+
+    fit = np.concatenate([pixels(chunk) for chunk in factors.split(batch_size)])
+    pca = PCA(n_components=max(1, min(components, *fit.shape)), random_state=seed).fit(fit)
+
+    def encode(chunk: Tensor) -> np.ndarray:
+        return np.asarray(pca.transform(pixels(chunk)))
+
+    return encode
+
+
 class DisentanglementMetric(Metric):
     """FactorVAE and beta-VAE disentanglement scores (needs a factor dataset such as dSprites)."""
     directions = {"factorvae": "max", "betavae": "max"}
+    references = {"factorvae": "pca_factorvae", "betavae": "pca_betavae"}
     meanings = {
         "factorvae": "FactorVAE score: how often the code dimension that varies least when one factor is held fixed names that factor "
                      "(majority vote, held-out votes); higher is better, chance is 1 / varying factors",
         "factorvae_active_dims": "code dimensions not collapsed (std at least min_std_ratio of the largest), which the FactorVAE vote uses",
         "betavae": "beta-VAE score: test accuracy of a linear classifier telling which factor two codes share from their mean "
                    "absolute difference; higher is better, chance is 1 / varying factors",
+        "pca_factorvae": "the no-learning reference: the FactorVAE score, on the same votes, of the rendered pixels' first principal "
+                         "components (as many as the run's code has dimensions, fitted on fresh samples of the same split's stream)",
+        "pca_betavae": "the no-learning reference: the beta-VAE score, on the same points, of the rendered pixels' first principal "
+                       "components (as many as the run's code has dimensions, fitted on fresh samples of the same split's stream)",
     }
 
     def __init__(self, config: DisentanglementConfig, context: BuildContext) -> None:
         self.config = config
 
-    def evaluate(self, run: Run, split: str = "test") -> dict[str, float]:
+    def evaluate(self, run: RunView, split: str = "test") -> dict[str, float]:
         data, cfg = run.data, self.config
         generator = data.generator
         if not data.spec.factor_sizes or not isinstance(generator, RendersFactors):
@@ -157,14 +190,24 @@ class DisentanglementMetric(Metric):
         def encode(factors: Tensor) -> np.ndarray:
             return to_numpy(run.encode(generator.render(factors))).reshape(len(factors), -1)
 
-        rng = metric_rng(cfg.seed if split == "test" else cfg.seed + VAL_STREAM)  # fresh samples: val has a stream of its own
+        stream = cfg.seed if split == "test" else cfg.seed + VAL_STREAM  # fresh samples: val has a stream of its own
         sizes = tuple(data.spec.factor_sizes)
-        out = factorvae_score(encode, generator.sample_factors, sizes, n_global=cfg.n_global, L=cfg.factorvae_L,
-                              train_votes=cfg.factorvae_train_votes, test_votes=cfg.factorvae_test_votes, rng=rng,
-                              min_std_ratio=cfg.min_std_ratio, batch_size=cfg.batch_size)
-        out["betavae"] = betavae_score(encode, generator.sample_factors, sizes, L=cfg.betavae_L, train_points=cfg.betavae_train_points,
-                                       test_points=cfg.betavae_test_points, rng=rng, batch_size=cfg.batch_size)
-        return out
+
+        def scores(encode: EncodeFactors) -> dict[str, float]:
+            rng = metric_rng(stream)  # the same stream for the run and the reference: the same votes and points
+            out = factorvae_score(encode, generator.sample_factors, sizes, n_global=cfg.n_global, L=cfg.factorvae_L,
+                                  train_votes=cfg.factorvae_train_votes, test_votes=cfg.factorvae_test_votes, rng=rng,
+                                  min_std_ratio=cfg.min_std_ratio, batch_size=cfg.batch_size)
+            out["betavae"] = betavae_score(encode, generator.sample_factors, sizes, L=cfg.betavae_L, train_points=cfg.betavae_train_points,
+                                           test_points=cfg.betavae_test_points, rng=rng, batch_size=cfg.batch_size)
+            return out
+
+        out = scores(encode)
+        fit_rng = np.random.default_rng([stream & 0xFFFFFFFF, PCA_STREAM])
+        fit_factors = generator.sample_factors(cfg.pca_samples, torch_generator(fit_rng)).long()
+        reference = scores(pca_encoder(generator.render, fit_factors, encode(fit_factors[:1]).shape[1], seed=int(fit_rng.integers(0, 2**31)),
+                                       batch_size=cfg.batch_size))
+        return out | {"pca_factorvae": reference["factorvae"], "pca_betavae": reference["betavae"]}
 
 
 @hookimpl
