@@ -52,10 +52,13 @@ class FakeRun:
 
     @torch.no_grad()
     def mix(self, *codes: Tensor, labels: Sequence[Tensor] | None = None, seed: int | None = None) -> MixResult:
+        """As Run.mix does: the run's own mixer, its draws seeded by ``seed``, the caller's random state left alone."""
         assert self.mixer is not None
-        if seed is not None:
-            torch.manual_seed(seed)
-        return self.mixer(list(codes), labels)
+        with torch.random.fork_rng():
+            if seed is not None:
+                torch.manual_seed(seed)
+            result: MixResult = self.mixer(list(codes), labels)
+            return result
 
 
 class CopyFirst(Mixer):
@@ -401,18 +404,12 @@ def test_lines_pixel_fading_is_off_the_data_and_jumps() -> None:
 
 
 class MixingFakeRun(FakeRun):
-    """A FakeRun with a mixer, mixing as Run.mix does (the mixer's draws seeded by ``seed``)."""
+    """A FakeRun with a mixer."""
 
     def __init__(self, base: FakeRun, mixer: Mixer) -> None:
         super().__init__(base.data, base._encode, base._decode)
-        self.mixer = self.own = mixer
+        self.mixer = mixer
 
-    def mix(self, *codes: Tensor, labels: list[Tensor] | None = None, seed: int | None = None) -> MixResult:
-        with torch.random.fork_rng():
-            if seed is not None:
-                torch.manual_seed(seed)
-            result: MixResult = self.own(list(codes), labels)
-            return result
 
 
 def test_lines_scores_the_runs_own_mixes_only_for_a_run_with_a_mixer() -> None:
