@@ -371,7 +371,12 @@ def metrics_section(runs: Sequence[RunInfo], directions: dict[str, str] | None =
 
 
 def _anchor(run: RunInfo) -> str:
-    return "run-" + "".join(c if c.isalnum() or c in "-_" else "_" for c in run.name)
+    """The run's section id: its name made safe; a labelled run's also carries its folder's digest, since two grid points'
+    labels (``a=1.5``, ``a=1_5``) may be made safe alike."""
+    import hashlib
+
+    safe = "run-" + "".join(c if c.isalnum() or c in "-_" else "_" for c in run.name)
+    return f"{safe}-{hashlib.sha1(str(run.dir).encode()).hexdigest()[:8]}" if run.label else safe
 
 
 PICTURE_CAPTIONS = {
