@@ -406,6 +406,17 @@ class CallbackContract(_Contract, _TrainedRun):
         info = run.folder.info()
         assert info.get("status") == "complete", f"the run that names callback {self.name!r} ended {info.get('status')!r}: {info}"
 
+    def test_an_evaluation_reaches_it_when_it_defines_on_evaluation(self) -> None:
+        """A callback class that defines ``on_evaluation`` is built from the run's recipe and hears both splits' numbers."""
+        import json
+
+        if getattr(self.component().implementation, "on_evaluation", None) is Callback.on_evaluation:
+            return  # it records nothing of evaluations
+        run = self.trained_run((f"callbacks=[{json.dumps({'kind': self.name, **self.params})}]",))
+        for split in ("test", "val"):
+            values = run.evaluate(["reconstruction"], split=split)
+            assert values, f"evaluating the run that names callback {self.name!r} on {split} gave no numbers"
+
 
 class _Events:
     """What a launcher told the sweep (a :class:`mixframe.kernel.interfaces.LaunchEvents`)."""

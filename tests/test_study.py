@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -278,3 +280,112 @@ def test_metrics_score_the_split_they_are_given_and_only_test_at_their_own_seed_
     assert json.loads((run.dir / "evaluation.json").read_text())["metrics"] == written == test  # val and seed 1 not written
     with pytest.raises(MixframeError, match="split 'train': choose one of val, test"):
         run.evaluate(["manifold"], split="train")
+
+
+# -- mixframe report of a study or a sweep folder ------------------------------------------------------------------
+def tiny_finished_study(folder: Path) -> Path:
+    """The smallest study with every part: two methods, one tuning trial with one seed, two table seeds, one epoch."""
+    path = tiny_study(folder, set={**SMALL, "train.epochs": 1}, seeds=[0, 1], eval_seeds=[],
+                      tune={"trials": 1, "seeds": [100], "space": {"train.lr": {"low": 1e-3, "high": 1e-2, "log": True}}})
+    return study(path, out=folder / "out", launcher=InProcess(), progress=False)
+
+
+def metric_row(page: str, key: str, table: str = "metrics") -> list[tuple[bool, str]]:
+    """The cells of ``key``'s row in the page's metrics table: (marked best, text)."""
+    body = page[page.index(f'<table class="{table}">'):]
+    row = re.search(rf"<tr><td class=\"value\"><code>{re.escape(key)}</code>.*?</tr>", body[:body.index("</table>")])
+    assert row, key
+    return [(bool(best), text) for best, text in re.findall(r'<td class="num( best)?"[^>]*>([^<&]*)', row.group(0))]
+
+
+def best_positions(values: Sequence[float], direction: str) -> set[int]:
+    target = min(values) if direction == "min" else max(values)
+    return set() if len(set(values)) == 1 else {i for i, v in enumerate(values) if v == target}
+
+
+def test_a_study_folder_is_reported_by_method_and_seed_with_the_best_marked_and_the_comparison(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from mixframe.tools.report import format_value
+
+    folder = tiny_finished_study(tmp_path)
+    capsys.readouterr()  # the runs' output
+    out = tmp_path / "report" / "report.html"
+    assert main(["report", str(folder), "--out", str(out), "--pairs", "2", "--steps", "3"]) == 0
+    assert capsys.readouterr().out.strip() == str(out) and [p.name for p in out.parent.iterdir()] == ["report.html"]
+    page = out.read_text()
+    frame = results(folder)
+    table = frame[frame["phase"] == "table"]
+    names = [f"{row['method']} seed {row['seed']}" for _, row in table.iterrows()]
+    assert names == ["ae seed 0", "ae seed 1", "amr seed 0", "amr seed 1"]
+    for i, (name, (_, row)) in enumerate(zip(names, table.iterrows()), 1):  # a section per table run, its folder named in it
+        assert f"<h2>{i}. {name}</h2>" in page and f"run folder: <code>{row['run']}</code>" in page
+    # every metric per run, the best of each row marked by its plugin's direction (manifold: distances lower, fractions higher)
+    for key, direction in (("mix_distance_mean", "min"), ("rec_distance_mean", "min"), ("on_manifold_fraction", "max")):
+        cells = metric_row(page, key)
+        values = [float(v) for v in table[key]]
+        assert [text for _, text in cells] == [format_value(v) for v in values], key
+        assert {i for i, (best, _) in enumerate(cells) if best} == best_positions(values, direction), key
+    assert "on green: the best value of its row" in page
+    # the study's comparison, as compare() gives it, its best mean marked
+    cmp = compare(frame)
+    section = page[page.index("<h2>comparison</h2>"):page.index("<h2>runs</h2>")]
+    assert "mix_distance_mean mean ± SD" in section and "(baseline)" in section
+    amr = cmp[cmp["method"] == "amr"].iloc[0]
+    assert amr["verdict"] in section and f"{amr['diff']:+.4g} [{amr['t_low']:+.4g}, {amr['t_high']:+.4g}]" in section
+    methods = cmp[cmp["role"] != "reference"]
+    best_method = methods.loc[methods["mean"].idxmin(), "method"]
+    assert re.search(rf"<tr><td>{best_method}</td><td class=\"num\">2</td><td class=\"num best\"", section)
+    # the tuning runs, grouped by trial, the chosen one marked; the interpolations labelled by method
+    assert "<h2>tuning</h2>" in page and "ae trial 0" in page and "amr trial 0" in page and "seed 100: " in page
+    assert page.count("chosen (the best mean)") == 2
+    assert "linear interpolation: ae seed 0, amr seed 0" in page
+
+    # a study that has not finished is a message naming it and the command that finishes it
+    unfinished = tmp_path / "unfinished"
+    shutil.copytree(folder, unfinished)
+    state = json.loads((unfinished / "study.json").read_text())
+    (unfinished / "study.json").write_text(json.dumps({**state, "state": "table"}))
+    assert main(["report", str(unfinished), "--out", str(tmp_path / "u.html")]) == 2
+    err = capsys.readouterr().err
+    assert f"the study {unfinished} has not finished" in err and f"mixframe study --resume {unfinished}" in err
+    assert "Traceback" not in err and not (tmp_path / "u.html").exists()
+    # a study is reported alone
+    assert main(["report", str(folder), str(table.iloc[0]["run"]), "--out", str(tmp_path / "m.html")]) == 2
+    assert "reported alone" in capsys.readouterr().err
+
+
+def test_a_folder_that_is_no_run_sweep_or_study_is_a_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["report", str(empty), "--out", str(tmp_path / "r.html")]) == 2
+    err = capsys.readouterr().err
+    assert f"{empty} is not a mixframe run folder (no recipe.yaml), nor a study folder (no study.json) or a sweep folder" in err
+    assert "a study folder (mixframe study)" in err and "Traceback" not in err
+    (tmp_path / "holder" / "sweep-x").mkdir(parents=True)
+    (tmp_path / "holder" / "sweep-x" / "sweep.json").write_text("{}")
+    with pytest.raises(MixframeError, match=r"holds 1 such folder\(s\) \(.*sweep-x\): report one of them"):
+        mixframe.report.build_report([tmp_path / "holder"])
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_a_sweep_folder_is_reported_by_grid_point_and_seed(tmp_path: Path) -> None:
+    from mixframe.tools.sweep import read_sweep, sweep
+
+    small = [f"{k}={json.dumps(v)}" for k, v in {**SMALL, "train.epochs": 1}.items()]
+    folder = sweep("spiral_ae", ["train.lr=0.001,0.01"], overrides=small, out=tmp_path, launcher=InProcess(), progress=False)
+    out = mixframe.report.write_report([folder], tmp_path / "sweep.html", interpolation=False, metric="mix_distance_mean")
+    page = out.read_text()
+    runs = read_sweep(folder)["runs"]
+    labels = [f"train.lr={run['point']['train.lr']} seed {run['seed']}" for run in runs]
+    assert [f"<h2>{i}. {label}</h2>" in page for i, label in enumerate(labels, 1)] == [True, True]
+    values = [run["metrics"]["mix_distance_mean"] for run in runs]
+    cells = metric_row(page, "mix_distance_mean")
+    assert {i for i, (best, _) in enumerate(cells) if best} == best_positions(values, "min")
+    assert "<h2>comparison</h2>" in page and "spiral_ae: train.lr=0.01" in page  # compare()'s methods, with --metric
+    # a run that did not finish is named, with the command that runs it again
+    record = json.loads((folder / "sweep.json").read_text())
+    record["runs"][1].update(status="failed", message="diverged at step 3")
+    (folder / "sweep.json").write_text(json.dumps(record))
+    page = mixframe.report.build_report([folder], interpolation=False)
+    assert f"Not finished: {labels[1]} (failed: diverged at step 3)" in page and f"mixframe sweep --resume {folder}" in page
+    assert f"<h2>1. {labels[0]}</h2>" in page and "<h2>2. " not in page

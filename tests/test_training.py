@@ -300,3 +300,62 @@ def test_one_tensorboard_event_file_per_training_session_and_a_resume_replaces_w
     assert len(sessions(run)) == 2
     again = [e.step for e in merged.Scalars("epoch/ae/reconstruction")]
     assert again[:3] == steps and len(again) == 5 and again == sorted(set(again))  # the resumed epochs added, none twice
+
+
+def hparams_tab(logdir: Path) -> tuple[list[str], dict[str, dict[str, float]]]:
+    """What TensorBoard's HParams tab shows for ``logdir``, from its own backend: the metric columns, and per session
+    (its TensorBoard run) the metric values."""
+    from tensorboard import context
+    from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
+    from tensorboard.plugins import base_plugin
+    from tensorboard.plugins.hparams import api_pb2, backend_context, get_experiment, list_session_groups
+
+    mux = plugin_event_multiplexer.EventMultiplexer()
+    mux.AddRunsFromDirectory(str(logdir))
+    mux.Reload()
+    backend = backend_context.Context(base_plugin.TBContext(logdir=str(logdir), multiplexer=mux,
+                                                            data_provider=data_provider.MultiplexerDataProvider(mux, str(logdir))))
+    request = context.RequestContext()
+    experiment = get_experiment.Handler(request, backend, "", api_pb2.GetExperimentRequest()).run()
+    asked = api_pb2.ListSessionGroupsRequest(start_index=0, slice_size=100, allowed_statuses=[api_pb2.STATUS_SUCCESS])
+    for info in experiment.metric_infos:
+        asked.col_params.add(metric=info.name)
+    groups = list_session_groups.Handler(request, backend, "", asked).run().session_groups
+    return [m.name.tag for m in experiment.metric_infos], {g.name: {m.name.tag: m.value for m in g.metric_values} for g in groups}
+
+
+def test_tensorboard_hparams_carry_the_recipe_the_final_losses_and_every_evaluation(tmp_path: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import metadata
+
+    one = mixframe.train(SPIRAL, [*SMALL, "train.epochs=1"], out=tmp_path, progress=False)
+    other = mixframe.train(SPIRAL, [*SMALL, "train.epochs=1", "train.lr=0.002"], out=tmp_path, progress=False)
+    test = one.evaluate(["reconstruction"])
+    val = one.evaluate(["reconstruction"], split="val")  # a study's tuning runs are scored so
+    one.evaluate(["reconstruction"], seed=7)  # a measurement of evaluation noise: not the run's number, not recorded
+    assert main(["evaluate", str(other.dir), "--metric", "reconstruction"]) == 0
+
+    session = EventAccumulator(str(one.dir / "tb" / "hparams"), size_guidance={"scalars": 0}).Reload()
+    summaries = session.PluginTagToContent(metadata.PLUGIN_NAME)
+    assert metadata.EXPERIMENT_TAG not in summaries  # TensorBoard then lists every session's scalars as its metrics
+    start = metadata.parse_session_start_info_plugin_data(summaries[metadata.SESSION_START_INFO_TAG])
+    assert start.hparams["train.lr"].number_value == pytest.approx(one.recipe.train.lr) and start.hparams["mixer.kind"].string_value == "mixup"
+    assert set(session.Tags()["scalars"]) == {"epoch/ae/reconstruction", "epoch/val/reconstruction", "epoch/ae/total",
+                                              *(f"eval/test/{k}" for k in test), *(f"eval/val/{k}" for k in val)}
+    assert session.Scalars("eval/test/rec_mse")[-1].value == pytest.approx(test["rec_mse"], rel=1e-6)
+    assert session.Scalars("eval/val/rec_mse")[-1].value == pytest.approx(val["rec_mse"], rel=1e-6)
+    assert session.Scalars("eval/test/rec_mse")[-1].step == one.step
+
+    # as TensorBoard's HParams tab shows the folder of both runs: a column per evaluation value, a row per run
+    columns, rows = hparams_tab(tmp_path)
+    assert {"eval/test/rec_mse", "eval/val/rec_mse", "epoch/ae/reconstruction"} <= set(columns)
+    other_mse = json.loads((other.dir / "evaluation.json").read_text())["metrics"]["rec_mse"]
+    assert rows[f"{one.dir.name}/tb/hparams"]["eval/test/rec_mse"] == pytest.approx(test["rec_mse"], rel=1e-6)
+    assert rows[f"{other.dir.name}/tb/hparams"]["eval/test/rec_mse"] == pytest.approx(other_mse, rel=1e-6)
+    assert "eval/val/rec_mse" not in rows[f"{other.dir.name}/tb/hparams"]
+
+    # a resumed run starts its session afresh: its new settings, and no evaluation of the earlier model
+    mixframe.resume(one.dir, ["train.epochs=2"], progress=False)
+    session = EventAccumulator(str(one.dir / "tb" / "hparams"), size_guidance={"scalars": 0}).Reload()
+    start = metadata.parse_session_start_info_plugin_data(session.PluginTagToContent(metadata.PLUGIN_NAME)[metadata.SESSION_START_INFO_TAG])
+    assert start.hparams["train.epochs"].number_value == 2 and not any(t.startswith("eval/") for t in session.Tags()["scalars"])

@@ -650,6 +650,9 @@ class Callback:
     ``state_dict()`` / ``load_state_dict(state)``: what the callback has counted so far (plain data:
     numbers, strings, lists, dicts), saved in every checkpoint and handed back before ``on_start``
     when the run resumes, so that its diagnostics go on where they were.
+
+    ``on_evaluation`` is the one event outside training: a callback class of the recipe that defines it is
+    built again when the run is evaluated, to record the numbers beside what it recorded while training.
     """
 
     OPEN, MEASURE, DRAW, RECORD, REPORT, CLOSE = -1000, 0, 500, 1000, 2000, 3000
@@ -673,6 +676,12 @@ class Callback:
     def on_end(self, trainer: TrainerView, summary: Mapping[str, float]) -> None: ...
 
     def on_failure(self, trainer: TrainerView, error: BaseException) -> None: ...
+
+    def on_evaluation(self, run: RunFolderView, recipe: Any, values: Mapping[str, float], *, split: str, step: int) -> None:
+        """After the run's metrics were computed (``mixframe evaluate``, ``Run.evaluate``, a sweep's or a study's
+        evaluation): ``values`` (key -> number, at the metrics' own seeds) on ``split`` (``"test"`` or ``"val"``) of the
+        model trained ``step`` minibatches, in the folder ``run`` of the run whose ``recipe`` built this callback. No
+        trainer: the callback is built from the recipe for this event alone, with the run folder's lock held."""
 
 
 def ordered(callbacks: Iterable[Callback]) -> list[Callback]:

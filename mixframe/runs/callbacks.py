@@ -345,3 +345,20 @@ def recipe_callbacks(recipe: Any, context: BuildContext, registry: Any = None) -
         built.append(registry.build("callback", spec.name, spec.config, context))
     return built
 
+
+def evaluation_callbacks(recipe: Any, context: BuildContext, registry: Any = None) -> list[Callback]:
+    """The recipe's callbacks (defaults included, those it switches off left out) whose class defines
+    ``on_evaluation``: only they are built when a run is evaluated, so that the others (a tracker's client, say)
+    are never made outside training."""
+    from mixframe.kernel.registry import get_registry
+
+    registry = registry or get_registry()
+    built = []
+    for spec in recipe.callbacks:
+        if spec.off:
+            continue
+        implementation = registry.get("callback", spec.name).implementation
+        if isinstance(implementation, type) and getattr(implementation, "on_evaluation", None) is not Callback.on_evaluation:
+            built.append(registry.build("callback", spec.name, spec.config, context))
+    return built
+

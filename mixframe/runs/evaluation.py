@@ -55,22 +55,37 @@ SPLITS = ("val", "test")
 
 def evaluate(run: EvaluatedRun, names: Sequence[str] = (), *, split: str = "test", seed: int | None = None, write: bool = True,
              echo: bool = False) -> dict[str, float]:
-    """Compute the metrics named (default: the recipe's) on ``split`` and return them; merged into the run's
-    evaluation.json when ``write`` (test split, the metrics' own seeds only: what a table reports); ``echo``
-    prints each metric's values as it finishes. The caller's random state (torch, ``random``, numpy) is as it
-    was afterwards, whatever the metrics draw.
+    """Compute the metrics named (default: the recipe's) on ``split`` and return them; ``echo`` prints each
+    metric's values as it finishes. The caller's random state (torch, ``random``, numpy) is as it was
+    afterwards, whatever the metrics draw.
+
+    With ``write``, numbers at the metrics' own seeds are recorded in the run folder: test ones merged into
+    evaluation.json (what a table reports), and those of either split handed to the recipe's callbacks that
+    define :meth:`~mixframe.kernel.interfaces.Callback.on_evaluation` (the default ``tensorboard_hparams`` puts
+    them in TensorBoard's HParams as ``eval/SPLIT/KEY``), so that every place that compares runs sees them.
 
     ``split``: ``"test"`` or ``"val"`` (a study's tuning runs are scored on val). ``seed``: an evaluation seed
     in place of each metric's own (metrics without a ``seed`` setting are computed as they are), to measure
-    how much a number moves with the evaluation set alone.
+    how much a number moves with the evaluation set alone; such numbers are never recorded.
     """
     if split not in SPLITS:
         raise MixframeError(f"split {split!r}: choose one of {', '.join(SPLITS)}")
-    write = write and split == "test" and seed is None
-    if not write:
+    if not (write and seed is None):
         return _evaluate(run, names, split, seed, echo)
     with run.folder.lock():  # one writer per run folder: not while the run trains, resumes or is evaluated elsewhere
-        return _evaluate(run, names, split, seed, echo, write=True)
+        values = _evaluate(run, names, split, seed, echo, write=split == "test")
+        if values:
+            tell_callbacks(run, values, split)
+        return values
+
+
+def tell_callbacks(run: EvaluatedRun, values: dict[str, float], split: str) -> None:
+    """Hand the run's new numbers to the recipe's callbacks that hear evaluations (``Callback.on_evaluation``)."""
+    from mixframe.runs.callbacks import evaluation_callbacks
+
+    context = BuildContext(data=run.spec, code_shape=tuple(run.encoder.code_shape))
+    for callback in evaluation_callbacks(run.recipe, context):
+        callback.on_evaluation(run.folder, run.recipe, dict(values), split=split, step=run.step)
 
 
 def _evaluate(run: EvaluatedRun, names: Sequence[str], split: str, seed: int | None, echo: bool, write: bool = False) -> dict[str, float]:

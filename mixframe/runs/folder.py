@@ -13,7 +13,7 @@ A run folder holds::
     metrics.csv        step, epoch, name, value (one row per logged scalar)
     warnings.log       every warning printed during training
     evaluation.json    metrics computed by ``mixframe evaluate``
-    tb/                TensorBoard event files
+    tb/                TensorBoard event files (tb/hparams: the run's HParams session, with its evaluations)
     grids/             interpolation grids saved during training
     loss_curves.png    the loss curves, with each critic's blind-guess level
     grid.png           the final interpolation grid
@@ -530,7 +530,7 @@ class RunFolder:
 
     # -- TensorBoard --------------------------------------------------------------------------------------
     def tensorboard(self) -> Any:
-        """The run's one TensorBoard writer on tb/, shared by every callback (scalars, pictures, hyperparameters), so
+        """The run's one TensorBoard writer on tb/, shared by every callback (scalars, pictures, the recipe's text), so
         that a training session adds one event file; opened on first use, purging from ``tensorboard_purge_step``."""
         if self._tensorboard is None:
             from torch.utils.tensorboard import SummaryWriter

@@ -267,24 +267,33 @@ def _cell(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
-def markdown(table: Any) -> str:
-    """A comparison table (from :func:`compare`) as markdown, with the test named in the header."""
+def comparison_cells(table: Any) -> tuple[list[str], list[list[str]], str]:
+    """A comparison table (from :func:`compare`) as text: the header, one row of cells per table row, and the note that
+    names the test; what :func:`markdown` and the HTML report (``mixframe report STUDY``) both show."""
     metric, baseline = table.attrs.get("metric"), table.attrs.get("baseline")
     better = {"max": "higher is better", "min": "lower is better"}.get(table.attrs.get("direction") or "", "")
     head = ["method", "seeds", f"{metric} mean ± SD", "per seed", "eval SD", f"minus {baseline} [95% t CI]", "p", "p (Holm)",
             "bootstrap 95%", "verdict"]
-    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    rows = []
     for _, r in table.iterrows():
         if r["role"] == "reference":
-            lines.append(f"| {r['method']} | - | {_cell(r['mean'])} | | | | | | | |")
+            rows.append([str(r["method"]), "-", _cell(r["mean"]), *[""] * 7])
             continue
         mean = f"{_cell(r['mean'])} ± {_cell(r['sd'], 2)}" if math.isfinite(r["sd"]) else _cell(r["mean"])
         diff = "(baseline)" if r["role"] == "baseline" else (f"{r['diff']:+.4g} [{r['t_low']:+.4g}, {r['t_high']:+.4g}]"
                                                             if math.isfinite(r["t_low"]) else _cell(r["diff"]))
         boot = f"[{r['boot_low']:+.4g}, {r['boot_high']:+.4g}]" if r["role"] != "baseline" and math.isfinite(r["boot_low"]) else ""
-        lines.append("| " + " | ".join([str(r["method"]), str(r["seeds"]), mean, str(r["per_seed"]), _cell(r["eval_sd"], 2), diff,
-                                        _cell(r["p"], 3), _cell(r["p_holm"], 3), boot, _cell(r["verdict"])]) + " |")
-    note = (f"\n{metric}: {better}. Differences are paired by seed; p from a paired t test, Holm-adjusted over the "
+        rows.append([str(r["method"]), str(r["seeds"]), mean, str(r["per_seed"]), _cell(r["eval_sd"], 2), diff,
+                     _cell(r["p"], 3), _cell(r["p_holm"], 3), boot, _cell(r["verdict"])])
+    note = (f"{metric}: {better}. Differences are paired by seed; p from a paired t test, Holm-adjusted over the "
             f"{int((table['role'] == 'method').sum())} comparison(s) with {baseline}; \"shown\" needs an adjusted p below {ALPHA}. "
             "eval SD: the SD over evaluation seeds of one trained model (mean over runs), beside the SD over training seeds.")
-    return "\n".join(lines) + "\n" + note
+    return head, rows, note
+
+
+def markdown(table: Any) -> str:
+    """A comparison table (from :func:`compare`) as markdown, with the test named in the header."""
+    head, rows, note = comparison_cells(table)
+    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n\n" + note
