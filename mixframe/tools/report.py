@@ -41,6 +41,7 @@ th, td { border: 1px solid #bbb; padding: 4px 8px; vertical-align: top; }
 th { background: #eee; text-align: left; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 td.desc { min-width: 12em; max-width: 22em; }
+td.seeds { text-align: right; font-variant-numeric: tabular-nums; min-width: 8em; max-width: 14em; }
 td.name { min-width: 12em; max-width: 20em; overflow-wrap: break-word; }
 @media (max-width: 1000px) {  /* a narrow window: each run a card of labelled lines, so no column is squeezed */
   table.runs, table.runs tbody, table.runs tr, table.runs td { display: block; }
@@ -574,7 +575,7 @@ def comparison_section(table: Any) -> str:
     for i, (row, role) in enumerate(zip(rows, roles)):
         cells = []
         for j, cell in enumerate(row):
-            kind = "" if j in (0, 9) else "num"
+            kind = "" if j in (0, 9) else "seeds" if j == 3 else "num"  # per-seed values wrap, so the verdict stays in view
             if j == 2 and i in best:
                 cells.append(f'<td class="num best" title="the best mean ({BETTER[direction]})">{esc(cell)}&nbsp;&#9733;</td>')
             else:
