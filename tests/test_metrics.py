@@ -530,6 +530,11 @@ def test_own_mixes_are_scored_with_the_runs_own_mixer_without_changing_the_commo
     config = manifold.ManifoldConfig(n_mixes=300)
     plain = manifold.ManifoldMetric(config, None).evaluate(FakeRun(circle_bundle()))  # type: ignore[arg-type]
     assert not any(key.startswith("own_mix") for key in plain)  # a run without a mixer has no own mixes
+    from mixframe_plugins.mixers.none import NoneConfig, NoneMixer
+
+    unmixed = FakeRun(circle_bundle())
+    unmixed.mixer = NoneMixer(NoneConfig(), None)  # type: ignore[arg-type]  # the AE's: its "mixes" are reconstructions
+    assert manifold.ManifoldMetric(config, None).evaluate(unmixed) == plain  # type: ignore[arg-type]
     copier, halver = FakeRun(circle_bundle()), FakeRun(circle_bundle())
     copier.mixer, halver.mixer = CopyFirst(), HalfWay()
     copied = manifold.ManifoldMetric(config, None).evaluate(copier)  # type: ignore[arg-type]

@@ -75,7 +75,11 @@ def test_a_tiny_study_tunes_on_val_with_equal_budgets_and_tables_on_test_with_di
     # the critic's learning rate is tuned for AMR and skipped for the AE, which has no critic
     assert all(set(s) == {"train.lr"} for s in tune[tune["method"] == "ae"]["settings"])
     assert all(set(s) == {"train.lr", "train.critic_lr"} for s in tune[tune["method"] == "amr"]["settings"])
-    assert "ae: train.critic_lr (the method has no critic)" in (folder / "table.md").read_text()
+    text = (folder / "table.md").read_text()
+    assert "ae: train.critic_lr (the method has no critic)" in text
+    # each method with a mixer is also scored on its own mixes; the AE has none, so nothing is compared with it there
+    own = text.split("On each method's own mixes (own_mix_distance_mean")[1].split("Chosen settings")[0]
+    assert "| amr | 3 |" in own and "| ae |" not in own and "nothing is compared" in own
     storage = f"sqlite:///{folder / 'optuna.db'}"
     for method in ("ae", "amr"):
         trials = optuna.load_study(study_name=method, storage=storage).trials

@@ -285,8 +285,10 @@ def comparison_cells(table: Any) -> tuple[list[str], list[list[str]], str]:
         boot = f"[{r['boot_low']:+.4g}, {r['boot_high']:+.4g}]" if r["role"] != "baseline" and math.isfinite(r["boot_low"]) else ""
         rows.append([str(r["method"]), str(r["seeds"]), mean, str(r["per_seed"]), _cell(r["eval_sd"], 2), diff,
                      _cell(r["p"], 3), _cell(r["p_holm"], 3), boot, _cell(r["verdict"])])
-    note = (f"{metric}: {better}. Differences are paired by seed; p from a paired t test, Holm-adjusted over the "
-            f"{int((table['role'] == 'method').sum())} comparison(s) with {baseline}; \"shown\" needs an adjusted p below {ALPHA}. "
+    tested = (f"Differences are paired by seed; p from a paired t test, Holm-adjusted over the {int((table['role'] == 'method').sum())} "
+              f"comparison(s) with {baseline}; \"shown\" needs an adjusted p below {ALPHA}." if baseline else
+              "No baseline among these runs, so nothing is compared.")
+    note = (f"{metric}: {better}. {tested} "
             "eval SD: the SD over evaluation seeds of one trained model (mean over runs), beside the SD over training seeds.")
     return head, rows, note
 

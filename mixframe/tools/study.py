@@ -663,6 +663,13 @@ def _table(folder: Path, plan: Plan, state: StudyState, launcher: Launcher) -> N
     _launch(state, launcher, runs)
 
 
+def own_mix_key(metric: str, columns: Sequence[str]) -> str | None:
+    """The column that scores ``metric`` on each run's own mixes, by the metrics' naming rule: ``own_mix_KEY``, or
+    ``own_KEY`` for a key that starts with ``mix_`` (``mix_fid`` -> ``own_mix_fid``); None when no run measured it."""
+    key = f"own_{metric}" if metric.startswith("mix_") else f"own_mix_{metric}"
+    return key if key in columns else None
+
+
 def write_table(folder: str | Path) -> str:
     """table.md of a finished study: the comparison, the chosen settings (edges flagged), the skipped keys."""
     from mixframe.runs.folder import atomic_write_bytes
@@ -673,6 +680,14 @@ def write_table(folder: str | Path) -> str:
     frame = results(folder)
     lines = [f"Study: `{record['source']}`" + (f" with --set {' '.join(record['overrides'])}" if record.get("overrides") else ""), "",
              markdown(compare(frame)), ""]
+    own = own_mix_key(record["metric"], frame.columns)
+    if own is not None:  # the methods with a mixer, each on the mixes it trained on
+        scored = frame[frame[own].notna()].copy()
+        scored.attrs = {}
+        baseline = record["baseline"] if (scored["method"] == record["baseline"]).any() else None
+        lines += [f"On each method's own mixes ({own}: mixes made by its own trained mixer, the ones it trained on; a method "
+                  "without a mixer has no row" + ("" if baseline else ", the baseline included, so no row is compared") + "):", "",
+                  markdown(compare(scored, own, baseline)), ""]
     if record.get("best"):
         lines += ["Chosen settings (best mean on the validation split over the tuning seeds):", ""]
         for name, best in record["best"].items():

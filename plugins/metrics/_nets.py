@@ -76,12 +76,12 @@ them changed none of the numbers a metric measured before, whose draws come from
 
 def own_mixes(run: RunView, examples: Dataset, n: int, seed: int) -> Tensor | None:
     """Codes mixed by the run's own trained mixer from ``n`` random groups of test examples (the second and
-    later sources differ from the first), or None for a run trained without a mixer.
+    later sources differ from the first), or None for a run trained without mixing.
 
     Why: the common measure decodes linear midpoints for every run, a mix that a Bernoulli or 3-way run never
     trained on; these are the mixes each method did train on, so a column of them says how its own mixes look.
     The mixer's random draws (alpha, masks) are seeded from the same stream, the same for every run."""
-    if run.mixer is None:
+    if run.mixer is None or run.mixer.num_sources < 2:  # no mixer, or the "none" mixer: its "mixes" are reconstructions
         return None
     rng = np.random.default_rng(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, OWN_MIX_STREAM]))
     total = len(examples)  # type: ignore[arg-type]
