@@ -80,6 +80,7 @@ def test_a_tiny_study_tunes_on_val_with_equal_budgets_and_tables_on_test_with_di
     # each method with a mixer is also scored on its own mixes; the AE has none, so nothing is compared with it there
     own = text.split("On each method's own mixes (own_mix_distance_mean")[1].split("Chosen settings")[0]
     assert "| amr | 3 |" in own and "| ae |" not in own and "nothing is compared" in own
+    assert "Code: every run at commit" in text  # one version of the code made the whole table
     storage = f"sqlite:///{folder / 'optuna.db'}"
     for method in ("ae", "amr"):
         trials = optuna.load_study(study_name=method, storage=storage).trials
@@ -216,6 +217,19 @@ def test_a_study_whose_every_trial_breaks_a_constraint_says_so(tmp_path: Path) -
     for method in ("ae", "amr"):  # kept in the storage, where TPE and a resumed study read them
         trials = optuna.load_study(study_name=method, storage=storage).trials
         assert [t.constraints for t in trials] == [{"on_manifold_threshold": pytest.approx(0.06)}] * 2  # the threshold, above max 0
+
+
+def test_a_study_counts_the_commits_its_runs_ran_at(tmp_path: Path) -> None:
+    from mixframe.tools.study import code_versions
+
+    runs = []
+    for i, commit in enumerate(["abc", "abc", "def+dirty"]):
+        folder = tmp_path / f"run{i}"
+        folder.mkdir()
+        (folder / "environment.json").write_text(json.dumps({"commit": commit}))
+        runs.append({"run": str(folder)})
+    runs.append({"run": None})  # not finished: not counted
+    assert code_versions({"runs": runs}) == {"abc": 2, "def+dirty": 1}
 
 
 def test_a_search_key_a_method_lacks_is_skipped_and_said(tmp_path: Path) -> None:

@@ -670,6 +670,20 @@ def own_mix_key(metric: str, columns: Sequence[str]) -> str | None:
     return key if key in columns else None
 
 
+def code_versions(record: Mapping[str, Any]) -> dict[str, int]:
+    """How many of the study's finished runs ran at each commit (from each run's environment.json), so that a table
+    says whether it came from one version of the code."""
+    from collections import Counter
+
+    from mixframe.runs.folder import read_json
+
+    found: Counter[str] = Counter()
+    for run in record.get("runs", []):
+        if run.get("run"):
+            found[str(read_json(Path(run["run"]) / "environment.json").get("commit") or "unknown")] += 1
+    return dict(found)
+
+
 def write_table(folder: str | Path) -> str:
     """table.md of a finished study: the comparison, the chosen settings (edges flagged), the skipped keys."""
     from mixframe.runs.folder import atomic_write_bytes
@@ -703,6 +717,12 @@ def write_table(folder: str | Path) -> str:
         lines += ["", "Constraints (a usable model; tuning chose only among trials that met them): "
                   + ", ".join(f"{key} {_bounds_text(b)}" for key, b in bounds.items()), "",
                   *(["Table runs outside them (kept in the table, as measured):", "", *broken] if broken else ["Every table run met them."])]
+    commits = code_versions(record)
+    if len(commits) == 1:
+        lines += ["", f"Code: every run at commit {next(iter(commits))}."]
+    elif commits:
+        lines += ["", "Code: **the runs ran at different commits** (the checkout changed while the study ran; a run whose code "
+                  "changed under it may have failed or differ): " + ", ".join(f"{c} ({n} runs)" for c, n in commits.items()) + "."]
     skipped = [f"- {name}: {key} ({why})" for name, m in record["methods"].items() for key, why in m["skipped"].items()]
     if skipped:
         lines += ["", "Search keys skipped:", "", *skipped]
