@@ -272,7 +272,7 @@ def comparison_cells(table: Any) -> tuple[list[str], list[list[str]], str]:
     names the test; what :func:`markdown` and the HTML report (``mixframe report STUDY``) both show."""
     metric, baseline = table.attrs.get("metric"), table.attrs.get("baseline")
     better = {"max": "higher is better", "min": "lower is better"}.get(table.attrs.get("direction") or "", "")
-    head = ["method", "seeds", f"{metric} mean ± SD", "per seed", "eval SD", f"minus {baseline} [95% t CI]", "p", "p (Holm)",
+    head = ["method", "seeds", f"{metric} mean ± SD", "per seed", "eval SD", (f"minus {baseline} [95% t CI]" if baseline else "difference"), "p", "p (Holm)",
             "bootstrap 95%", "verdict"]
     rows = []
     for _, r in table.iterrows():
