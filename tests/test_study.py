@@ -407,3 +407,18 @@ def test_a_sweep_folder_is_reported_by_grid_point_and_seed(tmp_path: Path) -> No
     page = mixframe.report.build_report([folder], interpolation=False)
     assert f"Not finished: {labels[1]} (failed: diverged at step 3)" in page and f"mixframe sweep --resume {folder}" in page
     assert f"<h2>1. {labels[0]}</h2>" in page and "<h2>2. " not in page
+
+
+def test_the_study_report_names_the_trials_outside_the_constraints() -> None:
+    from mixframe.tools.report import tuning_section
+
+    def run(trial: int, value: float, rec: float) -> dict[str, Any]:
+        return {"phase": "tune", "method": "amr", "trial": trial, "seed": 100, "status": "complete", "settings": {"train.lr": 0.01},
+                "metrics": {"on_manifold_fraction": value, "rec_mse": rec}}
+
+    record = {"metric": "on_manifold_fraction", "direction": "max", "constraints": {"rec_mse": {"min": None, "max": 0.01}},
+              "runs": [run(0, 1.0, 0.5), run(1, 0.6, 0.001)], "best": {"amr": {"trial": 1, "edges": {}}}}
+    html = tuning_section(record)
+    collapsed, chosen = html.split("amr trial 0")[1].split("amr trial 1")
+    assert "outside the constraints: rec_mse 0.5 (needs &lt;= 0.01)" in collapsed  # the best score, but a collapsed decoder
+    assert "chosen (the best mean)" in chosen and "outside" not in chosen

@@ -588,13 +588,18 @@ def comparison_section(table: Any) -> str:
 
 def tuning_section(record: dict[str, Any]) -> str:
     """A study's tuning trials, by method: each trial's settings, its value on the validation split per tuning seed and
-    their mean (what chose the table's settings), the chosen trial marked with the settings at an edge of their range."""
+    their mean (what chose the table's settings), the chosen trial marked with the settings at an edge of their range, and
+    the trials outside the study's constraints (which could not be chosen) named with the value that put them there."""
+    from mixframe.tools.study import BoundSpec, violations
+
     metric, direction = record.get("metric"), record.get("direction")
+    bounds = {key: BoundSpec(**bound) for key, bound in (record.get("constraints") or {}).items()}
     trials: dict[tuple[str, int], dict[str, Any]] = {}
     for run in record.get("runs", []):
         if run.get("phase") != "tune":
             continue
-        entry = trials.setdefault((run["method"], int(run["trial"])), {"settings": run.get("settings") or {}, "seeds": {}})
+        entry = trials.setdefault((run["method"], int(run["trial"])), {"settings": run.get("settings") or {}, "seeds": {}, "metrics": []})
+        entry["metrics"].append(run.get("metrics") or {})
         value = (run.get("metrics") or {}).get(metric) if run.get("status") == "complete" else None
         entry["seeds"][int(run["seed"])] = (run.get("status"), value)
     if not trials:
@@ -614,7 +619,9 @@ def tuning_section(record: dict[str, Any]) -> str:
             mean = statistics.fmean(values) if values and all(isinstance(v, (int, float)) and math.isfinite(v) for v in values) else None
             settings = ", ".join(f"{k}={format_value(v)}" for k, v in entry["settings"].items()) or "(no key applies)"
             picked = chosen.get("trial") == number
-            mark = "chosen (the best mean)" if picked else ""
+            means = {key: statistics.fmean(m.get(key, math.nan) for m in entry["metrics"]) for key in bounds}
+            outside = violations(means, bounds) if bounds and mean is not None else []
+            mark = "chosen (the best mean)" if picked else ("outside the constraints: " + "; ".join(outside)) if outside else ""
             edges = "; ".join(f"at an edge: {why}" for why in (chosen.get("edges") or {}).values()) if picked else ""
             cells = [f'<td class="name">{esc(f"{name} trial {number}")}</td>', f"<td>{esc(settings)}</td>",
                      f'<td class="num">{"<br>".join(esc(s) for s in per_seed)}</td>',
