@@ -201,8 +201,8 @@ def test_tuning_never_chooses_a_trial_outside_the_constraints() -> None:
     none_fit = optuna.create_study(direction="maximize")
     none_fit.add_trial(optuna.trial.create_trial(params={"train.lr": 1e-3}, distributions={"train.lr": lr}, value=1.0,
                                                  system_attrs={"constraints:rec_mse": 0.49}))
-    with pytest.raises(MixframeError, match=r"no tuning trial met the constraints \(rec_mse\)"):
-        best_of(none_fit, method, "max")
+    unusable = best_of(none_fit, method, "max")  # said in table.md and left out of the table; the study goes on
+    assert unusable["trial"] is None and unusable["settings"] == {} and unusable["unusable"] == "no tuning trial met the constraints (rec_mse)"
 
 
 @pytest.mark.slow
@@ -211,7 +211,7 @@ def test_a_study_whose_every_trial_breaks_a_constraint_says_so(tmp_path: Path) -
 
     path = tiny_study(tmp_path, constraints={"on_manifold_threshold": {"max": 0.0}},
                       tune={"trials": 2, "seeds": [100], "space": {"train.lr": {"low": 1e-3, "high": 1e-2, "log": True}}})
-    with pytest.raises(MixframeError, match="method ae: no tuning trial met the constraints"):
+    with pytest.raises(MixframeError, match="the baseline ae: no tuning trial met the constraints"):  # nothing to compare with
         study(path, out=tmp_path / "out", launcher=InProcess(), progress=False)
     storage = f"sqlite:///{next((tmp_path / 'out').iterdir()) / 'optuna.db'}"
     for method in ("ae", "amr"):  # kept in the storage, where TPE and a resumed study read them

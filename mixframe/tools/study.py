@@ -621,6 +621,9 @@ def _tune(folder: Path, plan: Plan, state: StudyState, launcher: Launcher) -> No
     for name, method in plan.methods.items():
         state.record["best"][name] = best_of(studies[name], method, plan.direction)
     state.save()
+    if state.record["best"][plan.spec.baseline].get("unusable"):
+        raise MixframeError(f"the baseline {plan.spec.baseline}: {state.record['best'][plan.spec.baseline]['unusable']}; nothing can be compared "
+                            "with it: widen its search space or loosen the constraints in the study file, then start the study again")
 
 
 def best_of(opt: Any, method: Method, direction: str) -> dict[str, Any]:
@@ -632,9 +635,11 @@ def best_of(opt: Any, method: Method, direction: str) -> dict[str, Any]:
         raise MixframeError(f"method {method.name}: no tuning trial completed (each failed; see the study folder's logs)")
     infeasible = [t for t in done if any(v > 0 for v in t.constraints.values())]
     done = [t for t in done if t not in infeasible]
-    if not done:
-        raise MixframeError(f"method {method.name}: no tuning trial met the constraints ({', '.join(infeasible[0].constraints)}); "
-                            "widen the search space or loosen the constraints in the study file, then start the study again")
+    counts = {"trials": len(opt.get_trials(deepcopy=False)), "failed": sum(t.state == TrialState.FAIL for t in opt.get_trials(deepcopy=False)),
+              "infeasible": len(infeasible)}
+    if not done:  # the method has no usable model in its budget: said in the table, left out of it
+        return {"trial": None, "value": None, "settings": {}, "edges": {}, **counts,
+                "unusable": f"no tuning trial met the constraints ({', '.join(infeasible[0].constraints)})"}
     best = (max if direction == "max" else min)(done, key=lambda t: (t.value, -t.number) if direction == "max" else (t.value, t.number))
     edges = {}
     for key, value in best.params.items():
@@ -645,14 +650,14 @@ def best_of(opt: Any, method: Method, direction: str) -> dict[str, Any]:
         share = (v - low) / (high - low)  # type: ignore[operator]  # numeric ranges have both ends
         if share <= EDGE or share >= 1 - EDGE:
             edges[key] = f"{value:g} is at the {'low' if share <= EDGE else 'high'} end of [{rng.low:g}, {rng.high:g}]: widen the range"
-    return {"trial": best.number, "value": best.value, "settings": dict(best.params), "edges": edges,
-            "trials": len(opt.get_trials(deepcopy=False)), "failed": sum(t.state == TrialState.FAIL for t in opt.get_trials(deepcopy=False)),
-            "infeasible": len(infeasible)}
+    return {"trial": best.number, "value": best.value, "settings": dict(best.params), "edges": edges, **counts}
 
 
 def _table(folder: Path, plan: Plan, state: StudyState, launcher: Launcher) -> None:
     runs = []
     for name, method in plan.methods.items():
+        if state.record["best"].get(name, {}).get("unusable"):
+            continue  # no trial of its budget gave a usable model: table.md says so
         settings = state.record["best"].get(name, {}).get("settings", {})
         extra = [f"{k}={_dump(v)}" for k, v in settings.items()]
         for seed in plan.spec.seeds:
@@ -705,6 +710,9 @@ def write_table(folder: str | Path) -> str:
     if record.get("best"):
         lines += ["Chosen settings (best mean on the validation split over the tuning seeds):", ""]
         for name, best in record["best"].items():
+            if best.get("unusable"):
+                lines.append(f"- {name}: **no usable model, so not in the table**: {best['unusable']} in {best['trials']} trials")
+                continue
             chosen = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in best["settings"].items()) or "(no key applies)"
             lines.append(f"- {name}: {chosen} (trial {best['trial']} of {best['trials']}, {record['metric']} {best['value']:.4g} on val"
                          + (f", {best['failed']} failed" if best.get("failed") else "")
