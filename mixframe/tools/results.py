@@ -210,6 +210,9 @@ def compare(frame_or_path: Any, metric: str | None = None, baseline: str | None 
     direction = _direction(metric, frame)
     by_method = {m: {int(r["seed"]): float(r[metric]) for _, r in rows[rows["method"] == m].iterrows() if pd.notna(r[metric])}
                  for m in methods}
+    methods = [m for m in methods if by_method[m]]  # a method that does not measure it (no mixer for an own-mix key) has no row
+    unmeasured = baseline if baseline is not None and baseline not in methods else None
+    baseline = None if unmeasured else baseline
     base = by_method.get(baseline, {}) if baseline else {}
     out: list[dict[str, Any]] = []
     for ref_key in _reference(metric):
@@ -244,7 +247,7 @@ def compare(frame_or_path: Any, metric: str | None = None, baseline: str | None 
         out[i]["verdict"] = _verdict(out[i], direction)
     table = pd.DataFrame(out, columns=["method", "role", "seeds", "mean", "sd", "per_seed", "eval_sd", "pairs", "diff", "t_low", "t_high",
                                        "p", "p_holm", "boot_low", "boot_high", "verdict"])
-    table.attrs.update(metric=metric, baseline=baseline, direction=direction)
+    table.attrs.update(metric=metric, baseline=baseline, direction=direction, unmeasured_baseline=unmeasured)
     return table
 
 
@@ -287,7 +290,8 @@ def comparison_cells(table: Any) -> tuple[list[str], list[list[str]], str]:
                      _cell(r["p"], 3), _cell(r["p_holm"], 3), boot, _cell(r["verdict"])])
     tested = (f"Differences are paired by seed; p from a paired t test, Holm-adjusted over the {int((table['role'] == 'method').sum())} "
               f"comparison(s) with {baseline}; \"shown\" needs an adjusted p below {ALPHA}." if baseline else
-              "No baseline among these runs, so nothing is compared.")
+              (f"The baseline {table.attrs['unmeasured_baseline']} does not measure {metric}, so nothing is compared."
+               if table.attrs.get("unmeasured_baseline") else "No baseline among these runs, so nothing is compared."))
     note = (f"{metric}: {better}. {tested} "
             "eval SD: the SD over evaluation seeds of one trained model (mean over runs), beside the SD over training seeds.")
     return head, rows, note

@@ -701,12 +701,8 @@ def write_table(folder: str | Path) -> str:
              markdown(compare(frame)), ""]
     own = own_mix_key(record["metric"], frame.columns)
     if own is not None:  # the methods with a mixer, each on the mixes it trained on
-        scored = frame[frame[own].notna()].copy()
-        scored.attrs = {}
-        baseline = record["baseline"] if (scored["method"] == record["baseline"]).any() else None
         lines += [f"On each method's own mixes ({own}: mixes made by its own trained mixer, the ones it trained on; a method "
-                  "without a mixer has no row" + ("" if baseline else ", the baseline included, so no row is compared") + "):", "",
-                  markdown(compare(scored, own, baseline)), ""]
+                  "without a mixer has no row):", "", markdown(compare(frame, own)), ""]
     if record.get("best"):
         lines += ["Chosen settings (best mean on the validation split over the tuning seeds):", ""]
         for name, best in record["best"].items():
