@@ -9,6 +9,7 @@ its input: ln 2 per BCE term and 0.25 per least-squares term when it judges one 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from torch import Tensor, nn
 from torch.nn import functional as F
@@ -18,6 +19,15 @@ from torch.nn.utils.parametrizations import spectral_norm
 from mixframe import BuildContext, Discriminator, MixframeError
 
 LN2 = math.log(2.0)
+TARGETS = ("reconstruction", "mix")
+"""What a critic may judge as fake (its ``judge`` setting)."""
+
+
+def check_judge(_inst: Any, _attr: Any, value: tuple[str, ...]) -> None:
+    """The ``judge`` validator every critic's config shares: a non-empty list of distinct TARGETS."""
+    unknown = [v for v in value if v not in TARGETS]
+    if not value or unknown or len(set(value)) != len(value):
+        raise ValueError(f"must be a non-empty list of distinct items from {list(TARGETS)}, got {list(value)!r}")
 
 
 def build_body(context: BuildContext, owner: str) -> Discriminator:

@@ -25,28 +25,20 @@ balanced attributes; a critic that only learns the attributes' base rates scores
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 import attrs
 from torch import Tensor, nn
 from torch.nn import functional as F
 
 from mixframe import BuildContext, Component, MixframeError, Regularizer, Step, hookimpl, in_range, param
-from mixframe_plugins.regularizers._critic import LN2, apply_spectral_norm, build_body, chance, d_loss, g_loss
-
-TARGETS = ("reconstruction", "mix")
-
-
-def _check_judge(_inst: Any, _attr: Any, value: tuple[str, ...]) -> None:
-    unknown = [v for v in value if v not in TARGETS]
-    if not value or unknown or len(set(value)) != len(value):
-        raise ValueError(f"must be a non-empty list of distinct items from {list(TARGETS)}, got {list(value)!r}")
+from mixframe_plugins.regularizers._critic import LN2, TARGETS, apply_spectral_norm, build_body, chance, check_judge, d_loss, g_loss
 
 
 @attrs.frozen(kw_only=True)
 class AdversarialConfig:
     judge: tuple[str, ...] = param(TARGETS, help="what the critic judges as fake: reconstruction, mix, or both (AMR)",
-                                validator=_check_judge)
+                                validator=check_judge)
     loss: Literal["bce", "least_squares"] = param("bce", help="GAN loss: bce (non-saturating) or least_squares (LSGAN, targets 0/1)")
     weight: float = param(1.0, help="weight of the generator's GAN terms in the autoencoder loss", validator=in_range(0, None))
     spectral_norm: bool | None = param(None, help="spectral norm on every critic layer (null: on for images, off otherwise)")

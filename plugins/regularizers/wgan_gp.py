@@ -15,8 +15,6 @@ critic body: the penalty is what bounds its slope.
 
 from __future__ import annotations
 
-from typing import Any
-
 import attrs
 import torch
 from torch import Tensor, nn
@@ -34,20 +32,12 @@ from mixframe import (
     param,
     positive,
 )
-from mixframe_plugins.regularizers._critic import build_body
-
-TARGETS = ("reconstruction", "mix")
-
-
-def _check_judge(_inst: Any, _attr: Any, value: tuple[str, ...]) -> None:
-    unknown = [v for v in value if v not in TARGETS]
-    if not value or unknown or len(set(value)) != len(value):
-        raise ValueError(f"must be a non-empty list of distinct items from {list(TARGETS)}, got {list(value)!r}")
+from mixframe_plugins.regularizers._critic import TARGETS, build_body, check_judge
 
 
 @attrs.frozen(kw_only=True)
 class WganGpConfig:
-    judge: tuple[str, ...] = param(TARGETS, help="what the critic judges as fake: reconstruction, mix, or both", validator=_check_judge)
+    judge: tuple[str, ...] = param(TARGETS, help="what the critic judges as fake: reconstruction, mix, or both", validator=check_judge)
     weight: float = param(1.0, help="weight of the generator's terms -D(fake) in the autoencoder loss", validator=in_range(0, None))
     gp_weight: float = param(10.0, help="weight of the gradient penalty (lambda)", validator=in_range(0, None))
     n_critic: int = param(5, help="critic optimizer steps per autoencoder update", validator=positive)
