@@ -166,6 +166,7 @@ def test_a_bad_study_file_gives_every_problem_at_once_with_paths_and_exit_2(tmp_
         constraints:
           rec_mse: {}
           no_such_metric: {max: 1}
+          rec_mes: {max: 1}
           mix_distance_mean: {min: 2, max: 1}
     """))
     assert main(["study", "check", str(bad)]) == 2
@@ -174,7 +175,8 @@ def test_a_bad_study_file_gives_every_problem_at_once_with_paths_and_exit_2(tmp_
     for where in ("eval_seed: unknown key", "baseline: 'vae' is not one of the methods", "methods.ae.sett: unknown key",
                   "methods.amr:", "no_such_recipe", "tune.trials:", "tune.seeds: [0] are also table seeds",
                   "tune.space.train.lr: low (0.01) must be below high (0.0001)", "constraints.rec_mse: give min, max or both",
-                  "constraints.no_such_metric: no metric the methods compute gives 'no_such_metric'",
+                  "constraints.no_such_metric: no metric the methods compute gives 'no_such_metric' (they give: ",
+                  "constraints.rec_mes: no metric the methods compute gives 'rec_mes'; did you mean 'rec_mse'?",
                   "constraints.mix_distance_mean: min (2) must be below max (1)"):
         assert where in err, where
 

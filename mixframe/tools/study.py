@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import difflib
 import math
 import shutil
 import statistics
@@ -281,14 +282,13 @@ def check_study(path: str | Path, overrides: Sequence[str] = (), *, base: str | 
         except MixframeError as err:
             problems.add("metrics", str(err))
     direction = spec.direction or direction_of(spec.metric, plugins)
-    given = {k for p in plugins for k in (*getattr(p, "meanings", {}), *getattr(p, "directions", {}))}
-    for key in constraints:
+    given = sorted({k for p in plugins for k in (*getattr(p, "meanings", {}), *getattr(p, "directions", {}))})
+    for path, key in [*((f"constraints.{k}", k) for k in constraints), ("metric", spec.metric)]:
         if recipes and key not in given:
-            problems.add(f"constraints.{key}", f"no metric the methods compute gives {key!r} (they give: {', '.join(sorted(given)) or 'nothing'})")
-    if recipes and not any(spec.metric in getattr(p, "meanings", {}) or spec.metric in getattr(p, "directions", {}) for p in plugins):
-        problems.add("metric", f"no metric the methods compute gives {spec.metric!r} "
-                               f"(they give: {', '.join(k for p in plugins for k in getattr(p, 'meanings', {})) or 'nothing'})")
-    elif recipes and direction is None:
+            close = difflib.get_close_matches(key, given, n=1)
+            problems.add(path, f"no metric the methods compute gives {key!r}" + (f"; did you mean {close[0]!r}?" if close else "")
+                         + f" (they give: {', '.join(given) or 'nothing'})")
+    if recipes and spec.metric in given and direction is None:
         problems.add("direction", f"the metric plugin does not say whether {spec.metric} is better high or low; add direction: max or min")
     if problems:
         raise UserFileError(file, "study file", problems.items)
