@@ -260,6 +260,14 @@ def test_holm_and_the_paired_t_interval() -> None:
     assert p == pytest.approx(0.0742, abs=1e-3)  # t = 3.46 on 2 degrees of freedom
 
 
+def test_progress_lines_count_against_every_run_the_study_plans(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from mixframe.tools.study import StudyState
+
+    state = StudyState(tmp_path, {"runs": [{"status": "complete"}, {"status": "running"}]}, progress=True, planned=39)
+    state.say("tune ae trial 1 seed 100: started")
+    assert capsys.readouterr().out == "[1/39 runs done] tune ae trial 1 seed 100: started\n"  # not 1/2: the runs asked so far
+
+
 def test_results_of_something_that_is_not_a_study_is_a_message(tmp_path: Path) -> None:
     with pytest.raises(MixframeError, match="holds no study"):
         results(tmp_path)

@@ -354,8 +354,8 @@ def format_studies() -> str:
 class StudyState:
     """study.json in memory and on disk (rewritten atomically at every change); the launcher's events."""
 
-    def __init__(self, folder: Path, record: dict[str, Any], progress: bool) -> None:
-        self.folder, self.record, self.progress = folder, record, progress
+    def __init__(self, folder: Path, record: dict[str, Any], progress: bool, planned: int = 0) -> None:
+        self.folder, self.record, self.progress, self.planned = folder, record, progress, planned
         self.lock = threading.Lock()
 
     def save(self) -> None:
@@ -369,7 +369,8 @@ class StudyState:
     def say(self, text: str) -> None:
         if self.progress:
             done = sum(r["status"] == "complete" for r in self.record["runs"])
-            print(f"[{done}/{len(self.record['runs'])} runs done] {text}", flush=True)
+            total = max(self.planned, len(self.record["runs"]))  # a failed trial's runs are asked again
+            print(f"[{done}/{total} runs done] {text}", flush=True)
 
     def started(self, task: RunTask, where: str = "") -> None:
         with self.lock:
@@ -483,7 +484,8 @@ def _run(folder: Path, record: dict[str, Any], launcher: str | Launcher | None, 
     built, launcher_record = make_launcher(launcher, launcher_options, folder.resolve(), record.get("launcher"))
     record["launcher"] = launcher_record
     (folder / LOGS).mkdir(exist_ok=True)
-    state = StudyState(folder, record, progress)
+    tuning = len(plan.tune.seeds) * plan.tune.trials if plan.tune is not None else 0
+    state = StudyState(folder, record, progress, planned=len(plan.methods) * (tuning + len(plan.spec.seeds)))
     with _locked(folder):
         state.save()
         if plan.tune is not None and record["state"] == "tuning":
