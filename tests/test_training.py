@@ -140,7 +140,7 @@ def watch(losses: list[float], level: float, patience: int = 3) -> list[tuple[in
 
 
 def test_reconstruction_watch_on_measured_runs() -> None:
-    # Per-epoch losses of real runs (docs/results.md): dSprites at batch 64 converging onto the mean-image
+    # Per-epoch losses of real runs (docs/results-issue14.md): dSprites at batch 64 converging onto the mean-image
     # level from above and ending there; a dSprites run sitting on the plateau; digits passing through it.
     converging_onto = watch([6.242, 1.874, 1.371, 1.259, 1.216, 1.200], level=1.205)
     assert [e for e, _ in converging_onto] == [6] and "training ends with" in converging_onto[0][1]
