@@ -268,6 +268,21 @@ def test_progress_lines_count_against_every_run_the_study_plans(tmp_path: Path, 
     assert capsys.readouterr().out == "[1/39 runs done] tune ae trial 1 seed 100: started\n"  # not 1/2: the runs asked so far
 
 
+def test_table_md_shows_each_critics_last_probe_and_flags_one_near_chance() -> None:
+    import pandas as pd
+
+    from mixframe.tools.study import critic_lines
+
+    frame = pd.DataFrame([{"method": "ae", "phase": "table", "seed": 0, "critic_probe_auc": float("nan")},
+                          {"method": "gan", "phase": "tune", "seed": 100, "critic_probe_auc": 0.51},  # tuning runs are not the table
+                          {"method": "gan", "phase": "table", "seed": 1, "critic_probe_auc": 0.55},
+                          {"method": "gan", "phase": "table", "seed": 0, "critic_probe_auc": 0.85}])
+    lines = critic_lines(frame)
+    assert lines[-1] == "- gan: 0.700, per seed 0.850 0.550; **near chance (<= 0.6)**: seed 1 (0.55)"
+    assert not any(line.startswith("- ae") for line in lines)  # no critic, no line
+    assert critic_lines(frame[frame["method"] == "ae"]) == []
+
+
 def test_results_of_something_that_is_not_a_study_is_a_message(tmp_path: Path) -> None:
     with pytest.raises(MixframeError, match="holds no study"):
         results(tmp_path)

@@ -691,6 +691,26 @@ def code_versions(record: Mapping[str, Any]) -> dict[str, int]:
     return dict(found)
 
 
+NEAR_CHANCE_AUC = 0.6  # a critic's probe AUC at or below this tells real data from blends hardly better than chance (0.5)
+
+
+def critic_lines(frame: Any) -> list[str]:
+    """table.md's lines on the table runs' critics: each method's last probe AUC (real data against data-space
+    blends), so that a reader sees whether a critic still judged anything when training ended."""
+    table = frame[(frame["phase"] == "table") & frame["critic_probe_auc"].notna()]
+    if table.empty:
+        return []
+    lines = ["", "Critics at the end of training (each table run's last probe AUC, real examples against data-space blends "
+             "of two of them, averaged over its critics; 0.5: the critic tells them apart no better than chance):", ""]
+    for method, runs in table.groupby("method", sort=False):
+        aucs = runs.sort_values("seed")
+        near = [f"seed {seed} ({auc:.2f})" for seed, auc in zip(aucs["seed"], aucs["critic_probe_auc"]) if auc <= NEAR_CHANCE_AUC]
+        lines.append(f"- {method}: {aucs['critic_probe_auc'].mean():.3f}, per seed "
+                     + " ".join(f"{v:.3f}" for v in aucs["critic_probe_auc"])
+                     + (f"; **near chance (<= {NEAR_CHANCE_AUC})**: {', '.join(near)}" if near else ""))
+    return lines
+
+
 def write_table(folder: str | Path) -> str:
     """table.md of a finished study: the comparison, the chosen settings (edges flagged), the skipped keys."""
     from mixframe.runs.folder import atomic_write_bytes
@@ -723,6 +743,7 @@ def write_table(folder: str | Path) -> str:
         lines += ["", "Constraints (a usable model; tuning chose only among trials that met them): "
                   + ", ".join(f"{key} {_bounds_text(b)}" for key, b in bounds.items()), "",
                   *(["Table runs outside them (kept in the table, as measured):", "", *broken] if broken else ["Every table run met them."])]
+    lines += critic_lines(frame)
     commits = code_versions(record)
     if len(commits) == 1:
         lines += ["", f"Code: every run at commit {next(iter(commits))}."]
