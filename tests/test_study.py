@@ -346,6 +346,22 @@ def best_positions(values: Sequence[float], direction: str) -> set[int]:
     return set() if len(set(values)) == 1 else {i for i, v in enumerate(values) if v == target}
 
 
+@pytest.mark.slow
+def test_results_runs_with_a_metric_shows_each_run_and_that_metric_and_a_typo_is_named(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tiny_finished_study(tmp_path)
+    capsys.readouterr()
+    assert main(["results", str(folder), "--runs", "--metric", "mix_distance_mean"]) == 0
+    head, *rows = capsys.readouterr().out.splitlines()
+    assert head.split() == ["method", "phase", "seed", "split", "trial", "settings", "critic_probe_auc", "mix_distance_mean"]
+    assert len(rows) == 2 + 2 * 2 and all(str(tmp_path) not in row for row in rows)  # 1 trial + 2 table seeds per method
+    assert any(re.search(r"\bamr +tune +100 +val +0 +train\.lr=[0-9.e-]+ ", row) for row in rows)
+    assert main(["results", str(folder), "--runs", "--metric", "mix_distance_maen"]) == 2
+    err = capsys.readouterr().err
+    assert "no run measured 'mix_distance_maen'; did you mean 'mix_distance_mean'?" in err and "Traceback" not in err
+
+
+@pytest.mark.slow
 def test_a_study_folder_is_reported_by_method_and_seed_with_the_best_marked_and_the_comparison(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from mixframe.tools.report import format_value

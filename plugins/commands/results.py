@@ -4,9 +4,12 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 from pathlib import Path
+from typing import Any
 
 from mixframe import Command
+from mixframe.errors import MixframeError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -14,23 +17,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=("md", "csv", "json"), default="md", help="output format (default md)")
     parser.add_argument("--metric", help="the metric compared (default: the study's headline)")
     parser.add_argument("--baseline", help="the method compared with (default: the study's baseline)")
-    parser.add_argument("--runs", action="store_true", help="print every run (one row each) instead of the comparison")
+    parser.add_argument("--runs", action="store_true", help="print every run (one row each) instead of the comparison; "
+                        "with --metric, only that metric's column (a study's progress, trial by trial)")
 
 
 def run(args: argparse.Namespace) -> int:
     from mixframe.tools.results import compare, markdown, results
 
     frame = results(args.path)
-    table = frame if args.runs else compare(frame, args.metric, args.baseline)
+    table = run_rows(frame, args.metric) if args.runs else compare(frame, args.metric, args.baseline)
     if args.format == "csv":
         print(table.to_csv(index=False), end="")
     elif args.format == "json":
         print(table.to_json(orient="records", indent=2))
-    elif args.runs:
-        print(table.drop(columns=["eval_seeds", "source"]).to_string(index=False))
+    elif args.runs:  # for reading: settings in short, no folders (csv and json keep them)
+        shown = table.drop(columns=["eval_seeds", "source", "run"], errors="ignore")
+        shown["settings"] = [" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in s.items()) for s in shown["settings"]]
+        print(shown.to_string(index=False))
     else:
         print(markdown(table))
     return 0
+
+
+def run_rows(frame: Any, metric: str | None) -> Any:
+    """Every run, or with ``metric`` only the columns that say which run it is, its settings and that metric."""
+    if metric is None:
+        return frame
+    if metric not in frame.columns:
+        have = [c for c in frame.columns if c not in IDENTITY]
+        close = difflib.get_close_matches(metric, have, n=1)
+        raise MixframeError(f"no run measured {metric!r}" + (f"; did you mean {close[0]!r}?" if close else "") + f" (the runs have: {', '.join(have)})")
+    return frame[[c for c in IDENTITY if c in frame.columns] + [metric]]
+
+
+IDENTITY = ("method", "phase", "seed", "split", "trial", "settings", "run", "eval_seeds", "source", "critic_probe_auc")
 
 
 def command() -> Command:
