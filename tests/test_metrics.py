@@ -574,8 +574,8 @@ def test_feature_fid_of_samples_of_one_gaussian_is_small_and_of_shifted_ones_is_
     assert shifted == pytest.approx(12.0, abs=0.3)
 
 
-def halves_bundle(n: int = 64, label_kind: str = "class") -> DataBundle:
-    """8x8 images in [-1, 1]: class 0 lights the top half, class 1 the bottom half, with noise."""
+def halves_bundle(n: int = 64, label_kind: str = "class", val_noise: float = 0.1) -> DataBundle:
+    """8x8 images in [-1, 1]: class 0 lights the top half, class 1 the bottom half, with noise (``val_noise`` in val)."""
     g = torch.Generator().manual_seed(0)
     splits = {}
     for name in ("train", "val", "test"):
@@ -583,7 +583,8 @@ def halves_bundle(n: int = 64, label_kind: str = "class") -> DataBundle:
         x = torch.full((n, 1, 8, 8), -1.0)
         x[y == 0, :, :4] = 1.0
         x[y == 1, :, 4:] = 1.0
-        splits[name] = ((x + 0.1 * torch.randn(x.shape, generator=g)).clamp(-1, 1), y)
+        noise = val_noise if name == "val" else 0.1
+        splits[name] = ((x + noise * torch.randn(x.shape, generator=g)).clamp(-1, 1), y)
     return bundle(splits, DataSpec(shape=(1, 8, 8), num_classes=2), label_kind=label_kind)
 
 
@@ -617,7 +618,12 @@ def test_realism_has_a_real_against_real_floor_and_scores_own_mixes(optimizer_im
     plain = realism.RealismMetric(config, None).evaluate(FakeRun(halves_bundle(128)))  # type: ignore[arg-type]
     assert set(plain) == {"realism_classifier_acc", "real_confidence", "midpoint_confidence", "rec_confidence", "mix_fid", "rec_fid",
                           "pixel_midpoint_confidence", "pixel_mix_fid", "real_fid_floor"}
-    assert 0 <= plain["real_fid_floor"] < plain["mix_fid"]  # two halves of real data are closer than midpoints are to data
+    assert 0 <= plain["real_fid_floor"] < plain["mix_fid"]  # other real data are closer than midpoints are to data
+    # the floor is the test examples against the val split's (as many: the sample sizes of mix_fid), not two halves of
+    # the test examples, whose smaller samples put it above data-like mixes: other val data, another floor
+    noisy_val = realism.RealismMetric(config, None).evaluate(FakeRun(halves_bundle(128, val_noise=0.6)))  # type: ignore[arg-type]
+    assert noisy_val["real_fid_floor"] > plain["real_fid_floor"] + 0.1
+    assert {k: v for k, v in noisy_val.items() if k != "real_fid_floor"} == {k: v for k, v in plain.items() if k != "real_fid_floor"}
     copier, halver = FakeRun(halves_bundle(128)), FakeRun(halves_bundle(128))
     copier.mixer, halver.mixer = CopyFirst(), HalfWay()
     copied = realism.RealismMetric(config, None).evaluate(copier)  # type: ignore[arg-type]
