@@ -75,14 +75,6 @@ def feature_fid(real: np.ndarray, fake: np.ndarray) -> float:
     return frechet_distance(*feature_stats(real), *feature_stats(fake))
 
 
-def real_fid_floor(real_features: np.ndarray, other_features: np.ndarray) -> float:
-    """The Frechet distance between the scored real examples and other real examples (the other held-out split):
-    what real data scores at about ``mix_fid``'s sample sizes. The Frechet distance of finite samples is biased
-    upwards, more the smaller they are (two halves of 360 test digits: 1.1; all 360 against 359 others: 0.22), so
-    a floor measured on fewer examples than ``mix_fid`` uses would sit above mixes that are as real as data."""
-    return feature_fid(real_features, other_features)
-
-
 @attrs.frozen(kw_only=True)
 class RealismConfig:
     epochs: int = param(10, validator=positive, help="training epochs of the judge classifier")
@@ -147,10 +139,13 @@ class RealismMetric(Metric):
         p_pix, f_pix = judge(net, (x1.float() + x2.float()) / 2, run.device)  # the same pairs blended in pixel space
         extra = {"real_fid_floor": math.nan}
         others = getattr(run.data, "val" if split == "test" else "test")
-        if len(others) >= 2:  # drawn from a stream of their own, so that no earlier draw changed
+        if len(others) >= 2:
+            # the floor at about mix_fid's sample sizes: finite-sample Frechet distances are biased upwards, the more the
+            # smaller the samples (two halves of 360 test digits: 1.1; all 360 against 359 others: 0.22). The other
+            # split's examples are drawn from a stream of their own, so that no earlier draw changed.
             stream = np.random.default_rng(np.random.SeedSequence([int(cfg.seed) & 0xFFFFFFFF, OWN_MIX_STREAM, 1]))
             x_other, _ = load(others, pick(len(others), cfg.n_eval, stream))
-            extra["real_fid_floor"] = real_fid_floor(f_real.numpy(), judge(net, x_other, run.device)[1].numpy())
+            extra["real_fid_floor"] = feature_fid(f_real.numpy(), judge(net, x_other, run.device)[1].numpy())
         own = own_mixes(run, examples, cfg.n_eval, cfg.seed)
         if own is not None:
             p_own, f_own = judge(net, decoded(own), run.device)
