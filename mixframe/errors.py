@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import difflib
+from collections.abc import Iterable, Sequence
 
 
 class MixframeError(Exception):
@@ -19,3 +20,19 @@ class RecipeError(MixframeError):
         lines = [f"{path}: {msg}" for path, msg in self.problems]
         count = f"{len(lines)} problem{'s' if len(lines) != 1 else ''}"
         super().__init__(f"recipe {source} has {count}:\n  " + "\n  ".join(lines))
+
+
+def close_names(name: str, choices: Iterable[str]) -> list[str]:
+    """Up to two of ``choices`` that ``name`` looks like a misspelling of (or that differ from it only in case)."""
+    choices = [str(c) for c in choices]
+    close = difflib.get_close_matches(str(name), choices, n=2, cutoff=0.6)
+    if not close:
+        lower = {c.lower(): c for c in choices}
+        close = [lower[str(name).lower()]] if str(name).lower() in lower else []
+    return close
+
+
+def suggest(name: str, choices: Iterable[str]) -> str:
+    """A '; did you mean ...?' phrase to end a message about a misspelt ``name``, or an empty string."""
+    close = close_names(name, choices)
+    return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""

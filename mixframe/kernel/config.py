@@ -15,7 +15,6 @@ reported with its key path.
 
 from __future__ import annotations
 
-import difflib
 import math
 import types
 import typing
@@ -23,6 +22,8 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 import attrs
+
+from mixframe.errors import suggest
 
 MISSING = attrs.NOTHING
 
@@ -126,8 +127,7 @@ def _convert(value: Any, tp: Any, path: str, problems: Problems) -> Any:
         if value in args:
             return value
         choices = [str(a) for a in args]
-        close = difflib.get_close_matches(str(value), choices, n=1)
-        problems.add(path, f"must be one of {', '.join(repr(a) for a in args)}, got {value!r}" + (f"; did you mean {close[0]!r}?" if close else ""))
+        problems.add(path, f"must be one of {', '.join(repr(a) for a in args)}, got {value!r}{suggest(str(value), choices)}")
         return bad
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
@@ -206,8 +206,7 @@ def structure(cls: type, raw: Any, path: str, problems: Problems, *, ignore: tup
         if isinstance(key, bool):
             problems.add(_join(path, key), "a key read as a boolean: YAML 1.1 reads on/off/yes/no as true/false; quote the key, e.g. 'on':")
         elif key not in fields and key not in ignore:
-            close = difflib.get_close_matches(str(key), list(fields), n=1, cutoff=0.6)
-            problems.add(_join(path, key), f"unknown key; valid keys: {', '.join(fields) or '(none)'}" + (f"; did you mean {close[0]!r}?" if close else ""))
+            problems.add(_join(path, key), f"unknown key; valid keys: {', '.join(fields) or '(none)'}{suggest(str(key), fields)}")
     values: dict[str, Any] = {}
     for name, fld in fields.items():
         sub = _join(path, name)

@@ -29,7 +29,7 @@ from typing import Any, Literal
 import attrs
 import yaml
 
-from mixframe.errors import MixframeError, RecipeError
+from mixframe.errors import MixframeError, RecipeError, suggest
 from mixframe.kernel.config import (
     Problems,
     each_in_unit_interval,
@@ -41,7 +41,7 @@ from mixframe.kernel.config import (
     structure,
     unstructure,
 )
-from mixframe.kernel.registry import Registry, get_registry, suggest
+from mixframe.kernel.registry import Registry, get_registry
 
 SCHEMA_VERSION = 1
 

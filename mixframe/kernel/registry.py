@@ -29,7 +29,6 @@ found (the command line prints them).
 
 from __future__ import annotations
 
-import difflib
 import functools
 import importlib
 import os
@@ -41,7 +40,7 @@ from typing import Any
 import attrs
 import pluggy
 
-from mixframe.errors import MixframeError, RecipeError
+from mixframe.errors import MixframeError, RecipeError, suggest
 from mixframe.kernel import hookspecs
 from mixframe.kernel.config import Problems, structure
 from mixframe.kernel.registry_types import CAPABILITIES, KINDS, Command, Component
@@ -145,11 +144,6 @@ class Conflict:
         return (f"{self.situation()}; a recipe that uses it must say which, with {self.choices()}, "
                 "or uninstall one of them (everything else works as usual)")
 
-
-def suggest(name: str, choices: Iterable[str]) -> str:
-    """A 'did you mean' phrase for ``name`` among ``choices``, or an empty string."""
-    close = difflib.get_close_matches(str(name), list(choices), n=2, cutoff=0.6)
-    return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
 
 
 def autoload_default() -> bool:

@@ -71,7 +71,7 @@ def path_of(name: str) -> Path:
     bare = name.removeprefix(PREFIX).removesuffix(SUFFIX).strip("/")
     choices = names()
     if bare not in choices:
-        from mixframe.kernel.registry import suggest
+        from mixframe.errors import suggest
 
         raise MixframeError(f"no shipped recipe is named {bare!r}; choices: {', '.join(choices)}{suggest(bare, choices)} "
                             "(mixframe recipes lists them with what each does)")
@@ -102,7 +102,7 @@ def recipe_path(recipe: str | Path) -> Path:
     bare = text.removesuffix(SUFFIX)
     if bare in names():
         return path_of(bare)
-    from mixframe.kernel.registry import suggest
+    from mixframe.errors import suggest
 
     raise RecipeError(text, [("(file)", f"not found, and no shipped recipe has that name; shipped recipes: {', '.join(names())}"
                                         f"{suggest(bare, names())} (mixframe recipes lists them with what each does)")])

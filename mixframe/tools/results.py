@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mixframe.errors import MixframeError
+from mixframe.errors import MixframeError, suggest
 
 ALPHA = 0.05
 LEVEL = 0.95
@@ -138,6 +138,21 @@ def results(path: str | Path) -> Any:
     frame["trial"] = frame["trial"].astype("Int64")  # a tuning trial's number; none for table and sweep runs
     frame.attrs.update(attrs)
     return frame
+
+
+IDENTITY = ("method", "phase", "seed", "split", "trial", "settings", "run", "eval_seeds", "source", "critic_probe_auc")
+"""The columns of :func:`results` that say which run a row is, rather than what it measured."""
+
+
+def metric_column(frame: Any, metric: str | None) -> Any:
+    """``frame`` (from :func:`results`) cut to the columns that say which run each row is and ``metric``'s column:
+    how a reader follows a running study trial by trial. ``metric=None`` returns ``frame`` unchanged."""
+    if metric is None:
+        return frame
+    if metric not in frame.columns:
+        have = [c for c in frame.columns if c not in IDENTITY]
+        raise MixframeError(f"no run measured {metric!r}{suggest(metric, have)} (the runs have: {', '.join(have)})")
+    return frame[[c for c in IDENTITY if c in frame.columns] + [metric]]
 
 
 def holm(pvalues: list[float]) -> list[float]:

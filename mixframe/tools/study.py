@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import difflib
 import math
 import shutil
 import statistics
@@ -36,7 +35,7 @@ from typing import Any, Literal
 
 import attrs
 
-from mixframe.errors import MixframeError, RecipeError
+from mixframe.errors import MixframeError, RecipeError, suggest
 from mixframe.kernel.config import Problems, param, positive, structure
 from mixframe.kernel.interfaces import Launcher, RunTask
 from mixframe.tools.results import direction_of, read_study
@@ -285,8 +284,7 @@ def check_study(path: str | Path, overrides: Sequence[str] = (), *, base: str | 
     given = sorted({k for p in plugins for k in (*getattr(p, "meanings", {}), *getattr(p, "directions", {}))})
     for path, key in [*((f"constraints.{k}", k) for k in constraints), ("metric", spec.metric)]:
         if recipes and key not in given:
-            close = difflib.get_close_matches(key, given, n=1)
-            problems.add(path, f"no metric the methods compute gives {key!r}" + (f"; did you mean {close[0]!r}?" if close else "")
+            problems.add(path, f"no metric the methods compute gives {key!r}{suggest(key, given)}"
                          + f" (they give: {', '.join(given) or 'nothing'})")
     if recipes and spec.metric in given and direction is None:
         problems.add("direction", f"the metric plugin does not say whether {spec.metric} is better high or low; add direction: max or min")

@@ -15,7 +15,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mixframe.kernel.registry import get_registry, suggest
+    from mixframe.errors import suggest
+    from mixframe.kernel.registry import get_registry
 
     reg = get_registry()
     if args.kind and args.kind not in KINDS:

@@ -1,15 +1,12 @@
 """``mixframe results PATH``: a study's or sweep's comparison table (``mixframe.tools.results.compare``), or its runs
-(``--runs``: ``mixframe.tools.results.results``), as markdown, CSV or JSON."""
+(``--runs``: ``mixframe.tools.results.results``, with ``--metric`` ``metric_column``), as markdown, CSV or JSON."""
 
 from __future__ import annotations
 
 import argparse
-import difflib
 from pathlib import Path
-from typing import Any
 
 from mixframe import Command
-from mixframe.errors import MixframeError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,10 +19,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mixframe.tools.results import compare, markdown, results
+    from mixframe.tools.results import compare, markdown, metric_column, results
 
     frame = results(args.path)
-    table = run_rows(frame, args.metric) if args.runs else compare(frame, args.metric, args.baseline)
+    table = metric_column(frame, args.metric) if args.runs else compare(frame, args.metric, args.baseline)
     if args.format == "csv":
         print(table.to_csv(index=False), end="")
     elif args.format == "json":
@@ -37,20 +34,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(markdown(table))
     return 0
-
-
-def run_rows(frame: Any, metric: str | None) -> Any:
-    """Every run, or with ``metric`` only the columns that say which run it is, its settings and that metric."""
-    if metric is None:
-        return frame
-    if metric not in frame.columns:
-        have = [c for c in frame.columns if c not in IDENTITY]
-        close = difflib.get_close_matches(metric, have, n=1)
-        raise MixframeError(f"no run measured {metric!r}" + (f"; did you mean {close[0]!r}?" if close else "") + f" (the runs have: {', '.join(have)})")
-    return frame[[c for c in IDENTITY if c in frame.columns] + [metric]]
-
-
-IDENTITY = ("method", "phase", "seed", "split", "trial", "settings", "run", "eval_seeds", "source", "critic_probe_auc")
 
 
 def command() -> Command:

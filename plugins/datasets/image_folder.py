@@ -26,7 +26,6 @@ image-file dataset) are shared by the other folder-based dataset plugins (celeba
 from __future__ import annotations
 
 import csv
-import difflib
 import io
 import os
 from collections.abc import Callable, Sequence
@@ -41,6 +40,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from mixframe import Component, DataBundle, DataContext, DataSpec, MixframeError, hookimpl, in_range, param, positive
+from mixframe.errors import close_names
 from mixframe.kernel.files import convert_image, open_user_image, read_user_text
 from mixframe.kernel.interfaces import ImagePreprocess
 
@@ -103,12 +103,9 @@ def split_sizes(n: int, val_fraction: float, test_fraction: float, what: str) ->
 
 
 def suggestion(name: str, choices: Sequence[str]) -> str:
-    """A 'did you mean' phrase for a misspelt name, or an empty string."""
-    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)
-    if not close:
-        lower = {c.lower(): c for c in choices}
-        close = [lower[name.lower()]] if name.lower() in lower else []
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    """A ' (did you mean ...?)' phrase for a misspelt name, or an empty string."""
+    close = close_names(name, choices)
+    return f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
 
 
 def check_attribute_names(wanted: Sequence[str], available: Sequence[str], source: str) -> list[int]:
