@@ -111,7 +111,8 @@ def test_train_writes_a_complete_run_folder(tmp_path: Path, capsys: pytest.Captu
     info = json.loads((run / "run.json").read_text())
     assert info["status"] == "complete" and info["epoch"] == 3 and info["overrides"] == SMALL
     assert load_recipe(run / "recipe.yaml") == small_spiral()
-    assert "torch" in json.loads((run / "environment.json").read_text())["packages"]
+    environment = json.loads((run / "environment.json").read_text())
+    assert "torch" in environment["packages"] and environment["cpu"]["model"] and environment["cpu"]["capability"]
     rows = (run / "metrics.csv").read_text().splitlines()
     assert rows[0] == "step,epoch,name,value" and any("d_real_chance" in r for r in rows)
     assert main(["resume", str(run)]) == 0

@@ -350,6 +350,17 @@ def git_commit() -> str | None:
     return head.stdout.strip() + ("+dirty" if dirty.returncode == 0 and dirty.stdout.strip() else "")
 
 
+def cpu_model() -> str:
+    """The processor's model name (Linux: /proc/cpuinfo), or what ``platform`` knows of it elsewhere."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def environment(device: Any, threads_source: str | None = None) -> dict[str, Any]:
     """Python, platform, package versions and device: enough to say what ran where."""
     import torch
@@ -369,6 +380,8 @@ def environment(device: Any, threads_source: str | None = None) -> dict[str, Any
         "packages": packages,
         "device": str(device),
         "cuda": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+        # the float kernels torch picks depend on the CPU: the same run gives slightly different numbers on another kind
+        "cpu": {"model": cpu_model(), "capability": torch.backends.cpu.get_cpu_capability()},
         "threads": torch.get_num_threads(),
         "threads_source": threads_source,  # train.threads, MIXFRAME_THREADS or torch's default
         "commit": git_commit(),
