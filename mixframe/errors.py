@@ -24,11 +24,11 @@ class RecipeError(MixframeError):
 
 def close_names(name: str, choices: Iterable[str]) -> list[str]:
     """Up to two of ``choices`` that ``name`` looks like a misspelling of (or that differ from it only in case)."""
-    choices = [str(c) for c in choices]
-    close = difflib.get_close_matches(str(name), choices, n=2, cutoff=0.6)
+    name, choices = str(name), [str(c) for c in choices]
+    close = difflib.get_close_matches(name, choices, n=2, cutoff=0.6)
     if not close:
         lower = {c.lower(): c for c in choices}
-        close = [lower[str(name).lower()]] if str(name).lower() in lower else []
+        close = [lower[name.lower()]] if name.lower() in lower else []
     return close
 
 

@@ -176,7 +176,7 @@ def test_a_bad_study_file_gives_every_problem_at_once_with_paths_and_exit_2(tmp_
                   "methods.amr:", "no_such_recipe", "tune.trials:", "tune.seeds: [0] are also table seeds",
                   "tune.space.train.lr: low (0.01) must be below high (0.0001)", "constraints.rec_mse: give min, max or both",
                   "constraints.no_such_metric: no metric the methods compute gives 'no_such_metric' (they give: ",
-                  "constraints.rec_mes: no metric the methods compute gives 'rec_mes'; did you mean 'rec_mse'",
+                  "constraints.rec_mes: no metric the methods compute gives 'rec_mes'; did you mean 'rec_mse' or 'rec_ssim'? (they give: ",
                   "constraints.mix_distance_mean: min (2) must be below max (1)"):
         assert where in err, where
 
@@ -358,7 +358,7 @@ def test_results_runs_with_a_metric_shows_each_run_and_that_metric_and_a_typo_is
     assert any(re.search(r"\bamr +tune +100 +val +0 +train\.lr=[0-9.e-]+ ", row) for row in rows)
     assert main(["results", str(folder), "--runs", "--metric", "mix_distance_maen"]) == 2
     err = capsys.readouterr().err
-    assert "no run measured 'mix_distance_maen'; did you mean 'mix_distance_mean'" in err and "Traceback" not in err
+    assert "no run measured 'mix_distance_maen'; did you mean 'mix_distance_mean' or 'own_mix_distance_mean'? (the runs have: " in err and "Traceback" not in err
 
 
 @pytest.mark.slow

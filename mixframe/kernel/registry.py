@@ -145,7 +145,6 @@ class Conflict:
                 "or uninstall one of them (everything else works as usual)")
 
 
-
 def autoload_default() -> bool:
     """Whether third-party plugins load: yes unless ``MIXFRAME_DISABLE_PLUGIN_AUTOLOAD`` is set (to anything but 0)."""
     return os.environ.get("MIXFRAME_DISABLE_PLUGIN_AUTOLOAD", "") in ("", "0")
